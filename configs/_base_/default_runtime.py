@@ -1,0 +1,28 @@
+default_scope = 'ssvision'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2,
+                    save_last=True),
+)
+# Teacher = EMA of the student (ssvision's one convention, see EMATeacherHook);
+# ResumeStateHook makes checkpoints exact to resume and weights_only-loadable.
+custom_hooks = [
+    dict(type='EMATeacherHook', momentum=0.999, ramp=True),
+    dict(type='ResumeStateHook'),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+log_processor = dict(by_epoch=False, window_size=50)
+log_level = 'INFO'
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,16 @@
+from . import transforms  # noqa: F401  (registers the transforms)
+from .base import BaseClsDataset, read_image
+from .cifar import CIFAR10, CIFAR100
+from .collate import semi_collate
+from .digits import Digits8x8
+from .image_folder import ImageFolder
+from .mnist import FashionMNIST, MNIST5k, MNISTIdx, read_idx, save_idx
+from .samplers import SemiSampler
+from .semi_dataset import SemiDataset
+from .split import load_split, make_split, save_split
+
+__all__ = [
+    'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'Digits8x8', 'FashionMNIST', 'ImageFolder',
+    'MNIST5k', 'MNISTIdx', 'SemiDataset', 'SemiSampler', 'load_split', 'make_split',
+    'read_idx', 'read_image', 'save_idx', 'save_split', 'semi_collate',
+]

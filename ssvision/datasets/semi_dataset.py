@@ -1,0 +1,74 @@
+"""A labeled and an unlabeled dataset served as one index space."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from torch.utils.data import Dataset
+
+from ssvision.registry import DATASETS
+
+Index = Union[int, tuple]
+
+
+@DATASETS.register_module()
+class SemiDataset(Dataset):
+    """Concatenates a labeled and an unlabeled dataset.
+
+    Indices ``[0, len(labeled))`` are labeled samples, ``[len(labeled), len(self))``
+    unlabeled ones. :class:`~ssvision.datasets.SemiSampler` draws from both parts.
+    An index may be ``(index, sample_seed)``; the seed is passed on unchanged.
+
+    Args:
+        labeled (dict | Dataset): the labeled dataset (config or object).
+        unlabeled (dict | Dataset): the unlabeled dataset; its samples carry
+            ``gt_label = -1``.
+
+    Raises:
+        ValueError: when the labeled part is empty or the two parts disagree on the
+            class names.
+    """
+
+    def __init__(self, labeled: dict | Dataset, unlabeled: dict | Dataset) -> None:
+        self.labeled = DATASETS.build(labeled) if isinstance(labeled, dict) else labeled
+        self.unlabeled = DATASETS.build(unlabeled) if isinstance(unlabeled, dict) else unlabeled
+        if len(self.labeled) == 0:
+            raise ValueError('SemiDataset: the labeled dataset is empty')
+        meta_l = getattr(self.labeled, 'metainfo', {}) or {}
+        meta_u = getattr(self.unlabeled, 'metainfo', {}) or {}
+        if meta_l.get('classes') and meta_u.get('classes') and \
+                tuple(meta_l['classes']) != tuple(meta_u['classes']):
+            raise ValueError(
+                'SemiDataset: labeled and unlabeled datasets have different classes: '
+                f'{meta_l["classes"]} vs {meta_u["classes"]}')
+
+    @property
+    def num_labeled(self) -> int:
+        return len(self.labeled)
+
+    @property
+    def num_unlabeled(self) -> int:
+        return len(self.unlabeled)
+
+    @property
+    def metainfo(self) -> dict:
+        return dict(getattr(self.labeled, 'metainfo', {}) or {})
+
+    @property
+    def num_classes(self) -> int | None:
+        return getattr(self.labeled, 'num_classes', None)
+
+    def __len__(self) -> int:
+        return self.num_labeled + self.num_unlabeled
+
+    def __getitem__(self, idx: Index) -> Any:
+        seed = None
+        if isinstance(idx, (tuple, list)):
+            idx, seed = int(idx[0]), int(idx[1])
+        if idx < 0 or idx >= len(self):
+            raise IndexError(f'SemiDataset index {idx} out of range [0, {len(self)})')
+        if idx < self.num_labeled:
+            part, local = self.labeled, idx
+        else:
+            part, local = self.unlabeled, idx - self.num_labeled
+        return part[(local, seed)] if seed is not None else part[local]

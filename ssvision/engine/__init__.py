@@ -1,0 +1,5 @@
+from .hooks import *  # noqa: F401,F403
+from .loops import SemiIterBasedTrainLoop
+from .rng import get_rng_states, preserved_rng, set_rng_states
+
+__all__ = ['SemiIterBasedTrainLoop', 'get_rng_states', 'preserved_rng', 'set_rng_states']

@@ -1,0 +1,111 @@
+"""Makes checkpoints exact for resuming and loadable with ``weights_only=True``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer
+
+from ssvision.engine.rng import get_rng_states, set_rng_states
+from ssvision.registry import HOOKS
+
+_HISTORY_TAG = '__ssvision_history_buffer__'
+
+
+def to_plain(obj: Any) -> Any:
+    """Recursively replace numpy values by tensors / python scalars.
+
+    ``torch.load(weights_only=True)`` accepts tensors, python scalars, strings and
+    dicts / lists / tuples of them, but not numpy objects.
+    """
+    if isinstance(obj, (dict, OrderedDict)):
+        return type(obj)((k, to_plain(v)) for k, v in obj.items())
+    if isinstance(obj, list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _encode_message_hub(state: dict) -> dict:
+    scalars = {}
+    for key, buf in state.get('log_scalars', {}).items():
+        if isinstance(buf, HistoryBuffer):
+            log, count = buf.data
+            scalars[key] = {_HISTORY_TAG: True, 'log': torch.from_numpy(np.asarray(log)),
+                            'count': torch.from_numpy(np.asarray(count)),
+                            'max_length': int(buf.max_length)}
+    out = dict(state)
+    out['log_scalars'] = scalars
+    out['runtime_info'] = to_plain(dict(state.get('runtime_info', {})))
+    out['resumed_keys'] = dict(state.get('resumed_keys', {}))
+    return out
+
+
+def _decode_message_hub(state: dict) -> dict:
+    scalars = OrderedDict()
+    for key, val in state.get('log_scalars', {}).items():
+        if isinstance(val, dict) and val.get(_HISTORY_TAG):
+            buf = HistoryBuffer(max_length=val['max_length'])
+            buf._log_history = val['log'].numpy()
+            buf._count_history = val['count'].numpy()
+            scalars[key] = buf
+        else:
+            scalars[key] = val
+    out = dict(state)
+    out['log_scalars'] = scalars
+    return out
+
+
+@HOOKS.register_module()
+class ResumeStateHook(Hook):
+    """Saves what an exact resume needs and keeps checkpoints ``weights_only``-safe.
+
+    On save it adds ``checkpoint['ssvision'] = {'rng': ..., 'sampler': ...}`` (python,
+    numpy, torch and CUDA RNG states; the sampler's seed and next position) and
+    rewrites mmengine's message-hub history (``HistoryBuffer`` objects, numpy arrays)
+    as tensors and dicts, so ``torch.load(path, weights_only=True)`` reads the file
+    without allow-listing any class. On load it turns them back and restores the RNG
+    states at the start of training when the run resumes (a checkpoint loaded only
+    for fine-tuning, ``load_from``, leaves the RNG alone). The model's state dict already holds the teacher and the selectors'
+    buffers; the optimizer and schedulers are saved by mmengine.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._pending_rng: dict | None = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'message_hub' in checkpoint:
+            checkpoint['message_hub'] = _encode_message_hub(checkpoint['message_hub'])
+        if 'meta' in checkpoint:
+            checkpoint['meta'] = to_plain(checkpoint['meta'])
+        state: dict[str, Any] = {'rng': get_rng_states()}
+        loader = getattr(runner.train_loop, 'dataloader', None) if hasattr(
+            runner, '_train_loop') and runner._train_loop is not None else None
+        sampler = getattr(loader, 'sampler', None)
+        if hasattr(sampler, 'set_position'):
+            state['sampler'] = {'seed': sampler.seed,
+                                'position': (runner.iter) * sampler.batch_size}
+        checkpoint['ssvision'] = state
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'message_hub' in checkpoint:
+            checkpoint['message_hub'] = _decode_message_hub(checkpoint['message_hub'])
+        state = checkpoint.get('ssvision')
+        self._pending_rng = state.get('rng') if state else None
+
+    def before_train(self, runner) -> None:
+        # runner.iter > 0 here only when the run resumed from a checkpoint.
+        if self._pending_rng is not None and runner.iter > 0:
+            set_rng_states(self._pending_rng)
+        self._pending_rng = None

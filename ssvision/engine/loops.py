@@ -1,0 +1,121 @@
+"""Iteration-based training loop that resumes the data stream exactly."""
+
+from __future__ import annotations
+
+import logging
+
+from mmengine.logging import print_log
+from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner.base_loop import BaseLoop
+from mmengine.runner.loops import _InfiniteDataloaderIterator
+from mmengine.runner.utils import calc_dynamic_intervals
+
+from ssvision.registry import LOOPS
+
+from .rng import preserved_rng
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, 'module') else model
+
+
+def _num_classes_of(dataset) -> int | None:
+    n = getattr(dataset, 'num_classes', None)
+    if n is None:
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        n = len(classes) if classes else None
+    return n
+
+
+@LOOPS.register_module()
+class SemiIterBasedTrainLoop(IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` that resumes by repositioning the sampler.
+
+    mmengine's loop skips already-trained batches on resume by loading them. With a
+    :class:`~ssvision.datasets.SemiSampler` this loop instead calls
+    ``sampler.set_position(iter * batch_size)``, so a resumed run sees exactly the
+    samples (and augmentations, which are seeded per sample) of an uninterrupted one.
+    The dataloader iterator is created when training starts (after a resume), and
+    validation runs with the global RNG states saved and restored, so evaluating
+    does not change the training run. It also checks, before the first iteration,
+    that the loader's batch size equals the sampler's ``B * (1 + mu)`` and that the
+    datasets' ``num_classes`` agree with the model's.
+    """
+
+    def __init__(self, runner, dataloader, max_iters: int, val_begin: int = 1,
+                 val_interval: int = 1000, dynamic_intervals=None) -> None:
+        BaseLoop.__init__(self, runner, dataloader)
+        self._max_iters = int(max_iters)
+        if self._max_iters != max_iters:
+            raise ValueError(f'max_iters must be an integer, got {max_iters}')
+        self._max_epochs = 1
+        self._epoch = 0
+        self._iter = 0
+        self.val_begin = val_begin
+        self.val_interval = val_interval
+        self.stop_training = False
+        if hasattr(self.dataloader.dataset, 'metainfo'):
+            self.runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
+        self.dataloader_iterator = None
+        self.dynamic_milestones, self.dynamic_intervals = calc_dynamic_intervals(
+            self.val_interval, dynamic_intervals)
+
+    def _check(self) -> None:
+        sampler = getattr(self.dataloader, 'sampler', None)
+        if hasattr(sampler, 'batch_size') and hasattr(sampler, 'set_position'):
+            if self.dataloader.batch_size != sampler.batch_size:
+                raise ValueError(
+                    f'train_dataloader.batch_size={self.dataloader.batch_size} but the '
+                    f'SemiSampler yields B * (1 + mu) = {sampler.labeled_batch_size} * '
+                    f'(1 + {sampler.unlabeled_ratio}) = {sampler.batch_size} items per batch')
+        model = _unwrap(self.runner.model)
+        model_classes = getattr(model, 'num_classes', None)
+        loaders = [('train_dataloader', self.dataloader.dataset)]
+        val_loop = getattr(self.runner, '_val_loop', None)
+        if val_loop is not None and hasattr(val_loop, 'dataloader'):
+            loaders.append(('val_dataloader', val_loop.dataloader.dataset))
+        for name, dataset in loaders:
+            data_classes = _num_classes_of(dataset)
+            if model_classes is not None and data_classes is not None \
+                    and data_classes != model_classes:
+                raise ValueError(
+                    f'num_classes disagree: {name}.dataset ({type(dataset).__name__}) has '
+                    f'{data_classes} classes but the model predicts {model_classes}')
+
+    def _start_iterator(self) -> None:
+        sampler = getattr(self.dataloader, 'sampler', None)
+        if self._iter > 0:
+            if hasattr(sampler, 'set_position'):
+                sampler.set_position(self._iter * sampler.batch_size)
+                print_log(f'Resumed the data stream at iteration {self._iter} '
+                          f'(item {self._iter * sampler.batch_size})', logger='current')
+            else:
+                print_log(f'Advance dataloader {self._iter} steps (the sampler cannot '
+                          'be repositioned)', logger='current', level=logging.WARNING)
+        # Creating the iterator draws worker seeds from torch's global generator;
+        # keep that draw out of the training RNG stream so resumed runs match.
+        with preserved_rng():
+            self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
+        if self._iter > 0 and not hasattr(sampler, 'set_position'):
+            for _ in range(self._iter):
+                next(self.dataloader_iterator)
+
+    def run(self):
+        """Launch training."""
+        self._check()
+        self.runner.call_hook('before_train')
+        self.runner.call_hook('before_train_epoch')
+        self._start_iterator()
+        while self._iter < self._max_iters and not self.stop_training:
+            self.runner.model.train()
+            data_batch = next(self.dataloader_iterator)
+            self.run_iter(data_batch)
+            self._decide_current_val_interval()
+            if (self.runner.val_loop is not None and self._iter >= self.val_begin
+                    and (self._iter % self.val_interval == 0
+                         or self._iter == self._max_iters)):
+                with preserved_rng():
+                    self.runner.val_loop.run()
+        self.runner.call_hook('after_train_epoch')
+        self.runner.call_hook('after_train')
+        return self.runner.model

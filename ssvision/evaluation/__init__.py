@@ -1,0 +1,5 @@
+"""Evaluation metrics."""
+
+from .metrics import SemiAccuracy
+
+__all__ = ['SemiAccuracy']

@@ -1,0 +1,3 @@
+from .accuracy import SemiAccuracy
+
+__all__ = ['SemiAccuracy']

@@ -1,0 +1,257 @@
+"""The one semi-supervised recipe every algorithm fills in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from torch import nn
+
+from ssvision.registry import MODELS
+
+_PARTS = ('student.', 'teacher.')
+
+
+class SemiBase(BaseModel):
+    """Student, EMA teacher, task adapter and selector; subclasses define the unsup loss.
+
+    Per training iteration (``loss``)::
+
+        logits      = task.forward(student, cat([sup] + student views))   # one forward
+        sup_loss    = task.sup_loss(logits[sup], gt_label)
+        probs       = task.predict(teacher, unsup_teacher)                 # eval, no_grad
+        labels, w   = selector(probs)
+        unsup_*     = self.unsup_loss(logits[student views], probs, labels, w) * weight(t)
+
+    The teacher is updated after the optimizer step by
+    :class:`~ssvision.engine.hooks.EMATeacherHook` and always runs in eval mode.
+
+    **One student forward.** The labeled view and the strong view(s) are concatenated
+    and go through the student once (``student_forward='concat'``, the default), so
+    BatchNorm normalises them with shared batch statistics and its running statistics
+    see labeled and unlabeled data, as in FixMatch's reference training. With
+    ``'separate'`` each view gets its own forward (and its own BN statistics), which
+    can help when labeled and unlabeled distributions differ a lot; it costs a little
+    more. The teacher's weak views never pass through the student.
+
+    **Knobs** (``semi_train_cfg``; unknown keys are an error). Common to all:
+
+    - ``unsup_weight`` (float, 1.0): multiplier of every ``unsup_*`` loss.
+    - ``burn_in_iters`` (int, 0): supervised-only iterations before the unsup loss
+      starts (the teacher is still updated).
+    - ``unsup_warmup_iters`` (int, 0): after burn-in, the weight ramps linearly from
+      0 to ``unsup_weight`` over this many iterations.
+    - ``student_forward`` (str, ``'concat'``): see above.
+
+    ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
+    networks validation scores.
+
+    A checkpoint of a plain classifier (keys without ``student.`` / ``teacher.``)
+    loads into both networks; one with only ``student.`` keys fills the teacher too.
+
+    Args:
+        model (dict): config of the network (student and teacher are built from it).
+        task (dict): task adapter config. Default ``ClassificationTask``.
+        selector (dict | None): pseudo-label selector config.
+        semi_train_cfg (dict | None): knobs, see above and the subclass.
+        semi_test_cfg (dict | None): see above.
+        data_preprocessor (dict | nn.Module | None): default ``SemiDataPreprocessor``.
+        init_cfg (dict | None): mmengine init config.
+    """
+
+    #: Knobs and defaults; subclasses add theirs with ``{**SemiBase.default_train_cfg, ...}``.
+    default_train_cfg: dict[str, Any] = dict(
+        unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat')
+    #: Whether the algorithm reads unlabeled views at all.
+    uses_unlabeled: bool = True
+    #: Batch views the student sees besides ``sup``.
+    student_views: tuple[str, ...] = ('unsup_student',)
+
+    def __init__(self, model: dict, task: dict | None = None, selector: dict | None = None,
+                 semi_train_cfg: dict | None = None, semi_test_cfg: dict | None = None,
+                 data_preprocessor: dict | nn.Module | None = None,
+                 init_cfg: dict | None = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='SemiDataPreprocessor')
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.student = MODELS.build(model)
+        self.teacher = MODELS.build(model)
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.task = MODELS.build(task if task is not None else dict(type='ClassificationTask'))
+        self.selector = MODELS.build(selector) if selector is not None else None
+        if self.uses_unlabeled and self.selector is None:
+            raise ValueError(f'{type(self).__name__} needs a `selector` config')
+        self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
+        if self.semi_train_cfg['student_forward'] not in ('concat', 'separate'):
+            raise ValueError("semi_train_cfg.student_forward must be 'concat' or 'separate'")
+        test_cfg = dict(predict_on=('teacher', 'student'))
+        test_cfg.update(semi_test_cfg or {})
+        unknown = set(test_cfg) - {'predict_on'}
+        if unknown:
+            raise ValueError(f'unknown semi_test_cfg keys {sorted(unknown)}; allowed: predict_on')
+        predict_on = test_cfg['predict_on']
+        if isinstance(predict_on, str):
+            predict_on = (predict_on,)
+        if not predict_on or set(predict_on) - {'teacher', 'student'}:
+            raise ValueError(f"predict_on must name 'teacher' and/or 'student', got {predict_on}")
+        self.predict_on = tuple(predict_on)
+        self._register_load_state_dict_pre_hook(self._expand_plain_state_dict)
+
+    # ----------------------------------------------------------------- config
+    def _merge_cfg(self, cfg: dict | None) -> dict:
+        merged = dict(self.default_train_cfg)
+        cfg = dict(cfg or {})
+        unknown = sorted(set(cfg) - set(merged))
+        if unknown:
+            raise ValueError(
+                f'unknown key(s) {unknown} in semi_train_cfg of {type(self).__name__}; '
+                f'allowed keys: {sorted(merged)}')
+        merged.update(cfg)
+        return merged
+
+    @property
+    def num_classes(self) -> int | None:
+        return getattr(self.student, 'num_classes', None)
+
+    def train(self, mode: bool = True) -> SemiBase:
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @staticmethod
+    def _expand_plain_state_dict(state_dict, prefix, *args) -> None:
+        keys = [k for k in state_dict if k.startswith(prefix)]
+        has_student = any(k.startswith(prefix + 'student.') for k in keys)
+        has_teacher = any(k.startswith(prefix + 'teacher.') for k in keys)
+        if has_student and not has_teacher:
+            for k in keys:
+                if k.startswith(prefix + 'student.'):
+                    rest = k[len(prefix + 'student.'):]
+                    state_dict[prefix + 'teacher.' + rest] = state_dict[k]
+        elif not has_student and not has_teacher:
+            own = ('selector.', 'data_preprocessor.')
+            for k in keys:
+                rest = k[len(prefix):]
+                if rest.startswith(own):
+                    continue
+                value = state_dict.pop(k)
+                for part in _PARTS:
+                    state_dict[prefix + part + rest] = value
+
+    # ----------------------------------------------------------------- steps
+    @staticmethod
+    def current_iter() -> int:
+        """0-based index of the running training iteration (from mmengine's MessageHub)."""
+        return int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
+
+    def unsup_weight_at(self, it: int) -> float:
+        """Unsup loss multiplier at iteration ``it`` (burn-in, then linear warm-up)."""
+        cfg = self.semi_train_cfg
+        t = it - cfg['burn_in_iters']
+        if t < 0:
+            return 0.0
+        if cfg['unsup_warmup_iters'] > 0:
+            return cfg['unsup_weight'] * min(1.0, (t + 1) / cfg['unsup_warmup_iters'])
+        return cfg['unsup_weight']
+
+    def student_logits(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Student outputs for each view, in one forward when ``student_forward='concat'``."""
+        if self.semi_train_cfg['student_forward'] == 'concat' and len(views) > 1:
+            out = self.task.forward(self.student, torch.cat(views, dim=0))
+            return list(out.split([v.shape[0] for v in views], dim=0))
+        return [self.task.forward(self.student, v) for v in views]
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            x = inputs['sup'] if isinstance(inputs, dict) else inputs
+            return self.task.forward(self.student, x)
+        raise ValueError(f'unknown mode {mode!r}')
+
+    def loss(self, inputs: dict, data_samples: dict) -> dict[str, torch.Tensor]:
+        if 'sup' not in inputs:
+            raise KeyError("training batch has no 'sup' (labeled) view")
+        it = self.current_iter()
+        use_unsup = (self.uses_unlabeled and 'unsup_teacher' in inputs
+                     and all(v in inputs for v in self.student_views)
+                     and it >= self.semi_train_cfg['burn_in_iters'])
+        views = [inputs['sup']]
+        if use_unsup:
+            views += [inputs[v] for v in self.student_views]
+        logits = self.student_logits(views)
+        losses: dict[str, torch.Tensor] = {
+            'sup_loss': self.task.sup_loss(logits[0], data_samples['sup'])}
+        if not use_unsup:
+            return losses
+        probs = self.task.predict(self.teacher, inputs['unsup_teacher'])
+        labels, weight = self.selector(probs)
+        student_out = dict(zip(self.student_views, logits[1:]))
+        unsup = self.unsup_loss(student_out, probs, labels, weight, inputs, data_samples)
+        factor = self.unsup_weight_at(it)
+        for name, value in unsup.items():
+            if not name.startswith('unsup_'):
+                raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
+            losses[name] = value * factor
+        losses.update(self.health(probs, labels, weight, data_samples.get('unsup_teacher', {})))
+        return losses
+
+    def unsup_loss(self, student_out: dict[str, torch.Tensor], probs: torch.Tensor,
+                   labels: torch.Tensor, weight: torch.Tensor, inputs: dict,
+                   data_samples: dict) -> dict[str, torch.Tensor]:
+        """The algorithm's unsupervised losses (keys ``unsup_*``), before weighting."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def health(self, probs: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
+               samples: dict) -> dict[str, torch.Tensor]:
+        """Selection health: fraction kept, per-class kept counts, pseudo-label accuracy.
+
+        ``true_label`` (known for built-in data) is used here only, never for training.
+        """
+        kept = weight > 0
+        num_classes = probs.shape[1]
+        out = {
+            'sel_frac': kept.float().mean(),
+            'sel_weight': weight.float().mean(),
+            'teacher_conf': probs.max(dim=1).values.mean(),
+        }
+        counts = torch.bincount(labels[kept].flatten(), minlength=num_classes)
+        for c in range(num_classes):
+            out[f'sel_n_{c}'] = counts[c].float()
+        true = samples.get('true_label') if isinstance(samples, dict) else None
+        if isinstance(true, torch.Tensor) and true.shape == labels.shape[:1]:
+            true = true.view(-1, *([1] * (labels.dim() - 1))).expand_as(labels)
+            known = true >= 0
+            if known.any():
+                out['pl_acc_all'] = (labels[known] == true[known]).float().mean()
+                sel = known & kept
+                if sel.any():
+                    out['pl_acc'] = (labels[sel] == true[sel]).float().mean()
+        return out
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, data_samples: dict | None = None) -> list[dict]:
+        """Per-image ``{'gt_label': int, 'scores': {name: (C,) probs}}`` for ``predict_on``."""
+        if isinstance(inputs, dict):
+            raise TypeError('predict expects a (N, C, H, W) tensor, got a dict of views')
+        scores = {}
+        for name in self.predict_on:
+            net = self.teacher if name == 'teacher' else self.student
+            was_training = net.training
+            net.eval()
+            scores[name] = self.task.predict(net, inputs).cpu()
+            net.train(was_training)
+        gt = (data_samples or {}).get('gt_label')
+        n = inputs.shape[0]
+        gt = gt.tolist() if isinstance(gt, torch.Tensor) else [-1] * n
+        return [{'gt_label': int(gt[i]), 'scores': {k: v[i] for k, v in scores.items()}}
+                for i in range(n)]

@@ -1,0 +1,272 @@
+"""Any timm backbone as an ssvision classifier (own linear head, offline weights only)."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any, Optional
+
+import timm
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+from ssvision.registry import MODELS
+
+#: Key prefixes of classification heads in timm / torchvision state dicts.
+HEAD_PREFIXES = ('fc.', 'head.', 'classifier.')
+
+
+def _hf_cache_dir() -> str:
+    """The Hugging Face hub cache, read from the environment at call time."""
+    if os.environ.get('HF_HUB_CACHE'):
+        return os.environ['HF_HUB_CACHE']
+    hf_home = os.environ.get('HF_HOME') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
+        'huggingface')
+    return os.path.join(hf_home, 'hub')
+
+
+def find_cached_pretrained(model_name: str) -> Optional[str]:
+    """Locate the pretrained weights of a timm model in the local caches, never downloading.
+
+    Looks in the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``) for the
+    model's ``hf_hub_id`` and in torch hub's ``checkpoints`` folder for its ``url``.
+
+    Args:
+        model_name: timm model name, optionally with a tag (``'resnet18.a1_in1k'``).
+
+    Returns:
+        The path of a cached weight file, or ``None``.
+    """
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is None:
+        return None
+    hf_hub_id = getattr(cfg, 'hf_hub_id', None)
+    if hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+        repo_id, _, revision = hf_hub_id.partition('@')
+        filename = getattr(cfg, 'hf_hub_filename', None)
+        candidates = [filename] if filename else ['model.safetensors', 'pytorch_model.bin']
+        for name in candidates:
+            path = try_to_load_from_cache(repo_id, name, cache_dir=_hf_cache_dir(),
+                                          revision=revision or None)
+            if isinstance(path, str) and os.path.isfile(path):
+                return path
+    url = getattr(cfg, 'url', None)
+    if url:
+        path = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(url))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_weight_file(path: str) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local ``.safetensors`` / torch file (CPU, weights only).
+
+    Nested ``{'state_dict': ...}`` / ``{'model': ...}`` / ``{'state_dict_ema': ...}``
+    checkpoints are unwrapped and a DataParallel ``module.`` prefix is removed.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        state = load_file(path, device='cpu')
+    else:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    for key in ('state_dict', 'model', 'state_dict_ema'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise TypeError(f'{path} does not hold a state dict (got {type(state).__name__})')
+    if state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    return OrderedDict(state)
+
+
+@MODELS.register_module()
+class TimmClassifier(nn.Module):
+    """A timm model as pooled-feature extractor plus an own ``nn.Linear`` head.
+
+    The backbone is ``timm.create_model(model_name, pretrained=False, num_classes=0,
+    in_chans=in_channels, **timm_kwargs)``, so ``backbone(x)`` returns pooled features
+    ``(N, backbone.num_features)``. Nothing is ever downloaded:
+
+    * ``checkpoint='path'`` loads a local timm / torchvision state dict (``.pth``,
+      ``.bin`` or ``.safetensors``) into the backbone. Head keys (``fc.*``, ``head.*``,
+      ``classifier.*``) go to this module's head when their shapes fit
+      (``num_classes`` equal to the checkpoint's), else they are dropped with a
+      warning; a 3-channel first conv is adapted to ``in_channels`` with timm's
+      ``adapt_input_conv``. Missing / unexpected keys are logged.
+    * ``pretrained=True`` loads the same way from the local Hugging Face (or torch
+      hub) cache, and fails with a clear error when the weights are not cached.
+
+    Args:
+        model_name (str): timm model name. Default ``'resnet18'``.
+        num_classes (int): number of logits. Default 10.
+        in_channels (int): image channels. Default 3.
+        pretrained (bool): load timm's pretrained weights from the local cache.
+        checkpoint (str, optional): local weight file; takes precedence over
+            ``pretrained``.
+        drop_rate (float): dropout probability on the pooled features, before the
+            head (applied by this module, not by timm). Default 0.0.
+        **timm_kwargs: more ``timm.create_model`` arguments (``drop_path_rate``, ...).
+
+    Attributes:
+        num_classes (int): number of logits.
+        feat_dim (int): ``backbone.num_features``.
+    """
+
+    def __init__(self, model_name: str = 'resnet18', num_classes: int = 10,
+                 in_channels: int = 3, pretrained: bool = False,
+                 checkpoint: Optional[str] = None, drop_rate: float = 0.0,
+                 **timm_kwargs: Any) -> None:
+        super().__init__()
+        for bad in ('pretrained', 'num_classes', 'in_chans'):
+            if bad in timm_kwargs:
+                raise ValueError(f'pass {bad!r} through TimmClassifier\'s own arguments')
+        if not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f'drop_rate must be in [0, 1), got {drop_rate}')
+        weight_file = checkpoint
+        if weight_file is None and pretrained:
+            weight_file = find_cached_pretrained(model_name)
+            if weight_file is None:
+                cfg = timm.models.get_pretrained_cfg(model_name)
+                hub_id = getattr(cfg, 'hf_hub_id', None) if cfg is not None else None
+                raise RuntimeError(
+                    f'TimmClassifier: pretrained weights of {model_name!r} are not in the '
+                    f'local cache ({_hf_cache_dir()}) and ssvision never downloads them '
+                    f'(HF_HUB_OFFLINE={os.environ.get("HF_HUB_OFFLINE", "unset")}). '
+                    'Download the weight file on a machine with network access'
+                    + (f' (e.g. huggingface-cli download {hub_id})' if hub_id else '')
+                    + ' and pass checkpoint=<local file path> instead of pretrained=True.')
+
+        self.model_name = model_name
+        self.num_classes = int(num_classes)
+        self.in_channels = int(in_channels)
+        self.backbone = timm.create_model(model_name, pretrained=False, num_classes=0,
+                                          in_chans=in_channels, **timm_kwargs)
+        self.feat_dim = int(self.backbone.num_features)
+        self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.head = nn.Linear(self.feat_dim, self.num_classes)
+        nn.init.xavier_normal_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        if weight_file is not None:
+            self.load_backbone_weights(weight_file)
+
+    def load_backbone_weights(self, path: str) -> dict[str, list[str]]:
+        """Load a local weight file into the backbone (and the head when it fits).
+
+        Args:
+            path: ``.pth`` / ``.bin`` / ``.safetensors`` file of a timm or torchvision
+                model of the same architecture.
+
+        Returns:
+            ``{'missing': [...], 'unexpected': [...], 'dropped': [...]}`` key lists
+            (backbone-relative names).
+
+        Raises:
+            RuntimeError: a non-head tensor has a shape the backbone cannot take.
+        """
+        state = load_weight_file(path)
+        own = self.backbone.state_dict()
+        cfg = getattr(self.backbone, 'pretrained_cfg', None) or {}
+        classifier = cfg.get('classifier') if isinstance(cfg, dict) else None
+        first_conv = cfg.get('first_conv') if isinstance(cfg, dict) else None
+        if isinstance(classifier, (list, tuple)):
+            classifier = classifier[0]
+        if isinstance(first_conv, (list, tuple)):
+            first_conv = first_conv[0]
+
+        backbone_state, head_state, dropped, unexpected = {}, {}, [], []
+        for key, value in state.items():
+            if classifier and key in (f'{classifier}.weight', f'{classifier}.bias') \
+                    and key not in own:
+                param = key.rsplit('.', 1)[1]
+                if value.shape == getattr(self.head, param).shape:
+                    head_state[param] = value
+                else:
+                    dropped.append(key)
+                continue
+            if key not in own:
+                (dropped if key.startswith(HEAD_PREFIXES) else unexpected).append(key)
+                continue
+            if value.shape != own[key].shape:
+                if first_conv and key == f'{first_conv}.weight' and value.ndim == 4 \
+                        and value.shape[0] == own[key].shape[0]:
+                    from timm.models import adapt_input_conv
+                    value = adapt_input_conv(self.in_channels, value.float()).to(value.dtype)
+                elif key.startswith(HEAD_PREFIXES):
+                    dropped.append(key)
+                    continue
+                else:
+                    raise RuntimeError(
+                        f'{path}: {key} has shape {tuple(value.shape)} but the '
+                        f'{self.model_name} backbone expects {tuple(own[key].shape)}')
+            backbone_state[key] = value
+
+        missing = [k for k in own if k not in backbone_state]
+        self.backbone.load_state_dict(backbone_state, strict=False)
+        if head_state:
+            self.head.load_state_dict(head_state, strict=False)
+        print_log(f'TimmClassifier: loaded {len(backbone_state)} backbone tensors from '
+                  f'{path}' + (' and the classifier head' if head_state else ''),
+                  logger='current')
+        if dropped:
+            print_log(f'TimmClassifier: dropped classifier-head keys whose shape does not '
+                      f'fit num_classes={self.num_classes}: {dropped}',
+                      logger='current', level=30)
+        if missing:
+            print_log(f'TimmClassifier: keys missing from {path}: {missing}',
+                      logger='current', level=30)
+        if unexpected:
+            print_log(f'TimmClassifier: unexpected keys in {path} (ignored): {unexpected}',
+                      logger='current', level=30)
+        return {'missing': missing, 'unexpected': unexpected, 'dropped': dropped}
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Intermediate maps of the backbone's feature stages (timm ``feature_info``).
+
+        Uses timm's ``forward_intermediates``; for resnet18 on ``(N, C, 32, 32)`` this is
+        ``[(N, 64, 16, 16), (N, 64, 8, 8), (N, 128, 4, 4), (N, 256, 2, 2),
+        (N, 512, 1, 1)]`` (stem, layer1..layer4), i.e. ``feature_info[i]['num_chs']``
+        channels at stride ``feature_info[i]['reduction']``. Models without
+        ``forward_intermediates`` return ``[forward_features(x)]``.
+
+        Args:
+            x: ``(N, in_channels, H, W)`` float images.
+
+        Returns:
+            List of ``(N, C_i, H / r_i, W / r_i)`` maps, shallow to deep.
+        """
+        if hasattr(self.backbone, 'forward_intermediates'):
+            return list(self.backbone.forward_intermediates(x, intermediates_only=True))
+        return [self.backbone.forward_features(x)]
+
+    def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features.
+
+        Args:
+            x: ``(N, in_channels, H, W)`` float images.
+
+        Returns:
+            ``(N, feat_dim)`` features from timm's pooling (its ``forward_head`` with
+            ``num_classes=0``).
+        """
+        return self.backbone(x)
+
+    def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features.
+
+        Args:
+            feat: ``(N, feat_dim)``.
+
+        Returns:
+            ``(N, num_classes)`` logits.
+        """
+        return self.head(self.dropout(feat))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, in_channels, H, W)`` images -> ``(N, num_classes)`` logits."""
+        return self.forward_head(self.extract_feat(x))

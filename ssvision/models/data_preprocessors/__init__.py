@@ -1,0 +1,3 @@
+from .semi_preprocessor import SemiDataPreprocessor
+
+__all__ = ['SemiDataPreprocessor']

@@ -1,0 +1,30 @@
+"""Common base of pseudo-label selectors."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BaseSelector(nn.Module):
+    """Turns teacher probabilities into pseudo-labels and per-sample weights.
+
+    Contract: ``probs (N, C, *)`` (each position sums to 1 over ``C``) ->
+    ``(labels (N, *) long, weight (N, *) float in [0, 1])``. The input is never
+    modified. Class-aware selectors keep their statistics in buffers (saved in
+    checkpoints, moved by ``.to()``) and update them only in training mode.
+    Subclasses implement :meth:`select`.
+    """
+
+    def forward(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if probs.dim() < 2:
+            raise ValueError(f'probs must be (N, C, *), got shape {tuple(probs.shape)}')
+        labels, weight = self.select(probs.detach())
+        return labels, weight
+
+    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def extra_log(self) -> dict[str, float]:
+        """Scalars worth logging (e.g. current thresholds); empty by default."""
+        return {}

