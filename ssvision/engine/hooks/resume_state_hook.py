@@ -75,7 +75,8 @@ class ResumeStateHook(Hook):
     as tensors and dicts, so ``torch.load(path, weights_only=True)`` reads the file
     without allow-listing any class. On load it turns them back and restores the RNG
     states at the start of training when the run resumes (a checkpoint loaded only
-    for fine-tuning, ``load_from``, leaves the RNG alone). The model's state dict already holds the teacher and the selectors'
+    for fine-tuning, ``load_from``, leaves the RNG alone). The model's state dict
+    already holds the teacher and the selectors'
     buffers; the optimizer and schedulers are saved by mmengine.
     """
 
@@ -94,8 +95,9 @@ class ResumeStateHook(Hook):
             runner, '_train_loop') and runner._train_loop is not None else None
         sampler = getattr(loader, 'sampler', None)
         if hasattr(sampler, 'set_position'):
-            state['sampler'] = {'seed': sampler.seed,
-                                'position': (runner.iter) * sampler.batch_size}
+            # mmengine records the number of finished iterations in meta['iter'].
+            done = int(checkpoint.get('meta', {}).get('iter', runner.iter))
+            state['sampler'] = {'seed': sampler.seed, 'position': done * sampler.batch_size}
         checkpoint['ssvision'] = state
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
