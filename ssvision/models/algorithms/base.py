@@ -57,6 +57,9 @@ class SemiBase(BaseModel):
         selector (dict | None): pseudo-label selector config.
         semi_train_cfg (dict | None): knobs, see above and the subclass.
         semi_test_cfg (dict | None): see above.
+        aux_heads (list[dict] | None): auxiliary heads (``models/heads``); each adds
+            its ``aux_*`` losses. Views a head requires (e.g. ``unsup_student2``) go
+            through the student in the same forward as the others.
         data_preprocessor (dict | nn.Module | None): default ``SemiDataPreprocessor``.
         init_cfg (dict | None): mmengine init config.
     """
@@ -71,6 +74,7 @@ class SemiBase(BaseModel):
 
     def __init__(self, model: dict, task: dict | None = None, selector: dict | None = None,
                  semi_train_cfg: dict | None = None, semi_test_cfg: dict | None = None,
+                 aux_heads: list[dict] | None = None,
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None) -> None:
         if data_preprocessor is None:
@@ -85,6 +89,7 @@ class SemiBase(BaseModel):
         self.teacher.eval()
         self.task = MODELS.build(task if task is not None else dict(type='ClassificationTask'))
         self.selector = MODELS.build(selector) if selector is not None else None
+        self.aux_heads = nn.ModuleList([MODELS.build(h) for h in (aux_heads or [])])
         if self.uses_unlabeled and self.selector is None:
             raise ValueError(f'{type(self).__name__} needs a `selector` config')
         self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
@@ -167,6 +172,18 @@ class SemiBase(BaseModel):
             return list(out.split([v.shape[0] for v in views], dim=0))
         return [self.task.forward(self.student, v) for v in views]
 
+    def views_for_student(self, inputs: dict, use_unsup: bool) -> list[str]:
+        """Names of the views the student runs on: ``sup``, then (with unlabeled data)
+        the algorithm's views and the views aux heads require."""
+        names = ['sup']
+        extra = list(self.student_views) if use_unsup else []
+        for head in self.aux_heads:
+            extra += [v for v in head.required_views if v != 'sup']
+        for v in extra:
+            if v not in names and v in inputs:
+                names.append(v)
+        return names
+
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
@@ -184,30 +201,47 @@ class SemiBase(BaseModel):
         use_unsup = (self.uses_unlabeled and 'unsup_teacher' in inputs
                      and all(v in inputs for v in self.student_views)
                      and it >= self.semi_train_cfg['burn_in_iters'])
-        views = [inputs['sup']]
-        if use_unsup:
-            views += [inputs[v] for v in self.student_views]
-        logits = self.student_logits(views)
+        for head in self.aux_heads:
+            missing = [v for v in head.required_views if v not in inputs]
+            if missing and any(not v.startswith('unsup') for v in missing):
+                raise KeyError(f'{type(head).__name__} needs views {missing} in the batch')
+        names = self.views_for_student(inputs, use_unsup)
+        logits = dict(zip(names, self.student_logits([inputs[n] for n in names])))
         losses: dict[str, torch.Tensor] = {
-            'sup_loss': self.task.sup_loss(logits[0], data_samples['sup'])}
-        if not use_unsup:
-            return losses
-        probs = self.task.predict(self.teacher, inputs['unsup_teacher'])
-        labels, weight = self.selector(probs)
-        student_out = dict(zip(self.student_views, logits[1:]))
-        unsup = self.unsup_loss(student_out, probs, labels, weight, inputs, data_samples)
-        factor = self.unsup_weight_at(it)
-        for name, value in unsup.items():
-            if not name.startswith('unsup_'):
-                raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
-            losses[name] = value * factor
-        losses.update(self.health(probs, labels, weight, data_samples.get('unsup_teacher', {})))
+            'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
+        probs = labels = weight = None
+        if use_unsup:
+            probs = self.task.predict(self.teacher, inputs['unsup_teacher'])
+            meta = data_samples.get('unsup_teacher', {}) or {}
+            labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
+            unsup = self.unsup_loss(logits, probs, labels, weight, inputs, data_samples)
+            factor = self.unsup_weight_at(it)
+            for name, value in unsup.items():
+                if not name.startswith('unsup_'):
+                    raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
+                losses[name] = value * factor
+            losses.update(self.health(probs, labels, weight, meta))
+        if len(self.aux_heads):
+            from ssvision.models.heads import AuxContext
+            ctx = AuxContext(student=self.student, teacher=self.teacher, task=self.task,
+                             inputs=inputs, data_samples=data_samples, logits=logits,
+                             probs=probs, labels=labels, weight=weight, iter=it)
+            for head in self.aux_heads:
+                for name, value in head.loss(ctx).items():
+                    if not name.startswith('aux_') or name in losses:
+                        raise KeyError(f'{type(head).__name__} returned key {name!r}; aux '
+                                       'heads return unique aux_* keys')
+                    losses[name] = value
         return losses
 
     def unsup_loss(self, student_out: dict[str, torch.Tensor], probs: torch.Tensor,
                    labels: torch.Tensor, weight: torch.Tensor, inputs: dict,
                    data_samples: dict) -> dict[str, torch.Tensor]:
-        """The algorithm's unsupervised losses (keys ``unsup_*``), before weighting."""
+        """The algorithm's unsupervised losses (keys ``unsup_*``), before weighting.
+
+        ``student_out`` maps view names (``sup``, ``unsup_student``, ...) to the
+        student's outputs on them.
+        """
         raise NotImplementedError
 
     @torch.no_grad()
@@ -227,6 +261,9 @@ class SemiBase(BaseModel):
         counts = torch.bincount(labels[kept].flatten(), minlength=num_classes)
         for c in range(num_classes):
             out[f'sel_n_{c}'] = counts[c].float()
+        if self.selector is not None:
+            for key, value in self.selector.extra_log().items():
+                out[key] = torch.as_tensor(value, dtype=torch.float32)
         true = samples.get('true_label') if isinstance(samples, dict) else None
         if isinstance(true, torch.Tensor) and true.shape == labels.shape[:1]:
             true = true.view(-1, *([1] * (labels.dim() - 1))).expand_as(labels)

@@ -16,13 +16,22 @@ class BaseSelector(nn.Module):
     Subclasses implement :meth:`select`.
     """
 
-    def forward(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, probs: torch.Tensor,
+                sample_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Select pseudo-labels.
+
+        Args:
+            probs: ``(N, C, *)`` teacher probabilities.
+            sample_idx: ``(N,)`` indices of the images in the unlabeled dataset, for
+                selectors that keep per-sample state (FlexMatch); others ignore it.
+        """
         if probs.dim() < 2:
             raise ValueError(f'probs must be (N, C, *), got shape {tuple(probs.shape)}')
-        labels, weight = self.select(probs.detach())
+        labels, weight = self.select(probs.detach(), sample_idx=sample_idx)
         return labels, weight
 
-    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def select(self, probs: torch.Tensor,
+               sample_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def extra_log(self) -> dict[str, float]:

@@ -41,7 +41,8 @@ class FixedThresholdSelector(BaseSelector):
             raise ValueError(f'threshold must be >= 0, got {threshold}')
         self.threshold = float(threshold)
 
-    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def select(self, probs: torch.Tensor,
+               sample_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return fixed_threshold(probs, self.threshold)
 
     def extra_repr(self) -> str:

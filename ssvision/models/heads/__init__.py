@@ -1,0 +1,3 @@
+from .base import AuxContext, BaseAuxHead
+
+__all__ = ['AuxContext', 'BaseAuxHead']

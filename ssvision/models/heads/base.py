@@ -1,0 +1,67 @@
+"""What auxiliary heads receive and must provide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class AuxContext:
+    """Everything an auxiliary head may use in one training iteration.
+
+    Attributes:
+        student: the student network (trainable; heads may run extra forwards).
+        teacher: the EMA teacher (eval mode; use under ``torch.no_grad``).
+        task: the task adapter (e.g. ``ClassificationTask``).
+        inputs: normalised views, ``{name: (N, C, H, W)}`` (``sup``, ``unsup_teacher``,
+            ``unsup_student``, ``unsup_student2`` when present).
+        data_samples: the batch's per-view metadata (``gt_label`` ...).
+        logits: student outputs already computed this iteration, ``{view: (N, K, *)}``.
+        probs: teacher probabilities on ``unsup_teacher`` ``(M, K, *)`` or None
+            (supervised-only or burn-in).
+        labels: selected pseudo-labels ``(M, *)`` or None.
+        weight: selection weights ``(M, *)`` in [0, 1] or None.
+        iter: 0-based training iteration.
+        extra: free-form dict for algorithm-specific values.
+    """
+
+    student: nn.Module
+    teacher: nn.Module
+    task: Any
+    inputs: dict[str, torch.Tensor]
+    data_samples: dict
+    logits: dict[str, torch.Tensor]
+    probs: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    iter: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class BaseAuxHead(nn.Module):
+    """An auxiliary loss attached to any algorithm through ``aux_heads=[...]``.
+
+    Subclasses implement :meth:`loss` returning a flat dict whose keys start with
+    ``aux_`` and contain ``loss`` (they are summed into the total), already multiplied
+    by ``loss_weight``; other ``aux_*`` keys are logged only. ``required_views`` lists
+    batch views the head needs (the algorithm checks they are in the batch and passes
+    the student's outputs on them in ``ctx.logits`` when it computes them).
+
+    Args:
+        loss_weight (float): multiplier of the head's losses. Default 1.0.
+    """
+
+    required_views: tuple[str, ...] = ()
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if loss_weight < 0:
+            raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
+        self.loss_weight = float(loss_weight)
+
+    def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
