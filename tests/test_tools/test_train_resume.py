@@ -53,9 +53,8 @@ def _options(split_file, max_iters, workers=0, interval=None):
 
 
 def test_runner_trains_and_checkpoint_is_weights_only(split_file, tmp_path):
-    from mmengine.logging import MessageHub
-
     import train as train_tool
+    from mmengine.logging import MessageHub
     work_dir = str(tmp_path / 'run')
     argv = [CONFIG, '--work-dir', work_dir, '--cfg-options',
             *_options(split_file, max_iters=4, interval=2)]

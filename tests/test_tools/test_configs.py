@@ -1,0 +1,54 @@
+"""Every shipped config parses and builds its model and datasets."""
+
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from ssvision.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '[!_]*', '*.py')))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'ssvision'
+    init_default_scope('ssvision')
+    model = MODELS.build(cfg.model)
+    assert model.num_classes == cfg.num_classes
+    assert cfg.train_dataloader.batch_size == (
+        cfg.train_dataloader.sampler.labeled_batch_size
+        * (1 + cfg.train_dataloader.sampler.unlabeled_ratio))
+    needs_fashion = 'FashionMNIST' in cfg.pretty_text
+    if needs_fashion and not osp.isdir('/usr/share/datasets/fashion-mnist'):
+        pytest.skip('Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)')
+    split = cfg.train_dataloader.dataset.labeled.split_file
+    if not osp.exists(osp.join(REPO, split)):
+        pytest.skip(f'{split} not prepared (python tools/prepare_data.py)')
+
+
+def test_num_classes_mismatch_is_a_clear_error(tmp_path):
+    import sys
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import train as train_tool
+
+    from ssvision.datasets import MNIST5k, make_split, save_split
+    ds = MNIST5k()
+    split = make_split(ds.labels, list(range(len(ds))), num_labels_per_class=2,
+                       num_test_per_class=2, seed=0)
+    split['unlabeled'] = split['unlabeled'][::100]
+    path = str(tmp_path / 's.json')
+    save_split(split, path)
+    cfg = osp.join(REPO, 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py')
+    opts = ['model.model.num_classes=7', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False'] + [
+        f'{k}.split_file={path}' for k in ('train_dataloader.dataset.labeled',
+                                           'train_dataloader.dataset.unlabeled',
+                                           'val_dataloader.dataset')]
+    with pytest.raises(ValueError, match='num_classes disagree.*10 classes.*predicts 7'):
+        train_tool.main([cfg, '--work-dir', str(tmp_path / 'w'), '--cfg-options', *opts])
