@@ -151,3 +151,28 @@ def test_predict_outputs_both_networks():
     assert len(out) == 3 and set(out[0]['scores']) == {'teacher', 'student'}
     assert out[0]['gt_label'] == labels[0].item()
     assert torch.allclose(out[0]['scores']['teacher'].sum(), torch.tensor(1.0), atol=1e-5)
+
+
+def test_look_ahead_uses_future_teacher_and_keeps_one_real_step():
+    from mmengine.optim import OptimWrapper
+    torch.manual_seed(0)
+    model = FixMatch(model=NET, selector=dict(type='FixedThresholdSelector', threshold=0.0),
+                     semi_train_cfg=dict(look_ahead=True))
+    model.next_ema_momentum = 0.5
+    teacher_before = [p.clone() for p in model.teacher.parameters()]
+    opt = OptimWrapper(torch.optim.Adam(model.student.parameters(), lr=0.01))
+    used = []
+    predict = model.task.predict
+    model.task.predict = lambda net, x: used.append(net) or predict(net, x)
+    model.train_step(_batch(), opt)
+    # virtual step labels come from the teacher, the real step's from the future teacher
+    assert used[0] is model.teacher and used[1] is model._pl_teacher[0]
+    assert not model._use_future and model.pseudo_label_teacher is model.teacher
+    # exactly one real optimizer step survives
+    steps = {int(st['step']) for st in opt.optimizer.state.values()}
+    assert steps == {1}
+    # the stored teacher is untouched (the EMA hook updates it after the step)
+    assert all(torch.equal(a, b) for a, b in zip(teacher_before, model.teacher.parameters()))
+    # the future teacher is EMA(teacher, virtual student) != teacher
+    assert any(not torch.equal(a, b) for a, b in zip(model._pl_teacher[0].parameters(),
+                                                     model.teacher.parameters()))

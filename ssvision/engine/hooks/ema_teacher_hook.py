@@ -97,6 +97,14 @@ class EMATeacherHook(Hook):
             raise TypeError('EMATeacherHook needs a model with `teacher` and `student`, got '
                             f'{type(model).__name__}')
 
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        # Algorithms that look ahead (learning from the future) need the momentum of
+        # the coming update before the step.
+        model = self._model(runner)
+        if (runner.iter + 1) % self.interval == 0:
+            model.next_ema_momentum = ema_momentum(runner.iter // self.interval,
+                                                   self.momentum, self.ramp)
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if (runner.iter + 1) % self.interval != 0:
             return

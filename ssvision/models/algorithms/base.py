@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -44,6 +45,13 @@ class SemiBase(BaseModel):
     - ``unsup_warmup_iters`` (int, 0): after burn-in, the weight ramps linearly from
       0 to ``unsup_weight`` over this many iterations.
     - ``student_forward`` (str, ``'concat'``): see above.
+    - ``look_ahead`` (bool, False): *learning from the future* (FST). Each iteration
+      first takes a virtual optimizer step on the batch, forms the future teacher
+      ``T' = m T + (1 - m) S'`` from that virtual student ``S'`` (``m`` = the EMA hook's
+      next momentum), restores the student and optimizer state, and then takes the
+      real step with pseudo-labels from ``T'``. The teacher itself is still updated
+      only by the EMA hook. Costs about one extra training step per iteration (see
+      BENCHMARKS.md); with AMP the virtual step also advances the loss scaler.
 
     ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
     networks validation scores.
@@ -66,7 +74,8 @@ class SemiBase(BaseModel):
 
     #: Knobs and defaults; subclasses add theirs with ``{**SemiBase.default_train_cfg, ...}``.
     default_train_cfg: dict[str, Any] = dict(
-        unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat')
+        unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat',
+        look_ahead=False)
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
     #: Batch views the student sees besides ``sup``.
@@ -107,6 +116,12 @@ class SemiBase(BaseModel):
             raise ValueError(f"predict_on must name 'teacher' and/or 'student', got {predict_on}")
         self.predict_on = tuple(predict_on)
         self._register_load_state_dict_pre_hook(self._expand_plain_state_dict)
+        # Set by EMATeacherHook before each iteration: momentum of the coming update.
+        self.next_ema_momentum: float | None = None
+        # Teacher used for pseudo-labels when it is not ``self.teacher`` (look-ahead);
+        # kept out of the module tree so it is neither saved nor moved twice.
+        self._pl_teacher: list[nn.Module] = []
+        self._use_future = False
 
     # ----------------------------------------------------------------- config
     def _merge_cfg(self, cfg: dict | None) -> dict:
@@ -150,6 +165,46 @@ class SemiBase(BaseModel):
                     state_dict[prefix + part + rest] = value
 
     # ----------------------------------------------------------------- steps
+    @property
+    def pseudo_label_teacher(self) -> nn.Module:
+        """The network whose predictions become pseudo-labels this iteration."""
+        return self._pl_teacher[0] if self._use_future else self.teacher
+
+    def train_step(self, data, optim_wrapper):
+        if not self.semi_train_cfg['look_ahead']:
+            return super().train_step(data, optim_wrapper)
+        from ssvision.engine.hooks.ema_teacher_hook import ema_update
+        data = self.data_preprocessor(data, True)
+        saved_student = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
+        saved_optim = copy.deepcopy(optim_wrapper.optimizer.state_dict())
+        # 1. virtual step with the current teacher
+        with optim_wrapper.optim_context(self):
+            losses = self._run_forward(data, mode='loss')
+        parsed, _ = self.parse_losses(losses)
+        optim_wrapper.backward(parsed)
+        optim_wrapper.step()
+        optim_wrapper.zero_grad()
+        # 2. the future teacher from the virtual student
+        if not self._pl_teacher:
+            self._pl_teacher.append(copy.deepcopy(self.teacher))
+        future = self._pl_teacher[0]
+        future.load_state_dict(self.teacher.state_dict())
+        future.eval()
+        m = self.next_ema_momentum if self.next_ema_momentum is not None else 0.999
+        ema_update(future, self.student, m)
+        # 3. undo the virtual step, then the real step with the future teacher's labels
+        self.student.load_state_dict(saved_student)
+        optim_wrapper.optimizer.load_state_dict(saved_optim)
+        self._use_future = True
+        try:
+            with optim_wrapper.optim_context(self):
+                losses = self._run_forward(data, mode='loss')
+        finally:
+            self._use_future = False
+        parsed, log_vars = self.parse_losses(losses)
+        optim_wrapper.update_params(parsed)
+        return log_vars
+
     @staticmethod
     def current_iter() -> int:
         """0-based index of the running training iteration (from mmengine's MessageHub)."""
@@ -211,7 +266,7 @@ class SemiBase(BaseModel):
             'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
         probs = labels = weight = None
         if use_unsup:
-            probs = self.task.predict(self.teacher, inputs['unsup_teacher'])
+            probs = self.task.predict(self.pseudo_label_teacher, inputs['unsup_teacher'])
             meta = data_samples.get('unsup_teacher', {}) or {}
             labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
             unsup = self.unsup_loss(logits, probs, labels, weight, inputs, data_samples)

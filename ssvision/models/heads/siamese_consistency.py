@@ -1,0 +1,184 @@
+"""DSSN-style dual-level Siamese consistency: image level and feature level."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ssvision.registry import MODELS
+
+from .base import AuxContext, BaseAuxHead
+
+#: Added to the standard deviation so constant logit vectors do not divide by 0.
+_STD_EPS = 1e-6
+_CONSISTENCIES = ('standardized_mse', 'contrastive')
+_UNSUP_VIEWS = ('unsup_teacher', 'unsup_student', 'unsup_student2')
+
+
+def standardize(logits: torch.Tensor, eps: float = _STD_EPS) -> torch.Tensor:
+    """``(x - mean_K x) / (std_K x + eps)`` over the class axis (dim 1, population std).
+
+    Args:
+        logits: ``(N, K, *)``.
+
+    Returns:
+        Tensor of the same shape, every class vector with mean 0 and std ~1.
+    """
+    x = logits.float()
+    mean = x.mean(dim=1, keepdim=True)
+    std = x.std(dim=1, unbiased=False, keepdim=True)
+    return (x - mean) / (std + eps)
+
+
+def standardized_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample (per-pixel) ``mean_K (std(a) - std(b))^2``; ``(N, K, *) -> (N, *)``.
+
+    Symmetric and without stop-gradient: both outputs receive gradients.
+    """
+    return ((standardize(a) - standardize(b)) ** 2).mean(dim=1)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric sample-wise InfoNCE between two views; ``(N, K) -> (N,)``.
+
+    With ``u = a / |a|``, ``v = b / |b|`` and ``s_ij = u_i . v_j / temperature``::
+
+        loss_i = (CE(s_i., i) + CE(s_.i, i)) / 2
+
+    positives are the same image in the other view, negatives the other images of the
+    batch. Classification-only (one vector per image).
+    """
+    if a.dim() != 2:
+        raise ValueError("consistency='contrastive' needs (N, K) outputs (classification); "
+                         f"got shape {tuple(a.shape)}; use 'standardized_mse' for dense outputs")
+    u = F.normalize(a.float(), dim=1)
+    v = F.normalize(b.float(), dim=1)
+    sim = u @ v.t() / temperature
+    target = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(sim, target, reduction='none')
+                  + F.cross_entropy(sim.t(), target, reduction='none'))
+
+
+@MODELS.register_module()
+class DualSiameseConsistencyHead(BaseAuxHead):
+    """Dual-level Siamese consistency (DSSN): pull together two perturbed outputs.
+
+    - **Image level**: the student's outputs on two strong views of the same unlabeled
+      images, ``a = ctx.logits['unsup_student']``, ``b = ctx.logits['unsup_student2']``.
+    - **Feature level**: ``f = student.extract_feat(x)`` on ``x = ctx.inputs[feature_view]``,
+      then ``a = student.forward_head(drop(f))``, ``b = student.forward_head(drop'(f))``
+      with two independent dropout masks (``F.dropout`` elementwise for ``(N, D)``
+      features, channel-wise ``F.dropout2d`` for ``(N, C, H, W)`` maps).
+
+    Per-sample (per-pixel for dense outputs) term ``l_i`` for a pair ``(a, b)``:
+
+    - ``'standardized_mse'``: ``l_i = mean_k (z(a)_ik - z(b)_ik)^2`` with
+      ``z(x) = (x - mean_k x) / (std_k x + 1e-6)`` (population std). Works on
+      ``(N, K, *)``; ``l`` has shape ``(N, *)``.
+    - ``'contrastive'``: ``l_i`` = symmetric InfoNCE (see :func:`info_nce`) of the
+      L2-normalised outputs with ``temperature``. Classification-only ``(N, K)``.
+
+    Both sides receive gradients (symmetric, no stop-gradient), as in a Siamese pair.
+    The reduced loss is ``sum_i w_i * l_i / numel(l)`` where ``w`` is ``ctx.weight``
+    (detached) when ``use_selection`` and the selector ran, else all ones; so it is
+    exactly 0 when nothing is selected. Returned (times ``loss_weight``)::
+
+        aux_siamese_img_loss  = loss_weight * image_weight   * L_img
+        aux_siamese_feat_loss = loss_weight * feature_weight * L_feat
+
+    Missing inputs: when ``unsup_student`` / ``unsup_student2`` are not in
+    ``ctx.logits`` (a batch without them) the image term is ``0 * sum(ctx.logits['sup'])``,
+    and likewise the feature term when ``feature_view`` is not in ``ctx.inputs``; the keys
+    are always returned so logs keep the same columns. Note that the algorithm runs
+    required views through the student whenever the batch has them, also during burn-in
+    and in ``SupervisedOnly``; then ``ctx.weight`` is None and every sample counts.
+
+    Args:
+        loss_weight (float): multiplier of both terms. Default 1.0.
+        feature_weight (float): extra multiplier of the feature-level term; 0 skips its
+            forward. Default 1.0.
+        image_weight (float): extra multiplier of the image-level term. Default 1.0.
+        feature_dropout (float): dropout probability on the features. Default 0.5.
+        consistency (str): ``'standardized_mse'`` or ``'contrastive'``.
+        temperature (float): InfoNCE temperature. Default 0.5.
+        use_selection (bool): weight samples by the selector's weights. Default True.
+        feature_view (str): unlabeled view whose features are perturbed (the student
+            runs one extra ``extract_feat`` on it). Default ``'unsup_student'``.
+    """
+
+    required_views = ('unsup_student', 'unsup_student2')
+
+    def __init__(self, loss_weight: float = 1.0, feature_weight: float = 1.0,
+                 image_weight: float = 1.0, feature_dropout: float = 0.5,
+                 consistency: str = 'standardized_mse', temperature: float = 0.5,
+                 use_selection: bool = True, feature_view: str = 'unsup_student') -> None:
+        super().__init__(loss_weight)
+        if consistency not in _CONSISTENCIES:
+            raise ValueError(f'consistency must be one of {_CONSISTENCIES}, got {consistency!r}')
+        if feature_weight < 0 or image_weight < 0:
+            raise ValueError('feature_weight and image_weight must be >= 0, got '
+                             f'{feature_weight}, {image_weight}')
+        if not 0.0 <= feature_dropout < 1.0:
+            raise ValueError(f'feature_dropout must be in [0, 1), got {feature_dropout}')
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        if feature_view not in _UNSUP_VIEWS:
+            raise ValueError(f'feature_view must be one of {_UNSUP_VIEWS} (views the selection '
+                             f'weights refer to), got {feature_view!r}')
+        self.feature_weight = float(feature_weight)
+        self.image_weight = float(image_weight)
+        self.feature_dropout = float(feature_dropout)
+        self.consistency = consistency
+        self.temperature = float(temperature)
+        self.use_selection = bool(use_selection)
+        self.feature_view = feature_view
+
+    # ----------------------------------------------------------------- pieces
+    def pair_loss(self, a: torch.Tensor, b: torch.Tensor,
+                  weight: torch.Tensor | None) -> torch.Tensor:
+        """``sum_i w_i * l_i(a, b) / numel(l)`` for outputs ``(N, K, *)``, ``w`` ``(N, *)``."""
+        if a.shape != b.shape:
+            raise ValueError(f'Siamese outputs differ in shape: {tuple(a.shape)} vs '
+                             f'{tuple(b.shape)}')
+        if self.consistency == 'standardized_mse':
+            per = standardized_mse(a, b)
+        else:
+            per = info_nce(a, b, self.temperature)
+        if weight is not None:
+            if weight.shape != per.shape:
+                raise ValueError(f'selection weight has shape {tuple(weight.shape)}, the '
+                                 f'per-sample loss {tuple(per.shape)}; the views must be '
+                                 'of the same images as unsup_teacher')
+            per = per * weight.detach().to(per.dtype)
+        return per.sum() / max(per.numel(), 1)
+
+    def _dropout(self, feat: torch.Tensor) -> torch.Tensor:
+        if feat.dim() == 4:
+            return F.dropout2d(feat, self.feature_dropout, training=True)
+        return F.dropout(feat, self.feature_dropout, training=True)
+
+    def feature_pair(self, student: torch.nn.Module,
+                     x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two outputs of one ``extract_feat`` under independent feature-dropout masks."""
+        if not (callable(getattr(student, 'extract_feat', None))
+                and callable(getattr(student, 'forward_head', None))):
+            raise TypeError(f'{type(self).__name__} feature level needs a student with '
+                            f'extract_feat() and forward_head(); {type(student).__name__} '
+                            'has not both (set feature_weight=0 to use the image level only)')
+        feat = student.extract_feat(x)
+        return (student.forward_head(self._dropout(feat)),
+                student.forward_head(self._dropout(feat)))
+
+    # ----------------------------------------------------------------- loss
+    def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
+        weight = ctx.weight if self.use_selection else None
+        zero = 0.0 * ctx.logits['sup'].float().sum()
+        img = feat = zero
+        if all(v in ctx.logits for v in self.required_views) and self.image_weight > 0:
+            img = self.image_weight * self.pair_loss(
+                ctx.logits['unsup_student'], ctx.logits['unsup_student2'], weight)
+        if self.feature_view in ctx.inputs and self.feature_weight > 0:
+            a, b = self.feature_pair(ctx.student, ctx.inputs[self.feature_view])
+            feat = self.feature_weight * self.pair_loss(a, b, weight)
+        return {'aux_siamese_img_loss': self.loss_weight * img,
+                'aux_siamese_feat_loss': self.loss_weight * feat}
