@@ -57,6 +57,11 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
         if hasattr(self.dataloader.dataset, 'metainfo'):
             self.runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
         self.dataloader_iterator = None
+        # Size data-dependent model state (e.g. FlexMatch's per-sample buffer) before
+        # a checkpoint is loaded into it.
+        model = _unwrap(self.runner.model)
+        if hasattr(model, 'bind_data'):
+            model.bind_data(self.dataloader.dataset)
         self.dynamic_milestones, self.dynamic_intervals = calc_dynamic_intervals(
             self.val_interval, dynamic_intervals)
 

@@ -218,10 +218,10 @@ def _class_style(i: int, n: int, cmap_small, cmap_large) -> dict:
     return dict(color=cmap_large(i % 20), linestyle=_LINESTYLES[(i // 20) % len(_LINESTYLES)])
 
 
-def _legend_outside(ax, n: int) -> None:
+def _legend_outside(ax, n: int, x: float = 1.01) -> None:
     handles, _ = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small',
+        ax.legend(loc='upper left', bbox_to_anchor=(x, 1.0), fontsize='small',
                   ncol=max(1, math.ceil(n / 25)), borderaxespad=0.0)
 
 
@@ -292,14 +292,18 @@ def selection_figure(history: dict[str, np.ndarray], class_names: Sequence[str] 
         ax.plot(steps, moving_average(rates[c], window), label=name(c), linewidth=1.2,
                 **_class_style(i, len(classes), cmap_small, cmap_large))
     if 'sel_frac' in history:
-        ax.plot(steps, moving_average(history['sel_frac'], window), color='black',
-                linewidth=2.0, linestyle='--', label='sel_frac (all)')
+        # own right-hand axis: the total would squash the per-class curves
+        twin = ax.twinx()
+        line, = twin.plot(steps, moving_average(history['sel_frac'], window), color='black',
+                          linewidth=2.0, linestyle='--', label='sel_frac (all, right axis)')
+        twin.set_ylabel('sel_frac', fontsize='small')
+        ax.plot([], [], color='black', linewidth=2.0, linestyle='--', label=line.get_label())
     if not classes and 'sel_frac' not in history:
         _note(ax, 'selection not logged')
     ax.set_ylabel(ylabel, fontsize='small')
     ax.set_title('(a) selection per class', loc='left', fontsize='medium')
     ax.grid(alpha=0.3)
-    _legend_outside(ax, len(classes) + 1)
+    _legend_outside(ax, len(classes) + 1, x=1.08 if 'sel_frac' in history else 1.01)
 
     # (b) thresholds
     ax = axes[1]

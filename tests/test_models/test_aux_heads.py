@@ -1,5 +1,6 @@
 """Auxiliary heads (Siamese consistency, contrastive deep supervision, rotation) on digits."""
 
+import functools
 import math
 
 import cv2
@@ -24,8 +25,13 @@ DEEPSUP = dict(type='DeepSupervisionContrastHead')
 ROTATION = dict(type='RotationHead')
 
 
+@functools.cache
+def _load_digits():
+    return load_digits()
+
+
 def _digits(n, offset=0):
-    d = load_digits()
+    d = _load_digits()
     imgs = np.stack([cv2.resize((img * 16).clip(0, 255).astype(np.uint8), (16, 16),
                                 interpolation=cv2.INTER_LINEAR)
                      for img in d.images[offset:offset + n]])
@@ -252,3 +258,18 @@ def test_heads_are_registered():
         assert MODELS.get(name) is not None
     assert isinstance(MODELS.build(dict(type='RotationHead')), RotationHead)
     assert isinstance(MODELS.build(DEEPSUP), DeepSupervisionContrastHead)
+
+
+def test_explicit_sizes_survive_init_weights_and_state_dict_round_trip():
+    # mmengine's Runner calls model.init_weights(), which reads every parameter's shape:
+    # lazy (uninitialised) layers fail there, explicit sizes do not.
+    heads = [dict(DEEPSUP, in_channels=(8, 16)), dict(ROTATION, in_features=32)]
+    model = _model(heads)
+    model.init_weights()
+    losses = _losses(model, _batch())
+    assert losses['aux_deepsup_loss'].item() > 0
+    # A lazy model loads the checkpoint of a materialised one.
+    lazy = _model([DEEPSUP, ROTATION])
+    lazy.load_state_dict(model.state_dict())
+    for a, b in zip(model.aux_heads.parameters(), lazy.aux_heads.parameters()):
+        assert torch.equal(a, b)

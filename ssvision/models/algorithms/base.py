@@ -99,6 +99,9 @@ class SemiBase(BaseModel):
         self.task = MODELS.build(task if task is not None else dict(type='ClassificationTask'))
         self.selector = MODELS.build(selector) if selector is not None else None
         self.aux_heads = nn.ModuleList([MODELS.build(h) for h in (aux_heads or [])])
+        for head in self.aux_heads:
+            if hasattr(head, 'setup'):
+                head.setup(self.student)
         if self.uses_unlabeled and self.selector is None:
             raise ValueError(f'{type(self).__name__} needs a `selector` config')
         self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
@@ -227,13 +230,25 @@ class SemiBase(BaseModel):
             return list(out.split([v.shape[0] for v in views], dim=0))
         return [self.task.forward(self.student, v) for v in views]
 
+    def bind_data(self, dataset) -> None:
+        """Tell size-dependent parts about the training data (called by the train loop
+        before any checkpoint is loaded): a selector with per-sample state
+        (``set_num_unlabeled``) is sized to ``dataset.num_unlabeled``."""
+        n = getattr(dataset, 'num_unlabeled', None)
+        if n is not None and self.selector is not None and hasattr(self.selector,
+                                                                    'set_num_unlabeled'):
+            self.selector.set_num_unlabeled(int(n))
+
     def views_for_student(self, inputs: dict, use_unsup: bool) -> list[str]:
         """Names of the views the student runs on: ``sup``, then (with unlabeled data)
         the algorithm's views and the views aux heads require."""
         names = ['sup']
         extra = list(self.student_views) if use_unsup else []
         for head in self.aux_heads:
-            extra += [v for v in head.required_views if v != 'sup']
+            # unlabeled views of heads join only when unlabeled training is on
+            # (not during burn-in, not for SupervisedOnly)
+            extra += [v for v in head.required_views
+                      if v != 'sup' and (use_unsup or not v.startswith('unsup'))]
         for v in extra:
             if v not in names and v in inputs:
                 names.append(v)

@@ -63,5 +63,13 @@ class BaseAuxHead(nn.Module):
             raise ValueError(f'loss_weight must be >= 0, got {loss_weight}')
         self.loss_weight = float(loss_weight)
 
+    def setup(self, student: nn.Module) -> None:
+        """Called once by the algorithm after the student is built: size layers from it.
+
+        Heads whose layer sizes depend on the student (feature width, stage channels)
+        build them here, so no lazy parameters reach mmengine's ``init_weights``, DDP
+        or the optimizer. The default does nothing.
+        """
+
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -102,6 +102,32 @@ class DeepSupervisionContrastHead(BaseAuxHead):
             self.projectors.append(nn.Sequential(first, nn.ReLU(inplace=True),
                                                  nn.Linear(proj_dim, proj_dim)))
 
+    def setup(self, student: nn.Module) -> None:
+        """Size the projectors from the student's stage channels when not given.
+
+        Runs ``forward_stages`` once on a ``(2, in_channels, 32, 32)`` zero batch in eval
+        mode (BatchNorm statistics untouched); leaves the lazy layers if the student
+        has no ``in_channels`` or the probe fails.
+        """
+        if not any(isinstance(p[0], nn.LazyLinear) for p in self.projectors):
+            return
+        in_ch = getattr(student, 'in_channels', None)
+        if not in_ch or not hasattr(student, 'forward_stages'):
+            return
+        was_training = student.training
+        student.eval()
+        try:
+            with torch.no_grad():
+                feats = student.forward_stages(torch.zeros(2, int(in_ch), 32, 32))
+            channels = [int(feats[s].shape[1]) for s in self.stages]
+        except Exception:  # noqa: BLE001 - fall back to lazy sizing
+            return
+        finally:
+            student.train(was_training)
+        for proj, ch in zip(self.projectors, channels):
+            if isinstance(proj[0], nn.LazyLinear):
+                proj[0] = nn.Linear(ch, proj[0].out_features)
+
     def _batch(self, ctx: AuxContext) -> tuple[torch.Tensor, torch.Tensor]:
         x = ctx.inputs['sup']
         y = ctx.data_samples['sup']['gt_label']

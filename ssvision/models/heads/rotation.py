@@ -77,6 +77,12 @@ class RotationHead(BaseAuxHead):
         self.classifier = (nn.LazyLinear(NUM_ROTATIONS) if in_features is None
                            else nn.Linear(int(in_features), NUM_ROTATIONS))
 
+    def setup(self, student: nn.Module) -> None:
+        """Size the rotation classifier from ``student.feat_dim`` when not given."""
+        feat_dim = getattr(student, 'feat_dim', None)
+        if isinstance(self.classifier, nn.LazyLinear) and feat_dim:
+            self.classifier = nn.Linear(int(feat_dim), NUM_ROTATIONS)
+
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
         images = [ctx.inputs[v] for v in self.views if v in ctx.inputs]
         if not images:

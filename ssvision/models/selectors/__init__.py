@@ -1,4 +1,11 @@
 from .base import BaseSelector
+from .class_aware_topk import ClassAwareTopKSelector, class_topk_mask
 from .fixed_threshold import FixedThresholdSelector, fixed_threshold
+from .flexmatch import FlexMatchSelector
+from .freematch import FreeMatchSelector
+from .softmatch import SoftMatchSelector
 
-__all__ = ['BaseSelector', 'FixedThresholdSelector', 'fixed_threshold']
+__all__ = [
+    'BaseSelector', 'ClassAwareTopKSelector', 'FixedThresholdSelector', 'FlexMatchSelector',
+    'FreeMatchSelector', 'SoftMatchSelector', 'class_topk_mask', 'fixed_threshold'
+]

@@ -54,9 +54,14 @@ class FlexMatchSelector(BaseSelector):
         mapping (str): ``'convex'`` or ``'linear'``. Default ``'convex'``.
     """
 
-    def __init__(self, num_classes: int, num_unlabeled: int, threshold: float = 0.95,
-                 warmup: bool = True, mapping: str = 'convex') -> None:
+    def __init__(self, num_classes: int, num_unlabeled: int | None = None,
+                 threshold: float = 0.95, warmup: bool = True, mapping: str = 'convex') -> None:
         super().__init__()
+        if num_unlabeled is None:
+            num_unlabeled = 1  # placeholder; the train loop calls set_num_unlabeled
+            self._sized = False
+        else:
+            self._sized = True
         if num_classes < 1 or num_unlabeled < 1:
             raise ValueError('num_classes and num_unlabeled must be >= 1')
         if mapping not in _MAPPINGS:
@@ -67,6 +72,22 @@ class FlexMatchSelector(BaseSelector):
         self.threshold, self.warmup, self.mapping = float(threshold), bool(warmup), mapping
         self.register_buffer('selected_label',
                              torch.full((self.num_unlabeled,), UNUSED, dtype=torch.long))
+
+    def set_num_unlabeled(self, num_unlabeled: int) -> None:
+        """Size the per-sample state to the unlabeled dataset (called by the train loop).
+
+        Raises:
+            ValueError: when ``num_unlabeled`` was configured and differs.
+        """
+        if self._sized and num_unlabeled != self.num_unlabeled:
+            raise ValueError(f'FlexMatchSelector.num_unlabeled={self.num_unlabeled} but the '
+                             f'unlabeled dataset has {num_unlabeled} images (leave '
+                             'num_unlabeled unset to take it from the data)')
+        if not self._sized:
+            self.num_unlabeled = int(num_unlabeled)
+            self.selected_label = torch.full((self.num_unlabeled,), UNUSED, dtype=torch.long,
+                                             device=self.selected_label.device)
+            self._sized = True
 
     def class_thresholds(self) -> torch.Tensor:
         """``(C,)`` per-class thresholds ``T_c`` from the current state (pure)."""
