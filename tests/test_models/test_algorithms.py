@@ -8,12 +8,15 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from ssvision.models.algorithms import FixMatch, MeanTeacher, SupervisedOnly
+from ssvision.models.algorithms import DSSN, FixMatch, FreeMatch, MeanTeacher, SupervisedOnly
 
 NET = dict(type='TinyCNN', num_classes=10, in_channels=1, width=8)
 ALGORITHMS = {
     'FixMatch': (FixMatch, {}),
     'MeanTeacher': (MeanTeacher, {}),
+    'FreeMatch': (FreeMatch, {'semi_train_cfg': {'fairness_weight': 0.0}}),
+    'DSSN': (DSSN, {'aux_heads': []}),
+    'FixMatch+look_ahead': (FixMatch, {'semi_train_cfg': {'look_ahead': True}}),
 }
 
 
@@ -29,11 +32,14 @@ def _batch(b=4, mu=2):
     sup, sup_y = _digits(b)
     unl, unl_y = _digits(b * mu, offset=100)
     strong = torch.flip(unl, dims=[3])  # a different view of the same images
+    strong2 = torch.roll(unl, shifts=2, dims=2)
     return {
-        'inputs': {'sup': sup, 'unsup_teacher': unl, 'unsup_student': strong},
+        'inputs': {'sup': sup, 'unsup_teacher': unl, 'unsup_student': strong,
+                   'unsup_student2': strong2},
         'data_samples': {
             'sup': {'gt_label': sup_y},
-            'unsup_teacher': {'gt_label': torch.full_like(unl_y, -1), 'true_label': unl_y},
+            'unsup_teacher': {'gt_label': torch.full_like(unl_y, -1), 'true_label': unl_y,
+                              'sample_idx': torch.arange(len(unl_y))},
             'unsup_student': {'gt_label': torch.full_like(unl_y, -1), 'true_label': unl_y},
         },
     }
@@ -176,3 +182,23 @@ def test_look_ahead_uses_future_teacher_and_keeps_one_real_step():
     # the future teacher is EMA(teacher, virtual student) != teacher
     assert any(not torch.equal(a, b) for a, b in zip(model._pl_teacher[0].parameters(),
                                                      model.teacher.parameters()))
+
+
+def test_freematch_fairness_and_dssn_with_their_own_selectors():
+    torch.manual_seed(0)
+    batch = _batch()
+    model = FreeMatch(model=NET)
+    model.train()
+    losses = _losses(model, batch)
+    assert math.isfinite(losses['unsup_fair_loss'].item())
+    assert 'sel_global' in losses and 'thr_0' in losses
+    with pytest.raises(TypeError):
+        FreeMatch(model=NET, selector=dict(type='FixedThresholdSelector'))
+    model = DSSN(model=NET, selector=dict(type='ClassAwareTopKSelector', ratio=1.0, floor=0.0))
+    _perturb_teacher(model)
+    model.train()
+    losses = _losses(model, batch)
+    assert losses['sel_frac'].item() == 1.0
+    assert losses['unsup_loss'].item() > 0
+    assert losses['aux_siamese_img_loss'].item() > 0
+    assert losses['aux_siamese_feat_loss'].item() > 0

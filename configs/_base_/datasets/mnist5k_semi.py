@@ -13,6 +13,11 @@ labeled_pipeline = [dict(type='MultiBranch', branches=dict(sup=weak + pack))]
 unlabeled_pipeline = [
     dict(type='MultiBranch', branches=dict(unsup_teacher=weak + pack, unsup_student=strong + pack))
 ]
+# Two independent strong views (DSSN's image-level Siamese consistency).
+unlabeled_pipeline_two_strong = [
+    dict(type='MultiBranch', branches=dict(unsup_teacher=weak + pack, unsup_student=strong + pack,
+                                           unsup_student2=strong + pack))
+]
 
 train_dataloader = dict(
     batch_size=labeled_batch_size * (1 + unlabeled_ratio),
