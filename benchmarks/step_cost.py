@@ -44,9 +44,12 @@ def _images(n: int, offset: int = 0, size: int = 28, channels: int = 1):
     return imgs, labels
 
 
-def build(algorithm: str, net: dict, device: str, amp: bool):
-    model = MODELS.build(dict(type=algorithm, model=net,
-                              selector=dict(type='FixedThresholdSelector', threshold=0.0)))
+def build(algorithm: str, net: dict, device: str, amp: bool, look_ahead: bool = False):
+    cfg = dict(type=algorithm, model=net,
+               selector=dict(type='FixedThresholdSelector', threshold=0.0))
+    if look_ahead:
+        cfg['semi_train_cfg'] = dict(look_ahead=True)
+    model = MODELS.build(cfg)
     model.to(device)
     optim = torch.optim.SGD(model.student.parameters(), lr=0.01, momentum=0.9)
     if amp:
@@ -67,6 +70,8 @@ def main(argv=None) -> dict:
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--amp', action='store_true')
+    p.add_argument('--look-ahead', action='store_true',
+                   help='also time the SSL step with learning-from-the-future look-ahead')
     p.add_argument('--out', help='write the result as json')
     args = p.parse_args(argv)
 
@@ -86,6 +91,9 @@ def main(argv=None) -> dict:
 
     sup_model, sup_opt = build('SupervisedOnly', net, args.device, args.amp)
     ssl_model, ssl_opt = build(args.algorithm, net, args.device, args.amp)
+    if args.look_ahead:
+        la_model, la_opt = build(args.algorithm, net, args.device, args.amp, look_ahead=True)
+        la_model.next_ema_momentum = 0.999
 
     def step(model, opt, batch):
         if args.device == 'cuda':
@@ -97,13 +105,16 @@ def main(argv=None) -> dict:
             torch.cuda.synchronize()
         return time.perf_counter() - t
 
-    times = {'sup': [], 'ssl': []}
+    times = {'sup': [], 'ssl': [], 'look_ahead': []}
     for i in range(args.warmup + args.steps):
         ts = step(sup_model, sup_opt, sup_batch)
         tl = step(ssl_model, ssl_opt, ssl_batch)
+        ta = step(la_model, la_opt, ssl_batch) if args.look_ahead else None
         if i >= args.warmup:
             times['sup'].append(ts)
             times['ssl'].append(tl)
+            if ta is not None:
+                times['look_ahead'].append(ta)
     med_sup, med_ssl = statistics.median(times['sup']), statistics.median(times['ssl'])
     result = {
         'algorithm': args.algorithm, 'net': args.net, 'B': b, 'mu': mu,
@@ -112,6 +123,10 @@ def main(argv=None) -> dict:
         'sup_step_s': med_sup, 'ssl_step_s': med_ssl, 'ratio': med_ssl / med_sup,
         'floor': 1 + (1 / 3) * mu / (1 + mu),
     }
+    if args.look_ahead:
+        med_la = statistics.median(times['look_ahead'])
+        result.update(look_ahead_step_s=med_la, look_ahead_ratio=med_la / med_sup,
+                      look_ahead_vs_ssl=med_la / med_ssl)
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, 'w') as f:

@@ -16,6 +16,9 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='EMATeacherHook', momentum=0.99, ramp=True),
     dict(type='ResumeStateHook'),
+    # writes selection_stats.png (per-class selection rates, thresholds, pseudo-label
+    # accuracy over time) into the work dir at the end of training
+    dict(type='SelectionStatsHook', window=5),
 ]
 
 env_cfg = dict(
