@@ -52,6 +52,7 @@ class SemiBase(BaseModel):
       real step with pseudo-labels from ``T'``. The teacher itself is still updated
       only by the EMA hook. Costs about one extra training step per iteration (see
       BENCHMARKS.md); with AMP the virtual step also advances the loss scaler.
+      Single-process only for now: under DDP the train loop refuses it.
 
     ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
     networks validation scores.
@@ -234,6 +235,12 @@ class SemiBase(BaseModel):
         """Tell size-dependent parts about the training data (called by the train loop
         before any checkpoint is loaded): a selector with per-sample state
         (``set_num_unlabeled``) is sized to ``dataset.num_unlabeled``."""
+        from mmengine.dist import get_world_size
+        if self.semi_train_cfg['look_ahead'] and get_world_size() > 1:
+            # mmengine's DDP wrapper runs its own train_step, which would skip the
+            # virtual step silently.
+            raise NotImplementedError('semi_train_cfg.look_ahead is single-process only '
+                                      'for now (mmengine DDP bypasses model.train_step)')
         n = getattr(dataset, 'num_unlabeled', None)
         if n is not None and self.selector is not None and hasattr(self.selector,
                                                                     'set_num_unlabeled'):
