@@ -43,7 +43,8 @@ def main(argv=None) -> dict:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     predict_on = ('teacher', 'student') if args.model == 'both' else (args.model,)
-    cfg.model.setdefault('semi_test_cfg', {})
+    if not cfg.model.get('semi_test_cfg'):
+        cfg.model.semi_test_cfg = {}
     cfg.model.semi_test_cfg['predict_on'] = predict_on
     cfg.load_from = args.checkpoint
     cfg.resume = False

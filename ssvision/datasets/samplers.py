@@ -30,13 +30,15 @@ class SemiSampler:
     the rank and the item's position ``p`` in this rank's stream:
 
     - the ``n``-th labeled item is ``perm_e[n % L]`` with ``e = n // L`` and
-      ``perm_e`` a permutation of ``range(L)`` seeded by ``(seed, 1, e)`` (epochs over
+      ``perm_e`` a permutation of ``range(L)`` seeded by ``(seed, rank, 1, e)`` (epochs over
       the labeled set reshuffle); the unlabeled part works the same way with salt 2;
     - ``sample_seed = SeedSequence([seed, 3, rank, p])``.
 
     So :meth:`set_position` resumes exactly mid-epoch without loading skipped data,
     and the augmentations of an item are the same whatever the number of workers.
-    Under ``torch.distributed`` each rank uses its own stream (``seed + rank``).
+    Under ``torch.distributed`` each rank draws its own stream (the rank is part of
+    every seed); ranks do not partition the data, so a global batch may repeat an
+    image (harmless for infinite sampling, and it keeps resume exact per rank).
 
     Args:
         dataset: a ``SemiDataset``.
@@ -82,6 +84,11 @@ class SemiSampler:
             raise ValueError(f'position must be >= 0, got {position}')
         self._position = int(position)
 
+    def set_seed(self, seed: int) -> None:
+        """Use another base seed (e.g. the one a resumed checkpoint was trained with)."""
+        self.seed = int(seed)
+        self._perm_cache.clear()
+
     def set_epoch(self, epoch: int) -> None:  # noqa: D102 - infinite: nothing to do
         pass
 
@@ -89,7 +96,7 @@ class SemiSampler:
         key = (salt, epoch)
         perm = self._perm_cache.get(key)
         if perm is None:
-            rng = np.random.default_rng(_stable_seed(self.seed + self.rank, salt, epoch))
+            rng = np.random.default_rng(_stable_seed(self.seed, self.rank, salt, epoch))
             perm = rng.permutation(size)
             if len(self._perm_cache) > 8:
                 self._perm_cache.clear()

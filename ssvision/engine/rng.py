@@ -32,7 +32,7 @@ def set_rng_states(states: dict) -> None:
     py = states['python']
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = states['numpy']
-    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'],
+    np.random.set_state((n['name'], n['keys'].cpu().numpy().astype(np.uint32), n['pos'],
                          n['has_gauss'], n['cached']))
     torch.set_rng_state(states['torch'].cpu())
     if 'cuda' in states and torch.cuda.is_available():

@@ -80,3 +80,12 @@ def test_collate_groups_branches():
     assert batch['data_samples']['unsup_teacher']['true_label'].dtype == torch.long
     with pytest.raises(ValueError):
         semi_collate([])
+
+
+def test_set_seed_switches_stream():
+    ds = _Semi(7, 30)
+    a = _take(SemiSampler(ds, 2, 3, seed=5), 50)
+    s = SemiSampler(ds, 2, 3, seed=9)
+    _take(s, 50)  # fill the permutation cache with seed 9
+    s.set_seed(5)
+    assert _take(s, 50) == a

@@ -202,3 +202,42 @@ def test_freematch_fairness_and_dssn_with_their_own_selectors():
     assert losses['unsup_loss'].item() > 0
     assert losses['aux_siamese_img_loss'].item() > 0
     assert losses['aux_siamese_feat_loss'].item() > 0
+
+
+def test_look_ahead_advances_selector_and_heads_once():
+    from mmengine.optim import OptimWrapper
+    torch.manual_seed(0)
+    model = FreeMatch(model=NET,
+                      selector=dict(type='FreeMatchSelector', num_classes=10, ema_momentum=0.5),
+                      aux_heads=[dict(type='RotationHead', loss_weight=0.5)],
+                      semi_train_cfg=dict(look_ahead=True, fairness_weight=0.0))
+    model.next_ema_momentum = 0.5
+    tau0 = model.selector.tau.clone()
+    head_before = model.aux_heads[0].classifier.weight.detach().clone()
+    opt = OptimWrapper(torch.optim.SGD(list(model.student.parameters())
+                                       + list(model.aux_heads.parameters()), lr=0.1))
+    batch = _batch()
+    model.train_step(batch, opt)
+    weak = model.data_preprocessor(batch, True)['inputs']['unsup_teacher']
+    conf = model.task.predict(model._pl_teacher[0], weak).max(dim=1).values.mean()
+    # one update, from the future teacher's confidences: tau = 0.5 tau0 + 0.5 conf
+    assert torch.allclose(model.selector.tau, 0.5 * tau0 + 0.5 * conf, atol=1e-5)
+    # the head took exactly one SGD step: w1 = w0 - lr * grad (grad from the real step)
+    assert not torch.equal(head_before, model.aux_heads[0].classifier.weight)
+    assert opt._inner_count == 1
+
+
+def test_dssn_without_second_strong_view_is_an_error_and_burn_in_keeps_heads_off():
+    batch = _batch()
+    del batch['inputs']['unsup_student2']
+    model = DSSN(model=NET)
+    model.train()
+    with pytest.raises(KeyError, match='unsup_student2'):
+        _losses(model, batch)
+    model = FixMatch(model=NET, aux_heads=[dict(type='DualSiameseConsistencyHead')],
+                     semi_train_cfg=dict(burn_in_iters=10**6))
+    model.train()
+    losses = _losses(model, _batch())
+    assert 'unsup_loss' not in losses
+    assert losses['aux_siamese_feat_loss'].item() == 0.0
+    assert losses['aux_siamese_img_loss'].item() == 0.0

@@ -134,6 +134,11 @@ def test_siamese_without_unlabeled_views_returns_graph_valid_zeros():
         del batch['data_samples'][v]
     batch['inputs'].pop('unsup_student')
     batch['data_samples'].pop('unsup_student')
+    # a weak view without its strong view is a pipeline error, named clearly
+    with pytest.raises(KeyError, match='unsup_student'):
+        _losses(model, batch)
+    batch['inputs'].pop('unsup_teacher')  # a labeled-only batch
+    batch['data_samples'].pop('unsup_teacher', None)
     losses = _losses(model, batch)
     assert losses['aux_siamese_img_loss'].item() == 0.0
     assert losses['aux_siamese_feat_loss'].item() == 0.0

@@ -104,6 +104,9 @@ class EMATeacherHook(Hook):
         if (runner.iter + 1) % self.interval == 0:
             model.next_ema_momentum = ema_momentum(runner.iter // self.interval,
                                                    self.momentum, self.ramp)
+        else:
+            model.next_ema_momentum = None  # no teacher update after this iteration
+        model.next_ema_buffers = self.buffers
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if (runner.iter + 1) % self.interval != 0:

@@ -55,8 +55,9 @@ def _decode_message_hub(state: dict) -> dict:
     for key, val in state.get('log_scalars', {}).items():
         if isinstance(val, dict) and val.get(_HISTORY_TAG):
             buf = HistoryBuffer(max_length=val['max_length'])
-            buf._log_history = val['log'].numpy()
-            buf._count_history = val['count'].numpy()
+            # mmengine may load checkpoints onto the GPU (map_location='cuda')
+            buf._log_history = val['log'].cpu().numpy()
+            buf._count_history = val['count'].cpu().numpy()
             scalars[key] = buf
         else:
             scalars[key] = val
@@ -84,6 +85,7 @@ class ResumeStateHook(Hook):
 
     def __init__(self) -> None:
         self._pending_rng: dict | None = None
+        self._pending_sampler: dict | None = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if 'message_hub' in checkpoint:
@@ -105,9 +107,17 @@ class ResumeStateHook(Hook):
             checkpoint['message_hub'] = _decode_message_hub(checkpoint['message_hub'])
         state = checkpoint.get('ssvision')
         self._pending_rng = state.get('rng') if state else None
+        self._pending_sampler = state.get('sampler') if state else None
 
     def before_train(self, runner) -> None:
         # runner.iter > 0 here only when the run resumed from a checkpoint.
+        if runner.iter > 0 and self._pending_sampler:
+            # The sampler was built from the run's seed before the checkpoint was read;
+            # a run without a fixed seed must keep the stream it started with.
+            sampler = getattr(runner.train_loop.dataloader, 'sampler', None)
+            if hasattr(sampler, 'set_seed'):
+                sampler.set_seed(int(self._pending_sampler['seed']))
         if self._pending_rng is not None and runner.iter > 0:
             set_rng_states(self._pending_rng)
         self._pending_rng = None
+        self._pending_sampler = None

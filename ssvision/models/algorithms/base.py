@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import torch
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from torch import nn
 
@@ -51,8 +52,10 @@ class SemiBase(BaseModel):
       next momentum), restores the student and optimizer state, and then takes the
       real step with pseudo-labels from ``T'``. The teacher itself is still updated
       only by the EMA hook. Costs about one extra training step per iteration (see
-      BENCHMARKS.md); with AMP the virtual step also advances the loss scaler.
-      Single-process only for now: under DDP the train loop refuses it.
+      BENCHMARKS.md). The virtual step uses the raw optimizer (no AMP loss scaling,
+      no gradient accumulation); the state it changes (student, aux heads, selector
+      statistics, optimizer) is restored before the real step. Single-process only
+      for now: under DDP the train loop refuses it.
 
     ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
     networks validation scores.
@@ -122,10 +125,12 @@ class SemiBase(BaseModel):
         self._register_load_state_dict_pre_hook(self._expand_plain_state_dict)
         # Set by EMATeacherHook before each iteration: momentum of the coming update.
         self.next_ema_momentum: float | None = None
+        self.next_ema_buffers: str = 'ema'
         # Teacher used for pseudo-labels when it is not ``self.teacher`` (look-ahead);
         # kept out of the module tree so it is neither saved nor moved twice.
         self._pl_teacher: list[nn.Module] = []
         self._use_future = False
+        self._warned_no_unlabeled = False
 
     # ----------------------------------------------------------------- config
     def _merge_cfg(self, cfg: dict | None) -> dict:
@@ -175,30 +180,37 @@ class SemiBase(BaseModel):
         return self._pl_teacher[0] if self._use_future else self.teacher
 
     def train_step(self, data, optim_wrapper):
-        if not self.semi_train_cfg['look_ahead']:
+        if not self.semi_train_cfg['look_ahead'] or self.next_ema_momentum is None:
+            # no look-ahead, or no teacher update this iteration (hook interval > 1):
+            # the future teacher would be the current one
             return super().train_step(data, optim_wrapper)
         from ssvision.engine.hooks.ema_teacher_hook import ema_update
         data = self.data_preprocessor(data, True)
-        saved_student = {k: v.detach().clone() for k, v in self.student.state_dict().items()}
-        saved_optim = copy.deepcopy(optim_wrapper.optimizer.state_dict())
-        # 1. virtual step with the current teacher
+        # Everything the virtual step may change except the teacher: student, aux
+        # heads, selector statistics (restored so they advance once per iteration).
+        saved = {k: v.detach().clone() for k, v in self.state_dict().items()
+                 if not k.startswith('teacher.')}
+        optimizer = optim_wrapper.optimizer
+        saved_optim = copy.deepcopy(optimizer.state_dict())
+        # 1. virtual step with the current teacher, on the raw optimizer so the
+        #    wrapper's iteration / accumulation counters are untouched
         with optim_wrapper.optim_context(self):
             losses = self._run_forward(data, mode='loss')
         parsed, _ = self.parse_losses(losses)
-        optim_wrapper.backward(parsed)
-        optim_wrapper.step()
-        optim_wrapper.zero_grad()
+        optimizer.zero_grad()
+        parsed.backward()
+        optimizer.step()
+        optimizer.zero_grad()
         # 2. the future teacher from the virtual student
         if not self._pl_teacher:
             self._pl_teacher.append(copy.deepcopy(self.teacher))
         future = self._pl_teacher[0]
         future.load_state_dict(self.teacher.state_dict())
         future.eval()
-        m = self.next_ema_momentum if self.next_ema_momentum is not None else 0.999
-        ema_update(future, self.student, m)
+        ema_update(future, self.student, self.next_ema_momentum, self.next_ema_buffers)
         # 3. undo the virtual step, then the real step with the future teacher's labels
-        self.student.load_state_dict(saved_student)
-        optim_wrapper.optimizer.load_state_dict(saved_optim)
+        self.load_state_dict(saved, strict=False)
+        optimizer.load_state_dict(saved_optim)
         self._use_future = True
         try:
             with optim_wrapper.optim_context(self):
@@ -275,8 +287,17 @@ class SemiBase(BaseModel):
         if 'sup' not in inputs:
             raise KeyError("training batch has no 'sup' (labeled) view")
         it = self.current_iter()
+        if self.uses_unlabeled and 'unsup_teacher' in inputs:
+            missing = [v for v in self.student_views if v not in inputs]
+            if missing:
+                raise KeyError(f'{type(self).__name__} needs the unlabeled views {missing} '
+                               'in the batch (check the unlabeled MultiBranch pipeline)')
+        elif self.uses_unlabeled and not self._warned_no_unlabeled:
+            print_log(f'{type(self).__name__}: the batch has no unlabeled views '
+                      '(unlabeled_ratio=0?); training on labeled data only',
+                      logger='current', level=logging.WARNING)
+            self._warned_no_unlabeled = True
         use_unsup = (self.uses_unlabeled and 'unsup_teacher' in inputs
-                     and all(v in inputs for v in self.student_views)
                      and it >= self.semi_train_cfg['burn_in_iters'])
         for head in self.aux_heads:
             missing = [v for v in head.required_views if v not in inputs]

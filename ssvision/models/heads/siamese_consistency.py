@@ -88,10 +88,11 @@ class DualSiameseConsistencyHead(BaseAuxHead):
 
     Missing inputs: when ``unsup_student`` / ``unsup_student2`` are not in
     ``ctx.logits`` (a batch without them) the image term is ``0 * sum(ctx.logits['sup'])``,
-    and likewise the feature term when ``feature_view`` is not in ``ctx.inputs``; the keys
-    are always returned so logs keep the same columns. Note that the algorithm runs
-    required views through the student whenever the batch has them, also during burn-in
-    and in ``SupervisedOnly``; then ``ctx.weight`` is None and every sample counts.
+    and likewise the feature term when the teacher has not run (burn-in,
+    ``SupervisedOnly``: ``ctx.probs is None``) or ``feature_view`` was not run through
+    the student; the keys are always returned so logs keep the same columns. The
+    algorithm runs unlabeled views through the student only when unlabeled training is
+    on, so neither term touches unlabeled images during burn-in.
 
     Args:
         loss_weight (float): multiplier of both terms. Default 1.0.
@@ -177,7 +178,8 @@ class DualSiameseConsistencyHead(BaseAuxHead):
         if all(v in ctx.logits for v in self.required_views) and self.image_weight > 0:
             img = self.image_weight * self.pair_loss(
                 ctx.logits['unsup_student'], ctx.logits['unsup_student2'], weight)
-        if self.feature_view in ctx.inputs and self.feature_weight > 0:
+        if (ctx.probs is not None and self.feature_view in ctx.logits
+                and self.feature_weight > 0):
             a, b = self.feature_pair(ctx.student, ctx.inputs[self.feature_view])
             feat = self.feature_weight * self.pair_loss(a, b, weight)
         return {'aux_siamese_img_loss': self.loss_weight * img,
