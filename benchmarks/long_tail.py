@@ -3,10 +3,11 @@
     python benchmarks/long_tail.py [--imbalance 10 100] [--methods fixmatch flexmatch ...]
         [--iters 1000] [--seed 0] [--out-dir work_dirs/bench_long_tail]
 
-MNIST-5k, 4 labels per class, unlabeled pool long-tailed with imbalance ratio r
-(class k keeps ``n_max * r^(-k/9)`` images: class 0 most, class 9 fewest; see
-``ssvision.datasets.split``), balanced test set (100 digits per class). Reports the
-teacher's top-1, mean recall and the recall of the three rarest classes (7, 8, 9).
+MNIST-5k or Fashion-MNIST, 4 labels per class, unlabeled pool long-tailed with
+imbalance ratio r (class k keeps ``n_max * r^(-k/9)`` images: class 0 most, class 9
+fewest; see ``ssvision.datasets.split``), balanced test set (MNIST-5k: 100 held-out
+digits per class; Fashion-MNIST: t10k). Reports the teacher's top-1, mean recall and
+the recall of the three rarest classes (7, 8, 9).
 """
 
 from __future__ import annotations
@@ -30,11 +31,26 @@ METHODS = {
     'dssn': 'configs/dssn/dssn_tinycnn_2k_mnist5k-4pc.py',
     'dssn+aux': 'configs/dssn/dssn-aux_tinycnn_2k_mnist5k-4pc.py',
 }
-TAIL = ('7', '8', '9')
+TAIL_CLASSES = (7, 8, 9)
+FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
+
+
+def fashion_options() -> list[str]:
+    """Point an MNIST-5k config at Fashion-MNIST (train for the pools, t10k to test)."""
+    opts = []
+    for part in ('labeled', 'unlabeled'):
+        key = f'train_dataloader.dataset.{part}'
+        opts += [f'{key}.type=FashionMNIST', f'{key}.root={FASHION_ROOT}', f'{key}.train=True']
+    opts += ['val_dataloader.dataset.type=FashionMNIST',
+             f'val_dataloader.dataset.root={FASHION_ROOT}', 'val_dataloader.dataset.train=False',
+             'val_dataloader.dataset.split_file=None', 'val_dataloader.dataset.subset=None',
+             'val_dataloader.batch_size=500']
+    return opts
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--dataset', default='mnist5k', choices=['mnist5k', 'fashion_mnist'])
     p.add_argument('--imbalance', nargs='+', type=int, default=[10, 100])
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     p.add_argument('--iters', type=int, default=1000)
@@ -43,18 +59,24 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'), '--seeds',
-                    str(args.seed), '--only', 'mnist5k'], check=True, cwd=REPO)
+                    str(args.seed), '--only', args.dataset], check=True, cwd=REPO)
+    from ssvision.datasets import FashionMNIST, MNIST5k
+    classes = (FashionMNIST if args.dataset == 'fashion_mnist' else MNIST5k)().metainfo['classes']
+    tail = [classes[c].replace(' ', '_').replace('/', '_') for c in TAIL_CLASSES]
     rows = []
     for imb in args.imbalance:
-        split = f'data/splits/mnist5k_4pc_lt{imb}_seed{args.seed}.json'
+        split = f'data/splits/{args.dataset}_4pc_lt{imb}_seed{args.seed}.json'
         for method in args.methods:
-            name = f'{method}_mnist5k_4pc_lt{imb}_seed{args.seed}_{args.iters}it'
+            name = f'{method}_{args.dataset}_4pc_lt{imb}_seed{args.seed}_{args.iters}it'
             work_dir = osp.join(args.out_dir, name)
             opts = [f'train_dataloader.dataset.labeled.split_file={split}',
-                    f'train_dataloader.dataset.unlabeled.split_file={split}',
-                    f'val_dataloader.dataset.split_file={split}',
-                    f'test_dataloader.dataset.split_file={split}',
-                    f'train_cfg.max_iters={args.iters}',
+                    f'train_dataloader.dataset.unlabeled.split_file={split}']
+            if args.dataset == 'mnist5k':
+                opts += [f'val_dataloader.dataset.split_file={split}',
+                         f'test_dataloader.dataset.split_file={split}']
+            else:
+                opts += fashion_options()
+            opts += [f'train_cfg.max_iters={args.iters}',
                     f'train_cfg.val_interval={max(args.iters // 2, 1)}',
                     f'param_scheduler.0.end={args.iters}', f'param_scheduler.0.T_max={args.iters}',
                     f'randomness.seed={args.seed}', 'default_hooks.logger.interval=50',
@@ -65,20 +87,22 @@ def main(argv=None) -> None:
             with open(osp.join(args.out_dir, name + '.log'), 'w') as log:
                 subprocess.run(cmd, check=True, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
             rec = last_val(work_dir)
-            row = dict(imbalance=imb, method=method, iters=args.iters, seed=args.seed,
+            row = dict(dataset=args.dataset, imbalance=imb, method=method, iters=args.iters,
+                       seed=args.seed,
                        minutes=(time.time() - t0) / 60,
                        teacher_top1=rec.get('teacher/top1'),
                        teacher_mean_recall=rec.get('teacher/mean_recall'),
-                       tail_recall={c: rec.get(f'teacher/recall_{c}') for c in TAIL})
+                       tail_recall={c: rec.get(f'teacher/recall_{c}') for c in tail})
             rows.append(row)
             with open(osp.join(args.out_dir, 'results.jsonl'), 'a') as f:
                 f.write(json.dumps(row) + '\n')
             print(json.dumps(row), flush=True)
-    print('\n| imbalance | method | teacher top-1 | recall 7 / 8 / 9 | min |')
-    print('|---|---|---|---|---|')
+    print('\n| dataset | imbalance | method | teacher top-1 | recall 7 / 8 / 9 | min |')
+    print('|---|---|---|---|---|---|')
     for r in rows:
-        tail = ' / '.join(f'{v:.0f}' for v in r['tail_recall'].values())
-        print(f"| {r['imbalance']} | {r['method']} | {r['teacher_top1']:.1f} | {tail} | "
+        tail_txt = ' / '.join(f'{v:.0f}' for v in r['tail_recall'].values())
+        print(f"| {r['dataset']} | {r['imbalance']} | {r['method']} | {r['teacher_top1']:.1f} | "
+              f"{tail_txt} | "
               f"{r['minutes']:.1f} |")
 
 

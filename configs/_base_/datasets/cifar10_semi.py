@@ -1,0 +1,46 @@
+# CIFAR-10 in its python batch format (cifar-10-batches-py), read from data_root.
+# No package ships it here: download it yourself, then write a split with
+#   python tools/make_split.py --dataset CIFAR10 --dataset-arg root=data/cifar10 \
+#       --labels-per-class 4 --seed 0 --out data/splits/cifar10_4pc_seed0.json
+num_classes = 10
+data_root = 'data/cifar10'
+split_file = 'data/splits/cifar10_4pc_seed0.json'
+labeled_batch_size = 64
+unlabeled_ratio = 7
+
+weak = [dict(type='WeakAugment', flip_prob=0.5, pad_ratio=0.125)]
+strong = weak + [dict(type='RandAugment', num_ops=2, magnitude=10, cutout_ratio=0.5)]
+pack = [dict(type='PackClsInputs')]
+labeled_pipeline = [dict(type='MultiBranch', branches=dict(sup=weak + pack))]
+unlabeled_pipeline = [
+    dict(type='MultiBranch', branches=dict(unsup_teacher=weak + pack, unsup_student=strong + pack))
+]
+
+train_dataloader = dict(
+    batch_size=labeled_batch_size * (1 + unlabeled_ratio),
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='SemiSampler', labeled_batch_size=labeled_batch_size,
+                 unlabeled_ratio=unlabeled_ratio),
+    collate_fn=dict(type='ssvision.semi_collate'),
+    dataset=dict(
+        type='SemiDataset',
+        labeled=dict(type='CIFAR10', root=data_root, train=True, split_file=split_file,
+                     subset='labeled', num_classes=num_classes, pipeline=labeled_pipeline),
+        unlabeled=dict(type='CIFAR10', root=data_root, train=True, split_file=split_file,
+                       subset='unlabeled', num_classes=num_classes,
+                       pipeline=unlabeled_pipeline),
+    ),
+)
+val_dataloader = dict(
+    batch_size=256,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='ssvision.semi_collate'),
+    dataset=dict(type='CIFAR10', root=data_root, train=False, num_classes=num_classes,
+                 pipeline=pack),
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(type='SemiAccuracy')
+test_evaluator = val_evaluator
