@@ -6,6 +6,16 @@ from .digits import Digits8x8
 from .image_folder import ImageFolder
 from .mnist import FashionMNIST, MNIST5k, MNISTIdx, read_idx, save_idx
 from .samplers import SemiSampler
+from .scenes import (
+                     SceneItems,
+                     build_scene_items,
+                     compose_scene,
+                     long_tail_probs,
+                     make_scene,
+                     sample_backgrounds,
+                     write_coco_scenes,
+                     write_voc_scenes,
+)
 from .semi_dataset import SemiDataset
 from .split import load_split, make_split, save_split
 
@@ -13,4 +23,6 @@ __all__ = [
     'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'Digits8x8', 'FashionMNIST', 'ImageFolder',
     'MNIST5k', 'MNISTIdx', 'SemiDataset', 'SemiSampler', 'load_split', 'make_split',
     'read_idx', 'read_image', 'save_idx', 'save_split', 'semi_collate',
+    'SceneItems', 'build_scene_items', 'compose_scene', 'long_tail_probs', 'make_scene',
+    'sample_backgrounds', 'write_coco_scenes', 'write_voc_scenes',
 ]
