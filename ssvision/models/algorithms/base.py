@@ -362,10 +362,15 @@ class SemiBase(BaseModel):
         if self.selector is not None:
             for key, value in self.selector.extra_log().items():
                 out[key] = torch.as_tensor(value, dtype=torch.float32)
-        true = samples.get('true_label') if isinstance(samples, dict) else None
-        if isinstance(true, torch.Tensor) and true.shape == labels.shape[:1]:
+        true = None
+        if isinstance(samples, dict):
+            # per image (classification) or per pixel (dense tasks: true_seg)
+            true = samples.get('true_seg', samples.get('true_label'))
+        if isinstance(true, torch.Tensor) and true.shape == labels.shape[:1] \
+                and labels.dim() > 1:
             true = true.view(-1, *([1] * (labels.dim() - 1))).expand_as(labels)
-            known = true >= 0
+        if isinstance(true, torch.Tensor) and true.shape == labels.shape:
+            known = (true >= 0) & (true < num_classes)  # drops -1 and ignore indices
             if known.any():
                 out['pl_acc_all'] = (labels[known] == true[known]).float().mean()
                 sel = known & kept
@@ -385,6 +390,9 @@ class SemiBase(BaseModel):
             net.eval()
             scores[name] = self.task.predict(net, inputs).cpu()
             net.train(was_training)
+        if hasattr(self.task, 'pack_predictions'):
+            # task-specific outputs for its metric (e.g. per-pixel argmax maps)
+            return self.task.pack_predictions(scores, data_samples or {})
         gt = (data_samples or {}).get('gt_label')
         n = inputs.shape[0]
         gt = gt.tolist() if isinstance(gt, torch.Tensor) else [-1] * n
