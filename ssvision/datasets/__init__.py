@@ -18,6 +18,7 @@ from .scenes import (
 )
 from .semi_dataset import SemiDataset
 from .split import load_split, make_split, save_split
+from .voc_seg import VOCSegDataset, make_seg_split, read_seg_mask, save_seg_splits
 
 __all__ = [
     'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'Digits8x8', 'FashionMNIST', 'ImageFolder',
@@ -25,4 +26,5 @@ __all__ = [
     'read_idx', 'read_image', 'save_idx', 'save_split', 'semi_collate',
     'SceneItems', 'build_scene_items', 'compose_scene', 'long_tail_probs', 'make_scene',
     'sample_backgrounds', 'write_coco_scenes', 'write_voc_scenes',
+    'VOCSegDataset', 'make_seg_split', 'read_seg_mask', 'save_seg_splits',
 ]
