@@ -1,5 +1,5 @@
 """Evaluation metrics."""
 
-from .metrics import SemiAccuracy
+from .metrics import SegIoU, SemiAccuracy
 
-__all__ = ['SemiAccuracy']
+__all__ = ['SegIoU', 'SemiAccuracy']

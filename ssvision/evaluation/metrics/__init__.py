@@ -1,3 +1,4 @@
 from .accuracy import SemiAccuracy
+from .iou import SegIoU
 
-__all__ = ['SemiAccuracy']
+__all__ = ['SegIoU', 'SemiAccuracy']

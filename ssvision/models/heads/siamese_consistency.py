@@ -167,6 +167,11 @@ class DualSiameseConsistencyHead(BaseAuxHead):
                             f'extract_feat() and forward_head(); {type(student).__name__} '
                             'has not both (set feature_weight=0 to use the image level only)')
         feat = student.extract_feat(x)
+        if feat.dim() == 4:
+            # dense students (segmentors) upsample their logits to the input size
+            size = x.shape[-2:]
+            return (student.forward_head(self._dropout(feat), size),
+                    student.forward_head(self._dropout(feat), size))
         return (student.forward_head(self._dropout(feat)),
                 student.forward_head(self._dropout(feat)))
 

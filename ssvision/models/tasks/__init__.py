@@ -1,3 +1,4 @@
 from .classification import ClassificationTask
+from .segmentation import SegmentationTask
 
-__all__ = ['ClassificationTask']
+__all__ = ['ClassificationTask', 'SegmentationTask']

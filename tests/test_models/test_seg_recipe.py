@@ -1,0 +1,73 @@
+"""The shared recipe on dense predictions: FixMatch / DSSN over a segmentor."""
+
+import math
+
+import pytest
+import torch
+
+from ssvision.models.algorithms import DSSN, FixMatch
+
+SEG_NET = dict(type='DeepLabV3Plus', backbone='resnet18', num_classes=3, aspp_channels=16,
+               low_level_channels=8, decoder_channels=16, dropout=0.0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _batch(n=2, size=32):
+    g = torch.Generator().manual_seed(0)
+    img = lambda: torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)  # noqa: E731
+    seg = torch.randint(0, 3, (n, size, size), generator=g)
+    seg[:, :4] = 255  # some ignored pixels
+    return {'inputs': {'sup': img(), 'unsup_teacher': img(), 'unsup_student': img(),
+                       'unsup_student2': img()},
+            'data_samples': {'sup': {'gt_seg': seg},
+                             'unsup_teacher': {'true_seg': seg.clone(),
+                                               'sample_idx': torch.arange(n)}}}
+
+
+@pytest.mark.parametrize('algo', [FixMatch, DSSN])
+def test_dense_unsup_loss_positive_all_selected_zero_none_selected(algo):
+    torch.manual_seed(0)
+    kwargs = dict(model=SEG_NET, task=dict(type='SegmentationTask'))
+    for threshold, positive in ((0.0, True), (1.01, False)):
+        model = algo(selector=dict(type='FixedThresholdSelector', threshold=threshold), **kwargs)
+        with torch.no_grad():
+            for p in model.teacher.parameters():
+                p.add_(0.2 * torch.randn_like(p))
+        model.train()
+        data = model.data_preprocessor(_batch(), True)
+        losses = model(**data, mode='loss')
+        assert math.isfinite(losses['unsup_loss'].item())
+        assert (losses['unsup_loss'].item() > 0) == positive
+        if not positive:
+            assert losses['unsup_loss'].item() == 0.0
+        assert 0 <= losses['pl_acc_all'].item() <= 1
+        if algo is DSSN:
+            assert math.isfinite(losses['aux_siamese_feat_loss'].item())
+    # a class-aware per-image selection on dense maps
+    model = algo(selector=dict(type='ClassAwareTopKSelector', ratio=0.5, floor=0.0), **kwargs)
+    model.train()
+    data = model.data_preprocessor(_batch(), True)
+    losses = model(**data, mode='loss')
+    assert 0.3 < losses['sel_frac'].item() < 0.7
+
+
+def test_dense_predict_packs_maps_for_the_iou_metric():
+    from ssvision.evaluation import SegIoU
+    model = FixMatch(model=SEG_NET, task=dict(type='SegmentationTask'))
+    batch = _batch()
+    gt = batch['data_samples']['sup']['gt_seg']
+    data = model.data_preprocessor({'inputs': batch['inputs']['sup'],
+                                    'data_samples': {'gt_seg': gt}})
+    out = model(**data, mode='predict')
+    assert out[0]['pred']['teacher'].shape == (32, 32)
+    metric = SegIoU(num_classes=3)
+    metric.process({}, out)
+    res = metric.compute_metrics(metric.results)
+    assert 0 <= res['teacher/mIoU'] <= 100 and 'student/mIoU' in res
