@@ -71,3 +71,42 @@ def test_dense_predict_packs_maps_for_the_iou_metric():
     metric.process({}, out)
     res = metric.compute_metrics(metric.results)
     assert 0 <= res['teacher/mIoU'] <= 100 and 'student/mIoU' in res
+
+
+def test_cutmix_mixes_views_and_pseudo_labels_alike():
+    from torch import nn
+
+    from ssvision.registry import MODELS
+
+    @MODELS.register_module(name='_PixelwiseSeg', force=True)
+    class _PixelwiseSeg(nn.Module):
+        """A 1x1-conv segmentor: its prediction at a pixel depends on that pixel only."""
+
+        def __init__(self, num_classes=3):
+            super().__init__()
+            self.num_classes = num_classes
+            self.conv = nn.Conv2d(3, num_classes, 1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    torch.manual_seed(0)
+    model = FixMatch(model=dict(type='_PixelwiseSeg'), task=dict(type='SegmentationTask'),
+                     selector=dict(type='FixedThresholdSelector', threshold=0.0),
+                     semi_train_cfg=dict(cutmix_prob=1.0))
+    batch = _batch(n=4)
+    batch['inputs']['unsup_student'] = batch['inputs']['unsup_teacher'].clone()
+    data = model.data_preprocessor(batch, True)
+    inputs = data['inputs']
+    probs = model.task.predict(model.teacher, inputs['unsup_teacher'])
+    labels, weight = model.selector(probs)
+    mixed, m_probs, m_labels, m_weight = model.cutmix_unlabeled(inputs, probs, labels, weight)
+    assert not torch.equal(mixed['unsup_student'], inputs['unsup_student'])  # boxes pasted
+    # the teacher's labels on the mixed view equal the mixed pseudo-labels, pixel by pixel
+    relabel = model.task.predict(model.teacher, mixed['unsup_student']).argmax(1)
+    assert torch.equal(relabel, m_labels)
+    assert torch.allclose(model.task.predict(model.teacher, mixed['unsup_student']), m_probs,
+                          atol=1e-6)
+    assert inputs['unsup_student'] is data['inputs']['unsup_student']  # input dict untouched
+    with pytest.raises(ValueError, match='dense'):
+        model.cutmix_unlabeled(inputs, probs[:, :, 0, 0], labels[:, 0, 0], weight[:, 0, 0])

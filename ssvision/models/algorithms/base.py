@@ -46,6 +46,10 @@ class SemiBase(BaseModel):
     - ``unsup_warmup_iters`` (int, 0): after burn-in, the weight ramps linearly from
       0 to ``unsup_weight`` over this many iterations.
     - ``student_forward`` (str, ``'concat'``): see above.
+    - ``cutmix_prob`` (float, 0.0): dense tasks only: probability that an unlabeled
+      image gets a CutMix box from another unlabeled image of the batch (the student's
+      views and the pseudo-labels are mixed alike, see :meth:`cutmix_unlabeled`;
+      UniMatch and DSSN use 0.5). Health statistics are taken before mixing.
     - ``look_ahead`` (bool, False): *learning from the future* (FST). Each iteration
       first takes a virtual optimizer step on the batch, forms the future teacher
       ``T' = m T + (1 - m) S'`` from that virtual student ``S'`` (``m`` = the EMA hook's
@@ -79,7 +83,7 @@ class SemiBase(BaseModel):
     #: Knobs and defaults; subclasses add theirs with ``{**SemiBase.default_train_cfg, ...}``.
     default_train_cfg: dict[str, Any] = dict(
         unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat',
-        look_ahead=False)
+        look_ahead=False, cutmix_prob=0.0)
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
     #: Batch views the student sees besides ``sup``.
@@ -258,6 +262,36 @@ class SemiBase(BaseModel):
                                                                     'set_num_unlabeled'):
             self.selector.set_num_unlabeled(int(n))
 
+    def cutmix_unlabeled(self, inputs: dict, probs: torch.Tensor, labels: torch.Tensor,
+                         weight: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor,
+                                                        torch.Tensor]:
+        """CutMix between the unlabeled images of the batch (dense tasks).
+
+        One set of boxes and partners ``perm`` (no image is its own partner) is drawn
+        per iteration and applied to every student view and, identically, to the
+        teacher's probabilities, pseudo-labels and weights, so each mixed pixel is
+        supervised by the pseudo-label of the image it came from. Boxes come from
+        ``cutmix_box_masks`` with probability ``semi_train_cfg.cutmix_prob`` per image.
+        Returns a shallow copy of ``inputs`` with the mixed views.
+        """
+        from ssvision.datasets.transforms.cutmix import (
+            apply_cutmix,
+            cutmix_box_masks,
+            cutmix_partners,
+        )
+        if probs.dim() != 4:
+            raise ValueError('cutmix_prob > 0 needs dense predictions (N, C, H, W); got '
+                             f'{tuple(probs.shape)}')
+        n, _, h, w = probs.shape
+        masks = cutmix_box_masks(n, h, w, prob=self.semi_train_cfg['cutmix_prob'],
+                                 device=probs.device)
+        perm = cutmix_partners(n, device=probs.device)
+        inputs = dict(inputs)
+        for view in self.student_views:
+            (inputs[view],) = apply_cutmix(inputs[view], masks, perm)
+        probs, labels, weight = apply_cutmix(probs, masks, perm, labels, weight)
+        return inputs, probs, labels, weight
+
     def views_for_student(self, inputs: dict, use_unsup: bool) -> list[str]:
         """Names of the views the student runs on: ``sup``, then (with unlabeled data)
         the algorithm's views and the views aux heads require."""
@@ -303,22 +337,33 @@ class SemiBase(BaseModel):
             missing = [v for v in head.required_views if v not in inputs]
             if missing and any(not v.startswith('unsup') for v in missing):
                 raise KeyError(f'{type(head).__name__} needs views {missing} in the batch')
+        probs = labels = weight = None
+        health: dict[str, torch.Tensor] = {}
+        if use_unsup:
+            # Teacher first (no_grad, eval): dense tasks may mix the student's views
+            # with CutMix, and the pseudo-labels must be mixed the same way.
+            probs = self.task.predict(self.pseudo_label_teacher, inputs['unsup_teacher'])
+            meta = data_samples.get('unsup_teacher', {}) or {}
+            labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
+            valid = meta.get('valid_mask')
+            if isinstance(valid, torch.Tensor) and valid.shape == weight.shape:
+                weight = weight * valid.to(weight.dtype)  # padding is never a target
+            health = self.health(probs, labels, weight, meta)
+            if self.semi_train_cfg['cutmix_prob'] > 0:
+                inputs, probs, labels, weight = self.cutmix_unlabeled(inputs, probs, labels,
+                                                                      weight)
         names = self.views_for_student(inputs, use_unsup)
         logits = dict(zip(names, self.student_logits([inputs[n] for n in names])))
         losses: dict[str, torch.Tensor] = {
             'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
-        probs = labels = weight = None
         if use_unsup:
-            probs = self.task.predict(self.pseudo_label_teacher, inputs['unsup_teacher'])
-            meta = data_samples.get('unsup_teacher', {}) or {}
-            labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
             unsup = self.unsup_loss(logits, probs, labels, weight, inputs, data_samples)
             factor = self.unsup_weight_at(it)
             for name, value in unsup.items():
                 if not name.startswith('unsup_'):
                     raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
                 losses[name] = value * factor
-            losses.update(self.health(probs, labels, weight, meta))
+            losses.update(health)
         if len(self.aux_heads):
             from ssvision.models.heads import AuxContext
             ctx = AuxContext(student=self.student, teacher=self.teacher, task=self.task,
