@@ -7,6 +7,11 @@ rest; unlabeled = everything else. Fashion-MNIST (Debian package): labeled = N p
 class of the 60,000 training images, unlabeled = the rest; t10k is the test set.
 Each also gets long-tailed unlabeled pools (imbalance ratio 10 and 100). A missing
 source is reported with the command that installs it.
+
+``--scenes`` also writes the built-in segmentation scenes (Fashion-MNIST items on real
+photos, VOC layout, 128x128, 11 classes): ``data/scenes/seg_fashion/train`` (600 scenes,
+items from the 60,000 training images) with labeled fractions 1/16 and 1/8, and
+``data/scenes/seg_fashion/val`` (150 scenes, items from t10k, so no item is shared).
 """
 
 from __future__ import annotations
@@ -34,13 +39,43 @@ def split_name(source: str, labels_per_class: int, seed: int, imbalance: float |
     return f'{source}_{labels_per_class}pc{lt}_seed{seed}.json'
 
 
+SCENES_ROOT = 'data/scenes/seg_fashion'
+SCENE_FRACTIONS = (1 / 16, 1 / 8)
+
+
+def prepare_scenes(force: bool = False, root: str = SCENES_ROOT, num_train: int = 600,
+                   num_val: int = 150, seed: int = 0) -> None:
+    """Write the segmentation scenes and their labeled / unlabeled splits."""
+    from ssvision.datasets import save_seg_splits, write_voc_scenes
+    train, val = osp.join(root, 'train'), osp.join(root, 'val')
+    if force or not osp.exists(osp.join(train, 'ImageSets', 'Segmentation', 'all.txt')):
+        ids = write_voc_scenes(train, num_train, seed=seed, items='fashion_mnist')
+        print(f'wrote {num_train} training scenes to {train}')
+    else:
+        with open(osp.join(train, 'ImageSets', 'Segmentation', 'all.txt')) as f:
+            ids = f.read().split()
+    if force or not osp.exists(osp.join(val, 'ImageSets', 'Segmentation', 'all.txt')):
+        write_voc_scenes(val, num_val, seed=seed + 1, items='fashion_mnist_test')
+        print(f'wrote {num_val} validation scenes to {val}')
+    paths = save_seg_splits(ids, osp.join(root, 'splits'), fractions=SCENE_FRACTIONS, seed=seed)
+    print('splits:', ', '.join(sorted(paths.values())))
+
+
 def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out-dir', default='data/splits')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--only', nargs='+', choices=sorted(SOURCES), default=sorted(SOURCES))
     parser.add_argument('--force', action='store_true', help='rewrite existing files')
+    parser.add_argument('--scenes', action='store_true',
+                        help='also write the built-in segmentation scenes')
+    parser.add_argument('--scenes-only', action='store_true',
+                        help='write only the segmentation scenes')
     args = parser.parse_args(argv)
+    if args.scenes or args.scenes_only:
+        prepare_scenes(args.force)
+    if args.scenes_only:
+        return []
     os.makedirs(args.out_dir, exist_ok=True)
     written = []
     for source in args.only:
