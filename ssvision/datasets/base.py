@@ -58,6 +58,24 @@ def read_image(path: str, color_type: str = 'color') -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def parse_index(idx: int | tuple[int, int], length: int,
+                name: str = 'dataset') -> tuple[int, int | None]:
+    """Split a sampler index into ``(index, sample_seed)`` and check its range.
+
+    ``idx`` is an int (negative counts from the end) or ``(index, sample_seed)`` as
+    yielded by ``SemiSampler``.
+    """
+    sample_seed = None
+    if isinstance(idx, (tuple, list)):
+        idx, sample_seed = idx
+    idx = int(idx)
+    if idx < 0:
+        idx += length
+    if not 0 <= idx < length:
+        raise IndexError(f'index {idx} out of range for {name} of length {length}')
+    return idx, sample_seed
+
+
 def build_pipeline(pipeline: Sequence[dict | Callable] | None) -> Compose:
     """Build a :class:`mmengine.dataset.Compose` from configs or callables.
 
@@ -239,16 +257,7 @@ class BaseClsDataset(Dataset):
         Args:
             idx: index, or ``(index, sample_seed)`` as yielded by ``SemiSampler``.
         """
-        sample_seed = None
-        if isinstance(idx, (tuple, list)):
-            idx, sample_seed = idx
-        idx = int(idx)
-        n = len(self)
-        if idx < 0:
-            idx += n
-        if not 0 <= idx < n:
-            raise IndexError(f'index {idx} out of range for {type(self).__name__} of '
-                             f'length {n}')
+        idx, sample_seed = parse_index(idx, len(self), type(self).__name__)
         return self.pipeline(self.prepare_results(idx, sample_seed))
 
     def __repr__(self) -> str:

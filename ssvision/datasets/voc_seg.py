@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from ssvision.registry import DATASETS
 
-from .base import build_pipeline, read_image
+from .base import build_pipeline, parse_index, read_image
 from .split import load_split, save_split
 from .transforms.seg_augment import IGNORE_INDEX
 
@@ -302,16 +302,7 @@ class VOCSegDataset(Dataset):
         Args:
             idx: index, or ``(index, sample_seed)`` as yielded by ``SemiSampler``.
         """
-        sample_seed = None
-        if isinstance(idx, (tuple, list)):
-            idx, sample_seed = idx
-        idx = int(idx)
-        n = len(self)
-        if idx < 0:
-            idx += n
-        if not 0 <= idx < n:
-            raise IndexError(f'index {idx} out of range for {type(self).__name__} of '
-                             f'length {n}')
+        idx, sample_seed = parse_index(idx, len(self), type(self).__name__)
         return self.pipeline(self.prepare_results(idx, sample_seed))
 
     def __repr__(self) -> str:
