@@ -1,5 +1,6 @@
-"""Plots of training diagnostics (pseudo-label selection health)."""
+"""Pictures of training diagnostics: selection health, segmentation views."""
 
+from .seg_views import colorize_labels, denormalize, render_seg_views
 from .selection_plot import (
     find_scalars_files,
     load_selection_history,
@@ -9,5 +10,6 @@ from .selection_plot import (
     selection_rates,
 )
 
-__all__ = ['find_scalars_files', 'load_selection_history', 'moving_average',
-           'plot_selection', 'selection_figure', 'selection_rates']
+__all__ = ['colorize_labels', 'denormalize', 'find_scalars_files', 'load_selection_history',
+           'moving_average', 'plot_selection', 'render_seg_views', 'selection_figure',
+           'selection_rates']
