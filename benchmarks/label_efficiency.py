@@ -39,6 +39,37 @@ def last_val(work_dir: str) -> dict:
     return records[-1] if records else {}
 
 
+def schedule_options(iters: int, seed: int, val_every: int, log_every: int) -> list[str]:
+    """cfg-options giving a run ``iters`` iterations with its cosine schedule."""
+    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_every}',
+            f'param_scheduler.0.end={iters}', f'param_scheduler.0.T_max={iters}',
+            f'randomness.seed={seed}', f'default_hooks.logger.interval={log_every}',
+            f'default_hooks.checkpoint.interval={iters}']
+
+
+def run_and_record(config: str, work_dir: str, opts: list[str], log_path: str,
+                   results_path: str, row: dict, metrics: dict) -> dict:
+    """Train ``config`` in a subprocess, then append ``row`` + its final metrics.
+
+    ``metrics`` maps row keys to keys of the last validation record, or to a dict of
+    such (a nested entry of the row).
+    """
+    t0 = time.time()
+    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
+           '--cfg-options', *opts]
+    with open(log_path, 'w') as log:
+        subprocess.run(cmd, check=True, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    rec = last_val(work_dir)
+    row = dict(row, minutes=(time.time() - t0) / 60)
+    for key, src in metrics.items():
+        row[key] = ({k: rec.get(v) for k, v in src.items()} if isinstance(src, dict)
+                    else rec.get(src))
+    with open(results_path, 'a') as f:
+        f.write(json.dumps(row) + '\n')
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def data_options(dataset: str, labels: int, seed: int) -> list[str]:
     split = f'data/splits/{dataset}_{labels}pc_seed{seed}.json'
     opts = [f'train_dataloader.dataset.labeled.split_file={split}',
@@ -67,28 +98,16 @@ def main(argv=None) -> None:
             for algo in args.algorithms:
                 name = f'{algo}_{dataset}_{labels}pc_seed{args.seed}_{args.iters}it'
                 work_dir = osp.join(args.out_dir, name)
-                opts = data_options(dataset, labels, args.seed) + [
-                    f'train_cfg.max_iters={args.iters}',
-                    f'train_cfg.val_interval={max(args.iters // 4, 1)}',
-                    f'param_scheduler.0.end={args.iters}', f'param_scheduler.0.T_max={args.iters}',
-                    f'randomness.seed={args.seed}', 'default_hooks.logger.interval=100',
-                    f'default_hooks.checkpoint.interval={args.iters}']
-                t0 = time.time()
-                config = CONFIGS[algo].format(data=CONFIG_DATA[dataset])
-                cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config,
-                       '--work-dir', work_dir, '--cfg-options', *opts]
-                with open(osp.join(args.out_dir, name + '.log'), 'w') as log:
-                    subprocess.run(cmd, check=True, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-                rec = last_val(work_dir)
-                row = dict(dataset=dataset, labels_per_class=labels, algorithm=algo,
-                           iters=args.iters, seed=args.seed, minutes=(time.time() - t0) / 60,
-                           teacher_top1=rec.get('teacher/top1'),
-                           student_top1=rec.get('student/top1'),
-                           teacher_mean_recall=rec.get('teacher/mean_recall'))
-                rows.append(row)
-                with open(osp.join(args.out_dir, 'results.jsonl'), 'a') as f:
-                    f.write(json.dumps(row) + '\n')
-                print(json.dumps(row), flush=True)
+                opts = data_options(dataset, labels, args.seed) + schedule_options(
+                    args.iters, args.seed, val_every=max(args.iters // 4, 1), log_every=100)
+                rows.append(run_and_record(
+                    CONFIGS[algo].format(data=CONFIG_DATA[dataset]), work_dir, opts,
+                    osp.join(args.out_dir, name + '.log'),
+                    osp.join(args.out_dir, 'results.jsonl'),
+                    dict(dataset=dataset, labels_per_class=labels, algorithm=algo,
+                         iters=args.iters, seed=args.seed),
+                    dict(teacher_top1='teacher/top1', student_top1='student/top1',
+                         teacher_mean_recall='teacher/mean_recall')))
     print('\n| dataset | labels/class | algorithm | teacher top-1 | student top-1 | min |')
     print('|---|---|---|---|---|---|')
     for r in rows:

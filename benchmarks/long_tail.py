@@ -13,15 +13,13 @@ the recall of the three rarest classes (7, 8, 9).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import os.path as osp
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, last_val  # noqa: E402
+from label_efficiency import REPO, run_and_record, schedule_options  # noqa: E402
 
 METHODS = {
     'fixmatch': 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
@@ -76,27 +74,16 @@ def main(argv=None) -> None:
                          f'test_dataloader.dataset.split_file={split}']
             else:
                 opts += fashion_options()
-            opts += [f'train_cfg.max_iters={args.iters}',
-                    f'train_cfg.val_interval={max(args.iters // 2, 1)}',
-                    f'param_scheduler.0.end={args.iters}', f'param_scheduler.0.T_max={args.iters}',
-                    f'randomness.seed={args.seed}', 'default_hooks.logger.interval=50',
-                    f'default_hooks.checkpoint.interval={args.iters}']
-            t0 = time.time()
-            cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), METHODS[method],
-                   '--work-dir', work_dir, '--cfg-options', *opts]
-            with open(osp.join(args.out_dir, name + '.log'), 'w') as log:
-                subprocess.run(cmd, check=True, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-            rec = last_val(work_dir)
-            row = dict(dataset=args.dataset, imbalance=imb, method=method, iters=args.iters,
-                       seed=args.seed,
-                       minutes=(time.time() - t0) / 60,
-                       teacher_top1=rec.get('teacher/top1'),
-                       teacher_mean_recall=rec.get('teacher/mean_recall'),
-                       tail_recall={c: rec.get(f'teacher/recall_{c}') for c in tail})
+            opts += schedule_options(args.iters, args.seed,
+                                     val_every=max(args.iters // 2, 1), log_every=50)
+            row = run_and_record(
+                METHODS[method], work_dir, opts, osp.join(args.out_dir, name + '.log'),
+                osp.join(args.out_dir, 'results.jsonl'),
+                dict(dataset=args.dataset, imbalance=imb, method=method, iters=args.iters,
+                     seed=args.seed),
+                dict(teacher_top1='teacher/top1', teacher_mean_recall='teacher/mean_recall',
+                     tail_recall={c: f'teacher/recall_{c}' for c in tail}))
             rows.append(row)
-            with open(osp.join(args.out_dir, 'results.jsonl'), 'a') as f:
-                f.write(json.dumps(row) + '\n')
-            print(json.dumps(row), flush=True)
     print('\n| dataset | imbalance | method | teacher top-1 | recall 7 / 8 / 9 | min |')
     print('|---|---|---|---|---|---|')
     for r in rows:

@@ -41,6 +41,9 @@ def test_ema_ramped_first_step_copies_and_is_in_place():
     assert torch.equal(teacher.weight, student.weight)
     assert teacher.weight.data_ptr() == ptr
     assert not teacher.weight.requires_grad or teacher.weight.grad is None
+    # the update left no autograd link: a loss on the teacher reaches no student weight
+    teacher(torch.ones(1, 2)).sum().backward()
+    assert student.weight.grad is None and teacher.weight.grad is not None
 
 
 def test_copy_buffers():

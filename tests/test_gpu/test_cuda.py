@@ -41,3 +41,5 @@ def test_train_step_on_cuda(selector, amp):
     log = model.train_step(_batch(), wrapper)
     assert math.isfinite(float(log['loss']))
     assert next(model.selector.buffers(), torch.zeros(1, device='cuda')).is_cuda
+    assert all(b.is_cuda for b in model.selector.buffers())
+    assert math.isfinite(float(log['unsup_loss'])) and 'sel_frac' in log

@@ -76,9 +76,11 @@ class ResumeStateHook(Hook):
     as tensors and dicts, so ``torch.load(path, weights_only=True)`` reads the file
     without allow-listing any class. On load it turns them back and restores the RNG
     states at the start of training when the run resumes (a checkpoint loaded only
-    for fine-tuning, ``load_from``, leaves the RNG alone). The model's state dict
-    already holds the teacher and the selectors'
-    buffers; the optimizer and schedulers are saved by mmengine.
+    for fine-tuning, ``load_from``, leaves the RNG alone). A resumed run whose
+    ``iter * batch_size`` differs from the saved sampler position (the batch size or
+    ``mu`` changed) is refused: its data stream would not continue the saved one. The
+    model's state dict already holds the teacher and the selectors' buffers; the
+    optimizer and schedulers are saved by mmengine.
     """
 
     priority = 'VERY_LOW'
@@ -116,6 +118,13 @@ class ResumeStateHook(Hook):
             # a run without a fixed seed must keep the stream it started with.
             sampler = getattr(runner.train_loop.dataloader, 'sampler', None)
             if hasattr(sampler, 'set_seed'):
+                saved = int(self._pending_sampler['position'])
+                if saved != runner.iter * sampler.batch_size:
+                    raise ValueError(
+                        f'the checkpoint stopped at item {saved} of the data stream, but '
+                        f'{runner.iter} iterations of {sampler.batch_size} items reach '
+                        f'{runner.iter * sampler.batch_size}: the batch size (B or mu) '
+                        'changed since the checkpoint; resume with the same data settings')
                 sampler.set_seed(int(self._pending_sampler['seed']))
         if self._pending_rng is not None and runner.iter > 0:
             set_rng_states(self._pending_rng)

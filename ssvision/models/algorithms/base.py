@@ -21,10 +21,10 @@ class SemiBase(BaseModel):
 
     Per training iteration (``loss``)::
 
+        probs       = task.predict(teacher, unsup_teacher)                 # eval, no_grad
+        labels, w   = selector(probs)                                      # (+ CutMix, dense)
         logits      = task.forward(student, cat([sup] + student views))   # one forward
         sup_loss    = task.sup_loss(logits[sup], gt_label)
-        probs       = task.predict(teacher, unsup_teacher)                 # eval, no_grad
-        labels, w   = selector(probs)
         unsup_*     = self.unsup_loss(logits[student views], probs, labels, w) * weight(t)
 
     The teacher is updated after the optimizer step by
@@ -425,7 +425,8 @@ class SemiBase(BaseModel):
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, data_samples: dict | None = None) -> list[dict]:
-        """Per-image ``{'gt_label': int, 'scores': {name: (C,) probs}}`` for ``predict_on``."""
+        """Per-image outputs of the ``predict_on`` networks, packed by the task adapter
+        for its metric (``task.pack_predictions``)."""
         if isinstance(inputs, dict):
             raise TypeError('predict expects a (N, C, H, W) tensor, got a dict of views')
         scores = {}
@@ -435,11 +436,4 @@ class SemiBase(BaseModel):
             net.eval()
             scores[name] = self.task.predict(net, inputs).cpu()
             net.train(was_training)
-        if hasattr(self.task, 'pack_predictions'):
-            # task-specific outputs for its metric (e.g. per-pixel argmax maps)
-            return self.task.pack_predictions(scores, data_samples or {})
-        gt = (data_samples or {}).get('gt_label')
-        n = inputs.shape[0]
-        gt = gt.tolist() if isinstance(gt, torch.Tensor) else [-1] * n
-        return [{'gt_label': int(gt[i]), 'scores': {k: v[i] for k, v in scores.items()}}
-                for i in range(n)]
+        return self.task.pack_predictions(scores, data_samples or {})

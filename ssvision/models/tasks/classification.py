@@ -68,5 +68,19 @@ class ClassificationTask:
         return (per * weight).sum() / max(logits.shape[0], 1)
 
     @staticmethod
+    def pack_predictions(scores: dict[str, torch.Tensor], data_samples: dict) -> list[dict]:
+        """Per image ``{'gt_label': int, 'scores': {name: (C,) probs}}`` for ``SemiAccuracy``.
+
+        Args:
+            scores: ``{network name: (N, C) probabilities}``.
+            data_samples: the batch's ``gt_label`` ``(N,)`` (missing: ``-1`` for all).
+        """
+        n = next(iter(scores.values())).shape[0]
+        gt = data_samples.get('gt_label')
+        gt = gt.tolist() if isinstance(gt, torch.Tensor) else [-1] * n
+        return [{'gt_label': int(gt[i]), 'scores': {k: v[i] for k, v in scores.items()}}
+                for i in range(n)]
+
+    @staticmethod
     def num_classes(model: nn.Module) -> int | None:
         return getattr(model, 'num_classes', None)
