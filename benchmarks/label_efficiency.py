@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
@@ -31,12 +32,31 @@ CONFIGS = {
 CONFIG_DATA = {'mnist5k': 'mnist5k', 'fashion_mnist': 'fashionmnist'}
 
 
-def last_val(work_dir: str) -> dict:
+def _records(work_dir: str) -> list[dict]:
     records = []
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
-            records += [json.loads(line) for line in f if 'teacher/top1' in line]
+            records += [json.loads(line) for line in f]
+    return records
+
+
+def last_val(work_dir: str, key: str = 'teacher/top1') -> dict:
+    """The last validation record of a run (the last record holding ``key``)."""
+    records = [r for r in _records(work_dir) if key in r]
     return records[-1] if records else {}
+
+
+def train_stats(work_dir: str) -> dict:
+    """Median seconds per iteration and peak memory (MB) from the training log records.
+
+    mmengine logs ``time`` (seconds per iteration, averaged over the logging window) and,
+    on CUDA, ``memory`` (``torch.cuda.max_memory_allocated`` in MB).
+    """
+    train = [r for r in _records(work_dir) if 'time' in r and 'loss' in r]
+    times = [r['time'] for r in train[1:]] or [r['time'] for r in train]
+    mems = [r['memory'] for r in train if 'memory' in r]
+    return dict(s_per_iter=statistics.median(times) if times else None,
+                peak_mem_mb=max(mems) if mems else None)
 
 
 def schedule_options(iters: int, seed: int, val_every: int, log_every: int) -> list[str]:
@@ -47,20 +67,16 @@ def schedule_options(iters: int, seed: int, val_every: int, log_every: int) -> l
             f'default_hooks.checkpoint.interval={iters}']
 
 
-def run_and_record(config: str, work_dir: str, opts: list[str], log_path: str,
-                   results_path: str, row: dict, metrics: dict) -> dict:
-    """Train ``config`` in a subprocess, then append ``row`` + its final metrics.
+def train_command(config: str, work_dir: str, opts: list[str]) -> list[str]:
+    return [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
+            '--cfg-options', *opts]
 
-    ``metrics`` maps row keys to keys of the last validation record, or to a dict of
-    such (a nested entry of the row).
-    """
-    t0 = time.time()
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
-           '--cfg-options', *opts]
-    with open(log_path, 'w') as log:
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    rec = last_val(work_dir)
-    row = dict(row, minutes=(time.time() - t0) / 60)
+
+def record(work_dir: str, results_path: str, row: dict, metrics: dict,
+           val_key: str = 'teacher/top1') -> dict:
+    """Append ``row`` + the final metrics of the finished run in ``work_dir``."""
+    rec = last_val(work_dir, val_key)
+    row = dict(row)
     for key, src in metrics.items():
         row[key] = ({k: rec.get(v) for k, v in src.items()} if isinstance(src, dict)
                     else rec.get(src))
@@ -68,6 +84,22 @@ def run_and_record(config: str, work_dir: str, opts: list[str], log_path: str,
         f.write(json.dumps(row) + '\n')
     print(json.dumps(row), flush=True)
     return row
+
+
+def run_and_record(config: str, work_dir: str, opts: list[str], log_path: str,
+                   results_path: str, row: dict, metrics: dict,
+                   val_key: str = 'teacher/top1') -> dict:
+    """Train ``config`` in a subprocess, then append ``row`` + its final metrics.
+
+    ``metrics`` maps row keys to keys of the last validation record, or to a dict of
+    such (a nested entry of the row).
+    """
+    t0 = time.time()
+    with open(log_path, 'w') as log:
+        subprocess.run(train_command(config, work_dir, opts), check=True, cwd=REPO,
+                       stdout=log, stderr=subprocess.STDOUT)
+    return record(work_dir, results_path, dict(row, minutes=(time.time() - t0) / 60),
+                  metrics, val_key)
 
 
 def data_options(dataset: str, labels: int, seed: int) -> list[str]:

@@ -12,6 +12,10 @@ source is reported with the command that installs it.
 photos, VOC layout, 128x128, 11 classes): ``data/scenes/seg_fashion/train`` (600 scenes,
 items from the 60,000 training images) with labeled fractions 1/16 and 1/8, and
 ``data/scenes/seg_fashion/val`` (150 scenes, items from t10k, so no item is shared).
+It also writes a long-tailed training variant, ``data/scenes/seg_fashion_lt10/train``
+(600 scenes whose items are drawn with imbalance ratio 10: class 1 most often, class 10
+about ten times less often), with the same fractions; it is validated on the balanced
+``seg_fashion/val``.
 """
 
 from __future__ import annotations
@@ -40,21 +44,26 @@ def split_name(source: str, labels_per_class: int, seed: int, imbalance: float |
 
 
 SCENES_ROOT = 'data/scenes/seg_fashion'
+SCENES_LT_ROOT = 'data/scenes/seg_fashion_lt10'
+SCENES_LT_RATIO = 10
 SCENE_FRACTIONS = (1 / 16, 1 / 8)
 
 
 def prepare_scenes(force: bool = False, root: str = SCENES_ROOT, num_train: int = 600,
-                   num_val: int = 150, seed: int = 0) -> None:
+                   num_val: int = 150, seed: int = 0, imbalance_ratio: float | None = None,
+                   with_val: bool = True) -> None:
     """Write the segmentation scenes and their labeled / unlabeled splits."""
     from ssvision.datasets import save_seg_splits, write_voc_scenes
     train, val = osp.join(root, 'train'), osp.join(root, 'val')
     if force or not osp.exists(osp.join(train, 'ImageSets', 'Segmentation', 'all.txt')):
-        ids = write_voc_scenes(train, num_train, seed=seed, items='fashion_mnist')
+        ids = write_voc_scenes(train, num_train, seed=seed, items='fashion_mnist',
+                               imbalance_ratio=imbalance_ratio)
         print(f'wrote {num_train} training scenes to {train}')
     else:
         with open(osp.join(train, 'ImageSets', 'Segmentation', 'all.txt')) as f:
             ids = f.read().split()
-    if force or not osp.exists(osp.join(val, 'ImageSets', 'Segmentation', 'all.txt')):
+    if with_val and (force or not osp.exists(osp.join(val, 'ImageSets', 'Segmentation',
+                                                      'all.txt'))):
         write_voc_scenes(val, num_val, seed=seed + 1, items='fashion_mnist_test')
         print(f'wrote {num_val} validation scenes to {val}')
     paths = save_seg_splits(ids, osp.join(root, 'splits'), fractions=SCENE_FRACTIONS, seed=seed)
@@ -74,6 +83,8 @@ def main(argv=None) -> list[str]:
     args = parser.parse_args(argv)
     if args.scenes or args.scenes_only:
         prepare_scenes(args.force)
+        prepare_scenes(args.force, root=SCENES_LT_ROOT, imbalance_ratio=SCENES_LT_RATIO,
+                       with_val=False)
     if args.scenes_only:
         return []
     os.makedirs(args.out_dir, exist_ok=True)

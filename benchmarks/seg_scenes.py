@@ -1,0 +1,150 @@
+"""Semi-supervised segmentation on the built-in scenes: supervised-only vs FixMatch vs DSSN.
+
+    python benchmarks/seg_scenes.py [--scenes balanced lt10[:1-16]] [--fractions 1-16 1-8]
+        [--methods supervised fixmatch dssn] [--iters 2000] [--seed 0]
+        [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_seg]
+
+Scenes (``tools/prepare_data.py --scenes``, run here if missing): Fashion-MNIST items on
+real photos, 128x128, 11 classes; ``balanced`` draws the items uniformly, ``lt10`` draws
+them with imbalance ratio 10 (Sneaker, Bag and Ankle boot rarest); both are validated on
+the same balanced 150 validation scenes. Each run is ``tools/train.py`` on the DeepLabV3+
+(timm resnet18, random init) config of the method with the fraction's split, at the same
+budget; the row holds the last validation's teacher / student mIoU and the teacher's IoU
+of the three tail classes.
+
+``--parallel N`` trains N runs at a time (a many-core GPU host); the seconds per
+iteration of such runs share the machine, so ``--timing-iters K`` then trains each
+method alone for K iterations (first fraction, balanced scenes, no validation) and
+records its median seconds per iteration and, on CUDA, its peak memory
+(``torch.cuda.max_memory_allocated``) as ``phase: timing`` rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from label_efficiency import REPO, record, schedule_options, train_command, train_stats  # noqa: E402
+
+METHODS = {
+    'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_2k_scenes-1-16.py',
+    'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_2k_scenes-1-16.py',
+    'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py',
+}
+SCENES = {'balanced': 'data/scenes/seg_fashion', 'lt10': 'data/scenes/seg_fashion_lt10'}
+TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
+
+
+def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[str]:
+    root = SCENES[scenes]
+    split = f'{root}/splits/split_{fraction}_seed{seed}.json'
+    opts = [f'train_dataloader.num_workers={workers}']
+    for part in ('labeled', 'unlabeled'):
+        key = f'train_dataloader.dataset.{part}'
+        opts += [f'{key}.data_root={root}/train', f'{key}.split_file={split}']
+    return opts
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--scenes', nargs='+', default=['balanced'],
+                   help=f'scene sets, of {list(SCENES)}; NAME:FRACTION limits one to one '
+                        'fraction (e.g. lt10:1-16)')
+    p.add_argument('--fractions', nargs='+', default=['1-16', '1-8'])
+    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    p.add_argument('--iters', type=int, default=2000)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--parallel', type=int, default=1)
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--timing-iters', type=int, default=0)
+    p.add_argument('--out-dir', default='work_dirs/bench_seg')
+    args = p.parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    if not all(osp.exists(osp.join(REPO, root, 'splits')) for root in SCENES.values()):
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'),
+                        '--scenes-only'], check=True, cwd=REPO)
+    results = osp.join(args.out_dir, 'results.jsonl')
+    metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
+                   tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES})
+    env = dict(os.environ)
+    if args.parallel > 1:  # keep the runs from fighting over intra-op threads
+        env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 2) // args.parallel))
+
+    jobs = []
+    for spec in args.scenes:
+        scenes, _, only = spec.partition(':')
+        if scenes not in SCENES:
+            raise SystemExit(f'unknown scenes {scenes!r}; choose from {list(SCENES)}')
+        for fraction in ([only] if only else args.fractions):
+            for method in args.methods:
+                name = f'{method}_{scenes}_{fraction}_seed{args.seed}_{args.iters}it'
+                opts = data_options(scenes, fraction, args.seed, args.workers) + \
+                    schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
+                                     log_every=50)
+                row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
+                           iters=args.iters, seed=args.seed, parallel=args.parallel)
+                jobs.append((name, METHODS[method], opts, row))
+    if args.timing_iters:
+        for method in args.methods:
+            name = f'timing_{method}_{args.timing_iters}it'
+            opts = data_options('balanced', args.fractions[0], args.seed, args.workers) + \
+                schedule_options(args.timing_iters, args.seed,
+                                 val_every=args.timing_iters + 1,
+                                 log_every=min(10, args.timing_iters))
+            row = dict(phase='timing', scenes='balanced', fraction=args.fractions[0],
+                       method=method, iters=args.timing_iters, seed=args.seed, parallel=1)
+            jobs.append((name, METHODS[method], opts, row))
+
+    rows = []
+    running: list[tuple] = []
+
+    def finish(entry) -> None:
+        proc, log, name, row, t0 = entry
+        rc = proc.wait()
+        log.close()
+        if rc != 0:
+            raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
+        work_dir = osp.join(args.out_dir, name)
+        row = dict(row, minutes=(time.time() - t0) / 60, **train_stats(work_dir))
+        rows.append(record(work_dir, results, row, metrics if row['phase'] == 'train' else {},
+                           val_key='teacher/mIoU'))
+
+    for name, config, opts, row in jobs:
+        width = args.parallel if row['phase'] == 'train' else 1
+        while len(running) >= width or (running and row['phase'] == 'timing'):
+            # wait for the oldest run (timing runs wait until the machine is theirs alone)
+            finish(running.pop(0))
+        log = open(osp.join(args.out_dir, name + '.log'), 'w')
+        proc = subprocess.Popen(train_command(config, osp.join(args.out_dir, name), opts),
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                env=env if row['phase'] == 'train' else None)
+        running.append((proc, log, name, row, time.time()))
+    while running:
+        finish(running.pop(0))
+
+    def fmt(v, spec='.1f'):
+        return '-' if v is None else format(v, spec)
+
+    print('\n| scenes | labeled | method | teacher mIoU | student mIoU | tail IoU '
+          f'({" / ".join(TAIL_CLASSES)}) | s/iter | peak MB |')
+    print('|---|---|---|---|---|---|---|---|')
+    for r in rows:
+        if r['phase'] != 'train':
+            continue
+        tail = ' / '.join(fmt(v) for v in r['tail_IoU'].values())
+        print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {r['method']} | "
+              f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
+              f"{fmt(r['s_per_iter'], '.3f')} | {fmt(r['peak_mem_mb'], '.0f')} |")
+    for r in rows:
+        if r['phase'] == 'timing':
+            print(f"timing {r['method']}: {fmt(r['s_per_iter'], '.4f')} s/iter, "
+                  f"peak {fmt(r['peak_mem_mb'], '.0f')} MB")
+
+
+if __name__ == '__main__':
+    main()
