@@ -1,6 +1,7 @@
 from . import transforms  # noqa: F401  (registers the transforms)
 from .base import BaseClsDataset, read_image
 from .cifar import CIFAR10, CIFAR100
+from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_MAP, CityscapesDataset
 from .collate import semi_collate
 from .digits import Digits8x8
 from .image_folder import ImageFolder
@@ -21,7 +22,8 @@ from .split import load_split, make_split, save_split
 from .voc_seg import VOCSegDataset, make_seg_split, read_seg_mask, save_seg_splits
 
 __all__ = [
-    'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'Digits8x8', 'FashionMNIST', 'ImageFolder',
+    'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LABEL_MAP',
+    'CityscapesDataset', 'Digits8x8', 'FashionMNIST', 'ImageFolder',
     'MNIST5k', 'MNISTIdx', 'SemiDataset', 'SemiSampler', 'load_split', 'make_split',
     'read_idx', 'read_image', 'save_idx', 'save_split', 'semi_collate',
     'SceneItems', 'build_scene_items', 'compose_scene', 'long_tail_probs', 'make_scene',

@@ -216,6 +216,28 @@ def test_sliding_window_non_overlapping_is_exact():
     torch.testing.assert_close(overlap.sum(dim=1), torch.ones(2, SIZE, SIZE))
 
 
+def test_test_cfg_slide_drives_validation_predictions():
+    from ssvision.models.algorithms import SupervisedOnly
+    torch.manual_seed(0)
+    x = _images()
+    net = dict(type='DeepLabV3Plus', backbone='resnet18', num_classes=NUM_CLASSES,
+               aspp_channels=8, low_level_channels=8, decoder_channels=8, dropout=0.0)
+    model = SupervisedOnly(model=net, task=dict(type='SegmentationTask', test_cfg=dict(
+        mode='slide', window=32, stride=16)))
+    slide = model.task
+    model.eval()
+    out = model.predict(x)
+    expect = slide.sliding_window_predict(model.teacher, x, 32, 16).argmax(dim=1)
+    torch.testing.assert_close(out[0]['pred']['teacher'], expect[0])
+    whole = SegmentationTask().predict(model.teacher, x).argmax(dim=1)
+    assert not torch.equal(expect, whole)  # windows see less context at their borders
+    for bad, match in ((dict(mode='slide', window=32), 'window= and stride='),
+                       (dict(mode='slide', window=8, stride=9), 'stride'),
+                       (dict(mode='tiles'), 'whole'), (dict(mode='whole', window=3), 'no options')):
+        with pytest.raises(ValueError, match=match):
+            SegmentationTask(test_cfg=bad)
+
+
 def test_pack_predictions():
     task = SegmentationTask()
     scores = {'teacher': _logits(4).softmax(dim=1), 'student': _logits(5)}

@@ -434,6 +434,6 @@ class SemiBase(BaseModel):
             net = self.teacher if name == 'teacher' else self.student
             was_training = net.training
             net.eval()
-            scores[name] = self.task.predict(net, inputs).cpu()
+            scores[name] = self.task.infer(net, inputs).cpu()
             net.train(was_training)
         return self.task.pack_predictions(scores, data_samples or {})

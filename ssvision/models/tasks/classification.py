@@ -36,6 +36,10 @@ class ClassificationTask:
         """Probabilities ``(N, C)`` (softmax of the logits), without gradients."""
         return self.forward(model, inputs).float().softmax(dim=1)
 
+    def infer(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """Validation / test probabilities: :meth:`predict`."""
+        return self.predict(model, inputs)
+
     def sup_loss(self, logits: torch.Tensor, data_samples: dict) -> torch.Tensor:
         """Cross entropy against ``data_samples['gt_label']`` ``(N,)``."""
         labels = data_samples['gt_label']

@@ -43,12 +43,35 @@ class SegmentationTask:
     so they are exactly 0 when nothing is selected. The supervised loss is the mean
     over labeled (non-ignored) pixels, 0 when every pixel is ignored.
 
+    Validation / test predictions go through :meth:`infer`, which follows ``test_cfg``:
+    ``dict(mode='whole')`` (default) runs the network on the whole image;
+    ``dict(mode='slide', window=(h, w), stride=(sh, sw))`` averages overlapping windows
+    (:meth:`sliding_window_predict`), for images larger than the training crop. The
+    teacher's pseudo-labels during training always come from :meth:`predict` on the
+    (cropped) batch.
+
     Args:
         ignore_index (int): label of pixels without a class. Default 255.
+        test_cfg (dict, optional): inference mode, see above.
     """
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(self, ignore_index: int = IGNORE_INDEX, test_cfg: dict | None = None) -> None:
         self.ignore_index = int(ignore_index)
+        test_cfg = dict(test_cfg or dict(mode='whole'))
+        mode = test_cfg.pop('mode', 'whole')
+        if mode == 'whole':
+            if test_cfg:
+                raise ValueError(f"test_cfg mode='whole' takes no options, got {test_cfg}")
+        elif mode == 'slide':
+            if set(test_cfg) != {'window', 'stride'}:
+                raise ValueError("test_cfg mode='slide' needs exactly window= and stride=, "
+                                 f'got {sorted(test_cfg)}')
+            (wh, ww), (sh, sw) = _pair(test_cfg['window']), _pair(test_cfg['stride'])
+            if not (0 < sh <= wh and 0 < sw <= ww):
+                raise ValueError(f'test_cfg stride {(sh, sw)} must be in [1, window {(wh, ww)}]')
+        else:
+            raise ValueError(f"test_cfg mode must be 'whole' or 'slide', got {mode!r}")
+        self.test_cfg = dict(mode=mode, **test_cfg)
 
     @staticmethod
     def forward(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -63,6 +86,15 @@ class SegmentationTask:
     def predict(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """Probabilities ``(N, K, H, W)`` float32 (softmax over classes), without gradients."""
         return self.forward(model, inputs).float().softmax(dim=1)
+
+    @torch.no_grad()
+    def infer(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """Validation / test probabilities ``(N, K, H, W)``, whole image or sliding
+        windows as ``test_cfg`` says."""
+        if self.test_cfg['mode'] == 'slide':
+            return self.sliding_window_predict(model, inputs, self.test_cfg['window'],
+                                               self.test_cfg['stride'])
+        return self.predict(model, inputs)
 
     def _check(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 4 or labels.shape != logits.shape[:1] + logits.shape[2:]:
