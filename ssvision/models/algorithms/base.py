@@ -390,9 +390,13 @@ class SemiBase(BaseModel):
     @torch.no_grad()
     def health(self, probs: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
                samples: dict) -> dict[str, torch.Tensor]:
-        """Selection health: fraction kept, per-class kept counts, pseudo-label accuracy.
+        """Selection health: fraction kept, per-class kept counts and rates, pseudo-label
+        accuracy.
 
-        ``true_label`` (known for built-in data) is used here only, never for training.
+        ``sel_n_<c>``: kept samples (pixels, for dense tasks) whose pseudo-label is ``c``;
+        ``sel_frac_<c>``: their fraction of all samples / pixels the teacher labels ``c``
+        (0 when it labels none). ``true_label`` / ``true_seg`` (known for built-in data)
+        is used here only, never for training.
         """
         kept = weight > 0
         num_classes = probs.shape[1]
@@ -402,8 +406,11 @@ class SemiBase(BaseModel):
             'teacher_conf': probs.max(dim=1).values.mean(),
         }
         counts = torch.bincount(labels[kept].flatten(), minlength=num_classes)
+        totals = torch.bincount(labels.flatten(), minlength=num_classes)
+        rates = counts.float() / totals.clamp_min(1).float()
         for c in range(num_classes):
             out[f'sel_n_{c}'] = counts[c].float()
+            out[f'sel_frac_{c}'] = rates[c]
         if self.selector is not None:
             for key, value in self.selector.extra_log().items():
                 out[key] = torch.as_tensor(value, dtype=torch.float32)
