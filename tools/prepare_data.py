@@ -16,6 +16,13 @@ It also writes a long-tailed training variant, ``data/scenes/seg_fashion_lt10/tr
 (600 scenes whose items are drawn with imbalance ratio 10: class 1 most often, class 10
 about ten times less often), with the same fractions; it is validated on the balanced
 ``seg_fashion/val``.
+
+``--det-scenes`` writes the detection scenes as COCO json (``images/`` +
+``annotations.json``): ``data/scenes/det_fashion/{train,val}`` (600 / 150 scenes, 10
+classes, exact boxes) and the long-tailed ``data/scenes/det_fashion_lt10/train``, each
+with 5 % and 10 % labeled splits in ``splits/`` (``annotations.1@5.json`` and
+``annotations.1@5-unlabeled.json``, ...). Combine with ``--scenes-only`` to skip the
+classification splits.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ def split_name(source: str, labels_per_class: int, seed: int, imbalance: float |
 SCENES_ROOT = 'data/scenes/seg_fashion'
 SCENES_LT_ROOT = 'data/scenes/seg_fashion_lt10'
 SCENES_LT_RATIO = 10
+DET_SCENES_ROOT = 'data/scenes/det_fashion'
+DET_SCENES_LT_ROOT = 'data/scenes/det_fashion_lt10'
+DET_PERCENTS = (5, 10)
 SCENE_FRACTIONS = (1 / 16, 1 / 8)
 
 
@@ -70,6 +80,24 @@ def prepare_scenes(force: bool = False, root: str = SCENES_ROOT, num_train: int 
     print('splits:', ', '.join(sorted(paths.values())))
 
 
+def prepare_det_scenes(force: bool = False, root: str = DET_SCENES_ROOT, num_train: int = 600,
+                       num_val: int = 150, seed: int = 0,
+                       imbalance_ratio: float | None = None, with_val: bool = True) -> None:
+    """Write the detection scenes (COCO json) and their partial-label splits."""
+    from ssvision.datasets import write_coco_scenes, write_coco_split
+    train, val = osp.join(root, 'train'), osp.join(root, 'val')
+    ann = osp.join(train, 'annotations.json')
+    if force or not osp.exists(ann):
+        write_coco_scenes(train, num_train, seed=seed, items='fashion_mnist',
+                          imbalance_ratio=imbalance_ratio)
+        print(f'wrote {num_train} detection scenes to {train}')
+    if with_val and (force or not osp.exists(osp.join(val, 'annotations.json'))):
+        write_coco_scenes(val, num_val, seed=seed + 1, items='fashion_mnist_test')
+        print(f'wrote {num_val} detection validation scenes to {val}')
+    paths = write_coco_split(ann, osp.join(root, 'splits'), DET_PERCENTS, seeds=(1,))
+    print('splits:', ', '.join(paths))
+
+
 def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out-dir', default='data/splits')
@@ -80,11 +108,17 @@ def main(argv=None) -> list[str]:
                         help='also write the built-in segmentation scenes')
     parser.add_argument('--scenes-only', action='store_true',
                         help='write only the segmentation scenes')
+    parser.add_argument('--det-scenes', action='store_true',
+                        help='also write the built-in detection scenes (COCO json)')
     args = parser.parse_args(argv)
     if args.scenes or args.scenes_only:
         prepare_scenes(args.force)
         prepare_scenes(args.force, root=SCENES_LT_ROOT, imbalance_ratio=SCENES_LT_RATIO,
                        with_val=False)
+    if args.det_scenes:
+        prepare_det_scenes(args.force)
+        prepare_det_scenes(args.force, root=DET_SCENES_LT_ROOT,
+                           imbalance_ratio=SCENES_LT_RATIO, with_val=False)
     if args.scenes_only:
         return []
     os.makedirs(args.out_dir, exist_ok=True)

@@ -2,6 +2,7 @@ from . import transforms  # noqa: F401  (registers the transforms)
 from .base import BaseClsDataset, read_image
 from .cifar import CIFAR10, CIFAR100
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_MAP, CityscapesDataset
+from .coco_det import CocoDetDataset, make_coco_split, write_coco_split
 from .collate import semi_collate
 from .digits import Digits8x8
 from .image_folder import ImageFolder
@@ -23,7 +24,8 @@ from .voc_seg import VOCSegDataset, make_seg_split, read_seg_mask, save_seg_spli
 
 __all__ = [
     'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LABEL_MAP',
-    'CityscapesDataset', 'Digits8x8', 'FashionMNIST', 'ImageFolder',
+    'CityscapesDataset', 'CocoDetDataset', 'make_coco_split', 'write_coco_split',
+    'Digits8x8', 'FashionMNIST', 'ImageFolder',
     'MNIST5k', 'MNISTIdx', 'SemiDataset', 'SemiSampler', 'load_split', 'make_split',
     'read_idx', 'read_image', 'save_idx', 'save_split', 'semi_collate',
     'SceneItems', 'build_scene_items', 'compose_scene', 'long_tail_probs', 'make_scene',

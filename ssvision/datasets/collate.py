@@ -14,6 +14,8 @@ from ssvision.registry import FUNCTIONS
 def _stack(values: list) -> Any:
     first = values[0]
     if isinstance(first, torch.Tensor):
+        if any(v.shape != first.shape for v in values):
+            return list(values)  # e.g. detection images of different sizes
         return torch.stack(values)
     if isinstance(first, (bool, np.bool_)):
         return torch.tensor(values, dtype=torch.bool)
@@ -22,6 +24,8 @@ def _stack(values: list) -> Any:
     if isinstance(first, (float, np.floating)):
         return torch.tensor(np.asarray(values, dtype=np.float32))
     if isinstance(first, np.ndarray):
+        if any(v.shape != first.shape for v in values):
+            return [torch.from_numpy(v) for v in values]
         return torch.from_numpy(np.stack(values))
     return list(values)
 
@@ -50,7 +54,8 @@ def semi_collate(samples: Sequence[dict]) -> dict:
     (see ``docs/data_flow.md``), so the batch holds ``B`` rows under ``sup`` and
     ``mu * B`` rows under each ``unsup_*`` name, in sampler order. Tensors are
     stacked, ints become ``long`` tensors, floats ``float32`` tensors, other values
-    lists.
+    (e.g. :class:`~ssvision.structures.DetInstances`) lists. Tensors or arrays whose
+    shapes differ within the batch (detection images of different sizes) stay a list.
 
     Args:
         samples: the dataset's outputs for one batch.

@@ -1,5 +1,5 @@
 """Evaluation metrics."""
 
-from .metrics import SegIoU, SemiAccuracy
+from .metrics import CocoDetMetric, SegIoU, SemiAccuracy
 
-__all__ = ['SegIoU', 'SemiAccuracy']
+__all__ = ['CocoDetMetric', 'SegIoU', 'SemiAccuracy']

@@ -25,7 +25,8 @@ def test_config_builds(path):
         * (1 + cfg.train_dataloader.sampler.unlabeled_ratio))
     # Build the training data when it is present here (prepared by tools/prepare_data.py);
     # the model and loader settings above are checked either way.
-    split = cfg.train_dataloader.dataset.labeled.split_file
+    labeled = cfg.train_dataloader.dataset.labeled
+    split = labeled.get('split_file') or labeled.get('ann_file')
     if not osp.exists(osp.join(REPO, split)):
         return
     if 'FashionMNIST' in cfg.pretty_text and not osp.isdir('/usr/share/datasets/fashion-mnist'):

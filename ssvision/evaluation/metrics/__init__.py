@@ -1,4 +1,5 @@
 from .accuracy import SemiAccuracy
+from .coco_det import CocoDetMetric
 from .iou import SegIoU
 
-__all__ = ['SegIoU', 'SemiAccuracy']
+__all__ = ['CocoDetMetric', 'SegIoU', 'SemiAccuracy']

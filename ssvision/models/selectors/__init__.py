@@ -1,4 +1,5 @@
 from .base import BaseSelector
+from .box_selectors import ClassAwareBoxSelector, FixedScoreBoxSelector
 from .class_aware_topk import ClassAwareTopKSelector, class_topk_mask
 from .fixed_threshold import FixedThresholdSelector, fixed_threshold
 from .flexmatch import FlexMatchSelector
@@ -6,6 +7,7 @@ from .freematch import FreeMatchSelector
 from .softmatch import SoftMatchSelector
 
 __all__ = [
-    'BaseSelector', 'ClassAwareTopKSelector', 'FixedThresholdSelector', 'FlexMatchSelector',
+    'BaseSelector', 'ClassAwareBoxSelector', 'FixedScoreBoxSelector',
+    'ClassAwareTopKSelector', 'FixedThresholdSelector', 'FlexMatchSelector',
     'FreeMatchSelector', 'SoftMatchSelector', 'class_topk_mask', 'fixed_threshold'
 ]

@@ -1,0 +1,174 @@
+"""torchvision detectors (Faster R-CNN, RetinaNet, FCOS) behind one small interface.
+
+:class:`TorchvisionDetector` takes images as a list of float ``(3, H, W)`` tensors in
+``[0, 1]`` (each its own size; torchvision normalises and resizes them internally to
+``min_size`` / ``max_size`` and maps boxes back) and boxes as
+:class:`~ssvision.structures.DetInstances` with labels ``0..K-1`` (Faster R-CNN's label 0
+is background, so its labels are shifted by one inside; the one-stage heads score ``K``
+sigmoid classes directly). It exposes:
+
+* ``loss(images, instances) -> dict`` of torchvision's losses, every key listed in
+  :data:`CLS_LOSS_KEYS` or :data:`REG_LOSS_KEYS` (so a semi-supervised detector can use
+  the classification and regression parts of a pseudo-box loss separately);
+* ``predict(images) -> list[DetInstances]`` (scores set), boxes in input pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ssvision.registry import MODELS
+from ssvision.structures import DetInstances
+
+__all__ = ['TorchvisionDetector', 'CLS_LOSS_KEYS', 'REG_LOSS_KEYS', 'DETECTOR_ARCHS']
+
+#: classification-type terms: learn from every kept pseudo-box
+CLS_LOSS_KEYS = ('loss_classifier', 'loss_objectness', 'classification')
+#: box-regression terms: learn only from pseudo-boxes that pass the uncertainty filter
+REG_LOSS_KEYS = ('loss_box_reg', 'loss_rpn_box_reg', 'bbox_regression', 'bbox_ctrness')
+DETECTOR_ARCHS = ('fasterrcnn', 'retinanet', 'fcos')
+_ONE_STAGE = ('retinanet', 'fcos')
+
+
+def _load_local(path: str) -> dict:
+    """A local weights file, loaded weights-only (a state dict or {'state_dict': ...})."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if isinstance(state, dict) and 'state_dict' in state:
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise ValueError(f'{path}: expected a state dict, got {type(state).__name__}')
+    return state
+
+
+@MODELS.register_module()
+class TorchvisionDetector(nn.Module):
+    """A torchvision detector, built without downloads.
+
+    Args:
+        arch: ``'fasterrcnn'`` (two-stage), ``'retinanet'`` or ``'fcos'`` (one-stage).
+        num_classes: object classes ``K`` (no background).
+        backbone: ``'resnet18'``, ``'resnet34'``, ``'resnet50'``, ``'resnet101'`` (FPN) or
+            ``'mobilenet_v3_large'`` (FPN over its last two stages).
+        min_size, max_size: torchvision's internal resize.
+        anchor_sizes: one base size per feature level (default: torchvision's, 32-512,
+            sized for COCO; small objects want smaller ones). Each level gets the sizes
+            ``(s, s * 2**(1/3), s * 2**(2/3))`` for one-stage detectors, ``(s,)`` for
+            Faster R-CNN (mobilenet: all sizes on each level), aspect ratios 0.5, 1, 2.
+        norm: ``'bn'`` (trainable BatchNorm, the choice from random init) or
+            ``'frozen_bn'`` (torchvision's default for pretrained backbones).
+        trainable_layers: backbone stages trained (resnet: 0-5, mobilenet: 0-6).
+        backbone_checkpoint: local ImageNet weights of the backbone body (weights-only).
+        checkpoint: local weights of the whole detector (weights-only), e.g. a torchvision
+            zoo file; tensors whose shape differs (the class heads) are skipped and named
+            in :attr:`skipped_keys`.
+        **kwargs: other arguments of the torchvision class (``score_thresh``,
+            ``detections_per_img``, ``box_score_thresh``, ``nms_thresh`` ...).
+    """
+
+    def __init__(self, arch: str, num_classes: int, backbone: str = 'resnet50',
+                 min_size: int = 800, max_size: int = 1333,
+                 anchor_sizes: Sequence[int] | None = None, norm: str = 'bn',
+                 trainable_layers: int = 5, backbone_checkpoint: str | None = None,
+                 checkpoint: str | None = None, **kwargs) -> None:
+        super().__init__()
+        from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+        from torchvision.models.detection.anchor_utils import AnchorGenerator
+        from torchvision.models.detection.backbone_utils import (
+            mobilenet_backbone,
+            resnet_fpn_backbone,
+        )
+        from torchvision.ops import misc
+        from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+        if arch not in DETECTOR_ARCHS:
+            raise ValueError(f'arch must be one of {DETECTOR_ARCHS}, got {arch!r}')
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        if norm not in ('bn', 'frozen_bn'):
+            raise ValueError(f"norm must be 'bn' or 'frozen_bn', got {norm!r}")
+        self.arch, self.num_classes = arch, int(num_classes)
+        self.one_stage = arch in _ONE_STAGE
+        self.label_offset = 0 if self.one_stage else 1
+        norm_layer = nn.BatchNorm2d if norm == 'bn' else misc.FrozenBatchNorm2d
+        if backbone.startswith('resnet'):
+            extra = dict(returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256)) \
+                if self.one_stage else {}
+            body = resnet_fpn_backbone(backbone_name=backbone, weights=None,
+                                       norm_layer=norm_layer,
+                                       trainable_layers=trainable_layers, **extra)
+            num_levels = 5
+        elif backbone == 'mobilenet_v3_large':
+            extra = dict(extra_blocks=LastLevelP6P7(256, 256)) if self.one_stage else {}
+            body = mobilenet_backbone(backbone_name=backbone, weights=None, fpn=True,
+                                      norm_layer=norm_layer,
+                                      trainable_layers=trainable_layers, **extra)
+            num_levels = 4 if self.one_stage else 3
+        else:
+            raise ValueError(f'unsupported backbone {backbone!r}')
+        if backbone_checkpoint is not None:
+            state = _load_local(backbone_checkpoint)
+            missing, unexpected = body.body.load_state_dict(state, strict=False)
+            self.backbone_missing_keys = list(missing)
+        anchor_generator = None
+        if anchor_sizes is not None or backbone == 'mobilenet_v3_large':
+            base = tuple(anchor_sizes) if anchor_sizes is not None else \
+                (32, 64, 128, 256, 512)[:num_levels]
+            if backbone == 'mobilenet_v3_large' and not self.one_stage:
+                sizes = (tuple(base),) * num_levels
+            elif self.one_stage:
+                sizes = tuple((s, int(s * 2 ** (1 / 3)), int(s * 2 ** (2 / 3))) for s in base)
+            else:
+                sizes = tuple((s,) for s in base)
+            if len(sizes) != num_levels:
+                raise ValueError(f'anchor_sizes needs {num_levels} levels for {backbone} '
+                                 f'{arch}, got {len(sizes)}')
+            anchor_generator = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+        common = dict(min_size=min_size, max_size=max_size, **kwargs)
+        if arch == 'fasterrcnn':
+            if anchor_generator is not None:
+                common['rpn_anchor_generator'] = anchor_generator
+            self.net = FasterRCNN(body, num_classes=self.num_classes + 1, **common)  # + bg
+        else:
+            if anchor_generator is not None:
+                common['anchor_generator'] = anchor_generator
+            if arch == 'fcos' and anchor_generator is not None:
+                # FCOS is anchor-free: one 'anchor' (a location) per level
+                common['anchor_generator'] = AnchorGenerator(
+                    tuple((s,) for s in (anchor_sizes or (8, 16, 32, 64, 128)[:num_levels])),
+                    ((1.0,),) * num_levels)
+            cls = RetinaNet if arch == 'retinanet' else FCOS
+            self.net = cls(body, num_classes=self.num_classes, **common)
+        self.skipped_keys: list[str] = []
+        if checkpoint is not None:
+            state = _load_local(checkpoint)
+            own = self.net.state_dict()
+            ok = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            self.skipped_keys = sorted(set(state) - set(ok))
+            self.net.load_state_dict(ok, strict=False)
+
+    def _targets(self, instances: Sequence[DetInstances]) -> list[dict]:
+        return [{'boxes': inst.bboxes.float(), 'labels': inst.labels.long() + self.label_offset}
+                for inst in instances]
+
+    def loss(self, images: list[torch.Tensor],
+             instances: Sequence[DetInstances]) -> dict[str, torch.Tensor]:
+        """torchvision's training losses for ``images`` with ``instances`` as targets."""
+        if not self.training:
+            raise RuntimeError('loss() needs train mode')
+        if len(images) != len(instances):
+            raise ValueError(f'{len(images)} images but {len(instances)} instance sets')
+        return self.net(list(images), self._targets(instances))
+
+    @torch.no_grad()
+    def predict(self, images: list[torch.Tensor]) -> list[DetInstances]:
+        """Detections per image (eval mode expected), labels ``0..K-1``, with scores."""
+        outs = self.net(list(images))
+        return [DetInstances(o['boxes'].float(), o['labels'].long() - self.label_offset,
+                             o['scores'].float()) for o in outs]
+
+    def forward(self, images, instances=None):
+        if instances is not None:
+            return self.loss(images, instances)
+        return self.predict(images)

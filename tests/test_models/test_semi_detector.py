@@ -1,0 +1,158 @@
+"""Semi-supervised detection: one-stage and two-stage losses, selectors, COCO metric."""
+
+import math
+
+import pytest
+import torch
+
+from ssvision.evaluation import CocoDetMetric
+from ssvision.models.algorithms import SemiDetector
+from ssvision.models.algorithms.semi_detector import box_precision, flip_uncertainty
+from ssvision.models.selectors import ClassAwareBoxSelector, FixedScoreBoxSelector
+from ssvision.structures import DetInstances
+
+SIZE = 64
+
+
+def _detector(arch):
+    # score threshold 0: the untrained teacher's every detection is a candidate
+    thr = dict(box_score_thresh=0.0) if arch == 'fasterrcnn' else dict(score_thresh=0.0)
+    return dict(type='TorchvisionDetector', arch=arch, backbone='resnet18', num_classes=3,
+                min_size=SIZE, max_size=SIZE, anchor_sizes=(8, 16, 32, 64, 128),
+                **({'box_detections_per_img': 20} if arch == 'fasterrcnn' else
+                   {'detections_per_img': 20}), **thr)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _batch(n=2):
+    g = torch.Generator().manual_seed(0)
+    img = lambda: [torch.randint(0, 256, (3, SIZE, SIZE), generator=g, dtype=torch.uint8)  # noqa: E731
+                   for _ in range(n)]
+    gt = [DetInstances([[8, 8, 30, 40]], [1]), DetInstances([[20, 10, 50, 30]], [2])][:n]
+    eye = torch.eye(3).expand(n, 3, 3).clone()
+    shift = eye.clone()
+    shift[:, 0, 2] = 3.0  # the student's view is shifted 3 px right of the teacher's
+    return {'inputs': {'sup': img(), 'unsup_teacher': img(), 'unsup_student': img()},
+            'data_samples': {'sup': {'gt_instances': gt},
+                             'unsup_teacher': {'homography': eye, 'true_instances': gt},
+                             'unsup_student': {'homography': shift}}}
+
+
+@pytest.mark.parametrize('arch', ['fasterrcnn', 'retinanet', 'fcos'])
+def test_unsup_loss_positive_all_selected_zero_none_selected(arch):
+    for threshold, positive in ((0.0, True), (1.01, False)):
+        torch.manual_seed(0)
+        model = SemiDetector(detector=_detector(arch),
+                             selector=dict(type='FixedScoreBoxSelector', threshold=threshold),
+                             semi_train_cfg=dict(reg_uncertainty=None))
+        model.train()
+        data = model.data_preprocessor(_batch(), True)
+        losses = model(**data, mode='loss')
+        assert math.isfinite(losses['sup_loss'].item()) and losses['sup_loss'].item() > 0
+        u = losses['unsup_loss']
+        assert math.isfinite(u.item())
+        if positive:
+            assert u.item() > 0 and losses['pb_per_img'].item() > 0
+            u.backward()
+            assert any(p.grad is not None and p.grad.abs().sum() > 0
+                       for p in model.student.parameters())
+            assert all(p.grad is None for p in model.teacher.parameters())
+        else:
+            assert u.item() == 0.0 and losses['pb_per_img'].item() == 0
+        assert 0 <= losses.get('pb_recall', torch.tensor(0.0)).item() <= 1
+
+
+def test_regression_gating_uses_only_reliable_boxes():
+    torch.manual_seed(0)
+    model = SemiDetector(detector=_detector('retinanet'),
+                         selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
+                         semi_train_cfg=dict(reg_uncertainty=0.0))  # nothing is that sure
+    model.train()
+    data = model.data_preprocessor(_batch(), True)
+    losses = model(**data, mode='loss')
+    assert losses['unsup.cls'].item() > 0
+    assert losses['unsup.reg'].item() == 0.0 and losses['pb_reg_frac'].item() == 0.0
+
+
+def test_burn_in_and_unknown_keys():
+    from mmengine.logging import MessageHub
+    model = SemiDetector(detector=_detector('retinanet'),
+                         semi_train_cfg=dict(burn_in_iters=10))
+    model.train()
+    MessageHub.get_current_instance().update_info('iter', 3)
+    try:
+        losses = model(**model.data_preprocessor(_batch(1), True), mode='loss')
+    finally:
+        MessageHub.get_current_instance().update_info('iter', 0)
+    assert 'unsup_loss' not in losses
+    with pytest.raises(ValueError, match='unknown semi_train_cfg'):
+        SemiDetector(detector=_detector('retinanet'), semi_train_cfg=dict(thr=0.5))
+
+
+def test_class_aware_selector_keeps_each_classes_top_boxes():
+    sel = ClassAwareBoxSelector(num_classes=3, ratio=0.5, floor=0.1, ceil=0.9, momentum=0.0)
+    # class 0 is confident, class 1 never reaches 0.5, class 2 is absent
+    dets = [DetInstances(torch.zeros(6, 4), [0, 0, 0, 1, 1, 1],
+                         [0.95, 0.9, 0.6, 0.4, 0.3, 0.2])]
+    keep = sel(dets)[0]
+    # medians: class 0 -> 0.9 (capped at ceil 0.9), class 1 -> 0.3
+    assert keep.tolist() == [True, True, False, True, True, False]
+    torch.testing.assert_close(sel.thresholds(), torch.tensor([0.9, 0.3, 0.9]))
+    assert FixedScoreBoxSelector(0.9)(dets)[0].tolist() == [True, True] + [False] * 4
+    # EMA: a later batch moves class 1's threshold only partly
+    sel.momentum = 0.5
+    sel([DetInstances(torch.zeros(2, 4), [1, 1], [0.5, 0.5])])
+    assert sel.thresholds()[1].item() == pytest.approx(0.4)
+    assert sel.state_dict()['tau'].shape == (3,)
+
+
+def test_flip_uncertainty_and_precision_by_hand():
+    dets = DetInstances([[10, 10, 30, 20], [40, 0, 60, 10]], [0, 1], [0.9, 0.8])
+    # flipped detections (image width 64) of the first box, 2 px off on x1
+    flipped = DetInstances([[64 - 30, 10, 64 - 12, 20]], [0], [0.9])
+    u = flip_uncertainty(dets, flipped, 64)
+    assert u[0].item() == pytest.approx((2 / 20) / 4)
+    assert math.isinf(u[1].item())  # no match
+    true = DetInstances([[10, 10, 30, 21]], [0])
+    assert box_precision(dets, true) == (1, 2)
+    assert box_precision(DetInstances(), true) == (0, 0)
+
+
+def test_coco_metric_perfect_and_empty_predictions():
+    gt = DetInstances([[0, 0, 20, 20], [30, 30, 60, 50]], [0, 1])
+    perfect = DetInstances(gt.bboxes, gt.labels, [0.9, 0.8])
+    wrong = DetInstances([[40, 0, 60, 10]], [0], [0.9])
+    metric = CocoDetMetric()
+    metric.dataset_meta = {'classes': ('a', 'b', 'c'), 'cat_ids': [1, 2, 3]}
+    metric.process({}, [{'img_id': 1, 'ori_shape': (64, 64), 'gt_instances': gt,
+                         'pred': {'teacher': perfect, 'student': wrong}}])
+    res = metric.compute_metrics(metric.results)
+    assert res['teacher/mAP'] == pytest.approx(100.0)
+    assert res['teacher/AP_a'] == pytest.approx(100.0) and res['teacher/AP_c'] == -1.0
+    assert res['student/mAP'] == pytest.approx(0.0)
+    metric = CocoDetMetric()
+    metric.process({}, [{'img_id': 1, 'ori_shape': (64, 64), 'gt_instances': gt,
+                         'pred': {'teacher': DetInstances(scores=torch.zeros(0))}}])
+    assert metric.compute_metrics(metric.results)['teacher/mAP'] == 0.0
+
+
+def test_predict_maps_boxes_back_to_the_original_image():
+    torch.manual_seed(0)
+    model = SemiDetector(detector=_detector('fcos'), selector=None)
+    model.eval()
+    h = torch.tensor([[2.0, 0, 0], [0, 2, 0], [0, 0, 1]])  # the view is 2x the original
+    imgs = [torch.rand(3, SIZE, SIZE)]
+    out = model.predict(imgs, {'homography': h[None], 'ori_shape': [(32, 32)],
+                               'img_id': torch.tensor([5]),
+                               'gt_instances': [DetInstances([[10, 10, 50, 50]], [0])]})
+    assert out[0]['img_id'] == 5 and out[0]['ori_shape'] == (32, 32)
+    torch.testing.assert_close(out[0]['gt_instances'].bboxes, torch.tensor([[5.0, 5, 25, 25]]))
+    for d in out[0]['pred'].values():
+        assert (d.bboxes <= 32).all()
