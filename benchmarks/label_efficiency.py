@@ -102,6 +102,46 @@ def run_and_record(config: str, work_dir: str, opts: list[str], log_path: str,
                   metrics, val_key)
 
 
+def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
+             val_key: str) -> list[dict]:
+    """Train ``(name, config, opts, row)`` jobs, ``parallel`` at a time, and record them.
+
+    Rows whose ``phase`` is ``'timing'`` run alone (after every earlier job finished) and
+    record only their speed; ``'train'`` rows also record ``metrics`` of the last
+    validation. Parallel runs get ``OMP_NUM_THREADS = cores // parallel``.
+    """
+    results = osp.join(out_dir, 'results.jsonl')
+    env = dict(os.environ)
+    if parallel > 1:  # keep the runs from fighting over intra-op threads
+        env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 2) // parallel))
+    rows: list[dict] = []
+    running: list[tuple] = []
+
+    def finish(entry) -> None:
+        proc, log, name, row, t0 = entry
+        rc = proc.wait()
+        log.close()
+        if rc != 0:
+            raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
+        work_dir = osp.join(out_dir, name)
+        row = dict(row, minutes=(time.time() - t0) / 60, **train_stats(work_dir))
+        rows.append(record(work_dir, results, row,
+                           metrics if row.get('phase') != 'timing' else {}, val_key))
+
+    for name, config, opts, row in jobs:
+        timing = row.get('phase') == 'timing'
+        while len(running) >= (1 if timing else parallel) or (running and timing):
+            finish(running.pop(0))  # the oldest run; timing runs get the machine alone
+        log = open(osp.join(out_dir, name + '.log'), 'w')
+        proc = subprocess.Popen(train_command(config, osp.join(out_dir, name), opts),
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                env=None if timing else env)
+        running.append((proc, log, name, row, time.time()))
+    while running:
+        finish(running.pop(0))
+    return rows
+
+
 def data_options(dataset: str, labels: int, seed: int) -> list[str]:
     split = f'data/splits/{dataset}_{labels}pc_seed{seed}.json'
     opts = [f'train_dataloader.dataset.labeled.split_file={split}',

@@ -26,10 +26,9 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, record, schedule_options, train_command, train_stats  # noqa: E402
+from label_efficiency import REPO, run_jobs, schedule_options  # noqa: E402
 
 METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_2k_scenes-1-16.py',
@@ -65,16 +64,12 @@ def main(argv=None) -> None:
     p.add_argument('--out-dir', default='work_dirs/bench_seg')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    if not all(osp.exists(osp.join(REPO, root, 'splits')) for root in SCENES.values()):
+    wanted = {spec.partition(':')[0] for spec in args.scenes}
+    if not all(osp.exists(osp.join(REPO, SCENES[s], 'splits')) for s in wanted if s in SCENES):
         subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'),
                         '--scenes-only'], check=True, cwd=REPO)
-    results = osp.join(args.out_dir, 'results.jsonl')
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
                    tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES})
-    env = dict(os.environ)
-    if args.parallel > 1:  # keep the runs from fighting over intra-op threads
-        env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 2) // args.parallel))
-
     jobs = []
     for spec in args.scenes:
         scenes, _, only = spec.partition(':')
@@ -100,32 +95,7 @@ def main(argv=None) -> None:
                        method=method, iters=args.timing_iters, seed=args.seed, parallel=1)
             jobs.append((name, METHODS[method], opts, row))
 
-    rows = []
-    running: list[tuple] = []
-
-    def finish(entry) -> None:
-        proc, log, name, row, t0 = entry
-        rc = proc.wait()
-        log.close()
-        if rc != 0:
-            raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
-        work_dir = osp.join(args.out_dir, name)
-        row = dict(row, minutes=(time.time() - t0) / 60, **train_stats(work_dir))
-        rows.append(record(work_dir, results, row, metrics if row['phase'] == 'train' else {},
-                           val_key='teacher/mIoU'))
-
-    for name, config, opts, row in jobs:
-        width = args.parallel if row['phase'] == 'train' else 1
-        while len(running) >= width or (running and row['phase'] == 'timing'):
-            # wait for the oldest run (timing runs wait until the machine is theirs alone)
-            finish(running.pop(0))
-        log = open(osp.join(args.out_dir, name + '.log'), 'w')
-        proc = subprocess.Popen(train_command(config, osp.join(args.out_dir, name), opts),
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                env=env if row['phase'] == 'train' else None)
-        running.append((proc, log, name, row, time.time()))
-    while running:
-        finish(running.pop(0))
+    rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mIoU')
 
     def fmt(v, spec='.1f'):
         return '-' if v is None else format(v, spec)

@@ -1,0 +1,185 @@
+"""ssvision inside mmdetection: real iterations through mmdetection's Runner.
+
+Needs mmdet 3.x and a full mmcv (ops compiled from source, see DEVELOPERS.md); marked
+``mmdet`` (``pytest -m mmdet``); ``.ci/run`` installs both and runs them.
+"""
+
+import copy
+import math
+import os.path as osp
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.mmdet
+mmdet = pytest.importorskip('mmdet')
+pytest.importorskip('mmcv.ops')
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs/mmdet/ssv-retinanet_r18_fpn_2k_detscenes-10pc.py')
+
+
+def _fcos(num_classes):
+    return dict(
+        type='FCOS',
+        data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+                               pad_size_divisor=32),
+        backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
+                      frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True),
+                      norm_eval=False, style='pytorch'),
+        neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=64, start_level=1,
+                  add_extra_convs='on_output', num_outs=5, relu_before_extra_convs=True),
+        bbox_head=dict(type='FCOSHead', num_classes=num_classes, in_channels=64,
+                       stacked_convs=2, feat_channels=64, strides=[8, 16, 32, 64, 128],
+                       loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                                     loss_weight=1.0),
+                       loss_bbox=dict(type='IoULoss', loss_weight=1.0),
+                       loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True,
+                                            loss_weight=1.0)),
+        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.0,
+                      nms=dict(type='nms', iou_threshold=0.5), max_per_img=50))
+
+
+def _faster_rcnn(num_classes):
+    pre = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
+    return dict(
+        type='FasterRCNN', data_preprocessor=pre,
+        backbone=dict(type='ResNet', depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
+                      frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True),
+                      norm_eval=False, style='pytorch'),
+        neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=64, num_outs=5),
+        rpn_head=dict(
+            type='RPNHead', in_channels=64, feat_channels=64,
+            anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0, 2.0],
+                                  strides=[4, 8, 16, 32, 64]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
+                            target_stds=[1.0] * 4),
+            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        roi_head=dict(
+            type='StandardRoIHead',
+            bbox_roi_extractor=dict(type='SingleRoIExtractor',
+                                    roi_layer=dict(type='RoIAlign', output_size=7,
+                                                   sampling_ratio=0),
+                                    out_channels=64, featmap_strides=[4, 8, 16, 32]),
+            bbox_head=dict(type='Shared2FCBBoxHead', in_channels=64, fc_out_channels=128,
+                           roi_feat_size=7, num_classes=num_classes,
+                           bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
+                                           target_stds=[0.1, 0.1, 0.2, 0.2]),
+                           reg_class_agnostic=False,
+                           loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                                         loss_weight=1.0),
+                           loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+        train_cfg=dict(
+            rpn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
+                                   min_pos_iou=0.3, match_low_quality=True, ignore_iof_thr=-1),
+                     sampler=dict(type='RandomSampler', num=64, pos_fraction=0.5,
+                                  neg_pos_ub=-1, add_gt_as_proposals=False),
+                     allowed_border=-1, pos_weight=-1, debug=False),
+            rpn_proposal=dict(nms_pre=500, max_per_img=200, nms=dict(type='nms', iou_threshold=0.7),
+                              min_bbox_size=0),
+            rcnn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
+                                    min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1),
+                      sampler=dict(type='RandomSampler', num=128, pos_fraction=0.25,
+                                   neg_pos_ub=-1, add_gt_as_proposals=True),
+                      pos_weight=-1, debug=False)),
+        test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200,
+                               nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+                      rcnn=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                                max_per_img=50)))
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    from ssvision.datasets import write_coco_scenes, write_coco_split
+    root = tmp_path_factory.mktemp('mmdet_scenes')
+    ann = write_coco_scenes(str(root / 'train'), 8, seed=0, items='mnist5k', size=64)
+    val = write_coco_scenes(str(root / 'val'), 2, seed=1, items='mnist5k', size=64)
+    lab, unl = write_coco_split(ann, str(root / 'splits'), percents=(50,), seeds=(1,))
+    return dict(root=root, lab=lab, unl=unl, val=val)
+
+
+def _cfg(scenes, tmp_path, detector=None, selector=None, iters=2):
+    from mmengine.config import Config, ConfigDict
+    cfg = Config.fromfile(CONFIG)
+    classes = tuple(str(d) for d in range(10))
+    for i, ann in enumerate((scenes['lab'], scenes['unl'])):
+        ds = cfg.train_dataloader.dataset.datasets[i]
+        ds.ann_file, ds.metainfo = ann, dict(classes=classes)
+        ds.data_prefix = dict(img=str(scenes['root'] / 'train' / 'images') + '/')
+    cfg.val_dataloader.dataset.update(ann_file=scenes['val'], metainfo=dict(classes=classes),
+                                      data_prefix=dict(img=str(scenes['root'] / 'val' /
+                                                               'images') + '/'))
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator.ann_file = cfg.test_evaluator.ann_file = scenes['val']
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.num_workers, loader.persistent_workers = 0, False
+    cfg.train_dataloader.batch_size = cfg.train_dataloader.sampler.batch_size = 4
+    if detector is not None:
+        cfg.model.detector = ConfigDict(detector)
+        cfg.model.data_preprocessor.data_preprocessor = ConfigDict(
+            detector['data_preprocessor'])
+    else:
+        cfg.model.detector.test_cfg.score_thr = 0.0
+    cfg.model.semi_train_cfg.selector = ConfigDict(selector or dict(
+        type='ClassAwareBoxSelector', num_classes=10, ratio=0.5, floor=0.0, min_score=0.0))
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = iters
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.param_scheduler = []
+    cfg.work_dir = str(tmp_path)
+    return cfg
+
+
+def _train(cfg):
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.parametrize('name', ['retinanet', 'fcos', 'faster_rcnn'])
+def test_wrapped_mmdet_detectors_train_with_class_aware_pseudo_boxes(scenes, tmp_path, name):
+    detector = {'retinanet': None, 'fcos': _fcos(10), 'faster_rcnn': _faster_rcnn(10)}[name]
+    runner = _train(_cfg(scenes, tmp_path, detector))
+    hub = runner.message_hub
+    assert hub.get_scalar('train/pb_per_img').current() > 0  # the teacher yields boxes
+    unsup = [k for k in hub.log_scalars if k.startswith('train/unsup_loss')]
+    assert unsup and all(math.isfinite(hub.get_scalar(k).current()) for k in unsup)
+    assert sum(hub.get_scalar(k).current() for k in unsup) > 0
+    assert any(k.startswith('val/teacher/coco/bbox_mAP') for k in hub.log_scalars)
+    assert any(k.startswith('val/student/coco/bbox_mAP') for k in hub.log_scalars)
+    assert hasattr(runner.model, 'selector') and 'box_thr_0' in ''.join(hub.log_scalars)
+
+
+def test_nothing_selected_gives_exactly_zero_unsup_loss(scenes, tmp_path):
+    cfg = _cfg(scenes, tmp_path, selector=dict(type='FixedScoreBoxSelector', threshold=1.01))
+    cfg.val_cfg = dict(type='TeacherStudentValLoop')
+    runner = _train(cfg)
+    hub = runner.message_hub
+    assert hub.get_scalar('train/pb_per_img').current() == 0
+    assert hub.get_scalar('train/unsup_loss').current() == 0.0
+    assert math.isfinite(hub.get_scalar('train/loss').current())
+
+
+def test_plain_mmdet_checkpoint_loads_into_teacher_and_student(scenes, tmp_path):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import ssvision.integrations.mmdet  # noqa: F401
+    init_default_scope('mmdet')
+    cfg = _cfg(scenes, tmp_path)
+    plain = MODELS.build(copy.deepcopy(cfg.model.detector))
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_()
+    path = str(tmp_path / 'plain.pth')
+    torch.save({'state_dict': plain.state_dict()}, path)
+    semi = MODELS.build(cfg.model)
+    from mmengine.runner import load_checkpoint
+    load_checkpoint(semi, path, map_location='cpu')
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(semi.teacher.state_dict()[name], value)
+        torch.testing.assert_close(semi.student.state_dict()[name], value)
