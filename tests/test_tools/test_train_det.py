@@ -43,3 +43,23 @@ def test_class_aware_one_stage_detector_trains_validates_and_resumes(tmp_path):
     ckpt = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu', weights_only=True)
     assert 'selector.tau' in ckpt['state_dict'] and any(
         k.startswith('teacher.') for k in ckpt['state_dict'])
+
+
+def test_show_det_views_draws_pseudo_boxes(tmp_path):
+    import show_det_views
+
+    from ssvision.datasets import write_coco_scenes, write_coco_split
+    ann = write_coco_scenes(str(tmp_path / 'train'), 6, seed=0, items='mnist5k', size=64)
+    lab, unl = write_coco_split(ann, str(tmp_path / 'splits'), percents=(50,), seeds=(1,))
+    cfg = osp.join(REPO, 'configs/semi_det/classaware_fasterrcnn-r18_2k_detscenes-10pc.py')
+    out = show_det_views.main([
+        cfg, '--out', str(tmp_path / 'views.png'), '--num', '2', '--cfg-options',
+        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        f'train_dataloader.dataset.labeled.ann_file={lab}',
+        f'train_dataloader.dataset.unlabeled.ann_file={unl}',
+        f'train_dataloader.dataset.labeled.img_dir={tmp_path}/train/images',
+        f'train_dataloader.dataset.unlabeled.img_dir={tmp_path}/train/images',
+        'model.detector.min_size=64', 'model.detector.max_size=64'])
+    from PIL import Image
+    img = Image.open(out)
+    assert img.size[0] > 600 and img.size[1] > 300  # 4 columns, 2 rows
