@@ -143,6 +143,20 @@ def test_coco_metric_perfect_and_empty_predictions():
     assert metric.compute_metrics(metric.results)['teacher/mAP'] == 0.0
 
 
+def test_metric_without_ground_truth_or_predictions_and_label_checks():
+    metric = CocoDetMetric()
+    metric.dataset_meta = {'classes': ('a', 'b'), 'cat_ids': [1, 2]}
+    metric.process({}, [{'img_id': 1, 'ori_shape': (32, 32), 'gt_instances': DetInstances(),
+                         'pred': {'teacher': DetInstances(scores=torch.zeros(0))}}])
+    res = metric.compute_metrics(metric.results)
+    assert res['teacher/mAP'] == -1.0 and res['teacher/AP_a'] == -1.0
+    from ssvision.registry import MODELS
+    det = MODELS.build(_detector('retinanet'))
+    det.train()
+    with pytest.raises(ValueError, match='labels must be in'):
+        det.loss([torch.rand(3, SIZE, SIZE)], [DetInstances([[1, 1, 9, 9]], [3])])
+
+
 def test_predict_maps_boxes_back_to_the_original_image():
     torch.manual_seed(0)
     model = SemiDetector(detector=_detector('fcos'), selector=None)

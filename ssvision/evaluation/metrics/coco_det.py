@@ -105,10 +105,13 @@ class CocoDetMetric(BaseMetric):
                                  'bbox': [float(b[0]), float(b[1]), float(b[2] - b[0]),
                                           float(b[3] - b[1])], 'score': float(s)})
             keys = ('mAP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
-            if not dets:
-                metrics.update({f'{name}/{k}': 0.0 for k in keys})
+            if not dets:  # nothing predicted: 0 where there is ground truth, else -1
+                has_gt = bool(coco_gt.getAnnIds(imgIds=img_ids))
+                metrics.update({f'{name}/{k}': 0.0 if has_gt else -1.0 for k in keys})
                 if self.classwise:
-                    metrics.update({f'{name}/AP_{_key_name(c)}': 0.0 for c in classes})
+                    for cat, cname in zip(cat_ids, classes):
+                        n = len(coco_gt.getAnnIds(imgIds=img_ids, catIds=[cat]))
+                        metrics[f'{name}/AP_{_key_name(cname)}'] = 0.0 if n else -1.0
                 continue
             with contextlib.redirect_stdout(io.StringIO()):
                 coco_dt = coco_gt.loadRes(dets)

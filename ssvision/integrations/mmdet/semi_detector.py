@@ -102,24 +102,35 @@ class SsvSemiDetector(SemiBaseDetector):
         """Teacher detections, selected per class, in original-image coordinates; the
         uncertainty flag of each kept box rides along as ``gt_instances.reg_ok``."""
         self.teacher.eval()
-        results = self.teacher.predict(batch_inputs, batch_data_samples, rescale=False)
-        dets = [DetInstances(r.pred_instances.bboxes, r.pred_instances.labels,
-                             r.pred_instances.scores) for r in results]
+        # mmdet's predict writes into (and returns) the samples it is given: clone them so
+        # a second (flipped) pass cannot overwrite these detections
+        results = self.teacher.predict(batch_inputs, [s.clone() for s in batch_data_samples],
+                                       rescale=False)
+        preds = [r.pred_instances for r in results]
+        dets = [DetInstances(p.bboxes, p.labels, p.scores) for p in preds]
         keep = self.selector(dets)
         if self._reg_uncertainty is not None:
-            flipped = self.teacher.predict(batch_inputs.flip(-1), batch_data_samples,
+            # flip each image inside its own (unpadded) extent, so its content stays at
+            # [0, w) and the heads' clipping to img_shape does not cut it
+            flipped_inputs = batch_inputs.clone()
+            widths = []
+            for i, s in enumerate(batch_data_samples):
+                h, w = s.img_shape[:2]
+                flipped_inputs[i, :, :h, :w] = batch_inputs[i, :, :h, :w].flip(-1)
+                widths.append(w)
+            flipped = self.teacher.predict(flipped_inputs,
+                                           [s.clone() for s in batch_data_samples],
                                            rescale=False)
-            width = batch_inputs.shape[-1]
             reg_ok = [flip_uncertainty(d, DetInstances(f.pred_instances.bboxes,
                                                        f.pred_instances.labels,
-                                                       f.pred_instances.scores), width)
-                      <= self._reg_uncertainty for d, f in zip(dets, flipped)]
+                                                       f.pred_instances.scores), w)
+                      <= self._reg_uncertainty for d, f, w in zip(dets, flipped, widths)]
         else:
             reg_ok = [torch.ones(len(d), dtype=torch.bool, device=d.bboxes.device)
                       for d in dets]
         self._health = self._selection_health(dets, keep, batch_data_samples)
-        for samples, res, k, ok in zip(batch_data_samples, results, keep, reg_ok):
-            inst = res.pred_instances[k]
+        for samples, pred, k, ok in zip(batch_data_samples, preds, keep, reg_ok):
+            inst = pred[k]
             inst.reg_ok = ok[k]
             inst.bboxes = bbox_project(
                 inst.bboxes, torch.from_numpy(samples.homography_matrix).inverse().to(

@@ -282,7 +282,8 @@ class SemiDetector(BaseModel):
         k = self.num_classes or 0
         dev = dets[0].bboxes.device if dets else 'cpu'
         n = len(dets)
-        kept_labels = [d.labels[m] for d, m in zip(dets, keep)]
+        # per class: the pseudo-boxes the student trains on (after the move into its view)
+        kept_labels = [p.labels for p in pseudo]
         counts = torch.bincount(torch.cat(kept_labels), minlength=k) if kept_labels else \
             torch.zeros(k, dtype=torch.long)
         n_kept = sum(len(p) for p in pseudo)

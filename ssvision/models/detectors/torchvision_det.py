@@ -109,12 +109,24 @@ class TorchvisionDetector(nn.Module):
             raise ValueError(f'unsupported backbone {backbone!r}')
         if backbone_checkpoint is not None:
             state = _load_local(backbone_checkpoint)
-            missing, unexpected = body.body.load_state_dict(state, strict=False)
-            self.backbone_missing_keys = list(missing)
+            if backbone == 'mobilenet_v3_large':  # ImageNet keys are 'features.N...'
+                state = {k[len('features.'):]: v for k, v in state.items()
+                         if k.startswith('features.')}
+            own = body.body.state_dict()
+            matched = [k for k in state if k in own and own[k].shape == state[k].shape]
+            if not matched:
+                raise ValueError(f'{backbone_checkpoint}: no tensor matches the {backbone} '
+                                 f'backbone (first keys: {list(state)[:3]})')
+            body.body.load_state_dict({k: state[k] for k in matched}, strict=False)
+            self.backbone_missing_keys = sorted(set(own) - set(matched))
         anchor_generator = None
         if anchor_sizes is not None or backbone == 'mobilenet_v3_large':
-            base = tuple(anchor_sizes) if anchor_sizes is not None else \
-                (32, 64, 128, 256, 512)[:num_levels]
+            if anchor_sizes is not None:
+                base = tuple(anchor_sizes)
+            elif backbone == 'mobilenet_v3_large' and not self.one_stage:
+                base = (32, 64, 128, 256, 512)  # torchvision's: all sizes on each level
+            else:
+                base = (32, 64, 128, 256, 512)[:num_levels]
             if backbone == 'mobilenet_v3_large' and not self.one_stage:
                 sizes = (tuple(base),) * num_levels
             elif self.one_stage:
@@ -149,6 +161,10 @@ class TorchvisionDetector(nn.Module):
             self.net.load_state_dict(ok, strict=False)
 
     def _targets(self, instances: Sequence[DetInstances]) -> list[dict]:
+        for inst in instances:
+            if len(inst) and (inst.labels.min() < 0 or inst.labels.max() >= self.num_classes):
+                raise ValueError(f'box labels must be in [0, {self.num_classes}), got '
+                                 f'{inst.labels.unique().tolist()} (num_classes mismatch?)')
         return [{'boxes': inst.bboxes.float(), 'labels': inst.labels.long() + self.label_offset}
                 for inst in instances]
 
