@@ -53,7 +53,7 @@ model = dict(
         freeze_teacher=True, sup_weight=1.0, unsup_weight=1.0,
         min_pseudo_bbox_wh=(1e-2, 1e-2), reg_uncertainty=0.1,
         selector=dict(type='ClassAwareBoxSelector', num_classes=num_classes, ratio=0.3,
-                      floor=0.1, ceil=0.9, min_score=0.02)),
+                      floor=0.05, ceil=0.9, min_score=0.01)),
     semi_test_cfg=dict(predict_on='teacher'))
 
 # ------------------------------------------------------------------ data (mmdetection's)
@@ -127,7 +127,10 @@ optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
                      clip_grad=dict(max_norm=10.0))
 param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200)]
-custom_hooks = [dict(type='MeanTeacherHook', momentum=0.001)]
+# teacher = 0.99 * teacher + 0.01 * student: mmdetection's 0.001 suits its 180k-iteration
+# schedules; over 2k iterations that teacher barely leaves its random initialisation
+# (measured: after 800 iterations its RetinaNet scores all stayed under 0.02)
+custom_hooks = [dict(type='MeanTeacherHook', momentum=0.01)]
 default_hooks = dict(
     timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
