@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, run_jobs, schedule_options  # noqa: E402
+from label_efficiency import fmt, print_timing, run_jobs, scene_parts, schedule_options  # noqa: E402
 
 METHODS = {
     'supervised': 'configs/semi_det/supervised_fasterrcnn-r18_2k_detscenes-10pc.py',
@@ -73,28 +72,21 @@ def main(argv=None) -> None:
     p.add_argument('--out-dir', default='work_dirs/bench_det')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    wanted = {spec.partition(':')[0] for spec in args.scenes}
-    if not all(osp.exists(osp.join(REPO, SCENES[s], 'splits')) for s in wanted if s in SCENES):
-        subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'),
-                        '--scenes-only', '--det-scenes'], check=True, cwd=REPO)
     metrics = dict(teacher_mAP='teacher/mAP', teacher_AP50='teacher/AP50',
                    student_mAP='student/mAP',
                    tail_AP={c: f'teacher/AP_{c}' for c in TAIL_CLASSES})
     jobs = []
-    for spec in args.scenes:
-        scenes, _, only = spec.partition(':')
-        if scenes not in SCENES:
-            raise SystemExit(f'unknown scenes {scenes!r}; choose from {list(SCENES)}')
-        for percent in ([only] if only else args.percents):
-            for method in args.methods:
-                name = f'{method}_{scenes}_{percent}pc_seed{args.seed}_{args.iters}it'
-                opts = data_options(scenes, percent, args.workers) + det_schedule(
-                    args.iters, args.seed, val_every=args.iters, log_every=50)
-                if method == 'supervised':
-                    opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
-                jobs.append((name, METHODS[method], opts,
-                             dict(phase='train', scenes=scenes, percent=percent, method=method,
-                                  iters=args.iters, seed=args.seed, parallel=args.parallel)))
+    for scenes, percent in scene_parts(args.scenes, SCENES, args.percents,
+                                       ['--scenes-only', '--det-scenes']):
+        for method in args.methods:
+            name = f'{method}_{scenes}_{percent}pc_seed{args.seed}_{args.iters}it'
+            opts = data_options(scenes, percent, args.workers) + det_schedule(
+                args.iters, args.seed, val_every=args.iters, log_every=50)
+            if method == 'supervised':
+                opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
+            jobs.append((name, METHODS[method], opts,
+                         dict(phase='train', scenes=scenes, percent=percent, method=method,
+                              iters=args.iters, seed=args.seed, parallel=args.parallel)))
     if args.timing_iters:
         for method in args.methods:
             opts = data_options('balanced', args.percents[-1], args.workers) + det_schedule(
@@ -106,9 +98,6 @@ def main(argv=None) -> None:
                          dict(phase='timing', method=method, iters=args.timing_iters)))
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mAP')
 
-    def fmt(v, spec='.1f'):
-        return '-' if v is None else format(v, spec)
-
     print('\n| scenes | labeled | method | teacher mAP | teacher AP50 | student mAP | tail AP '
           f'({" / ".join(TAIL_CLASSES)}) | s/iter | peak MB |')
     print('|---|---|---|---|---|---|---|---|---|')
@@ -119,10 +108,7 @@ def main(argv=None) -> None:
         print(f"| {r['scenes']} | {r['percent']} % | {r['method']} | {fmt(r['teacher_mAP'])} | "
               f"{fmt(r['teacher_AP50'])} | {fmt(r['student_mAP'])} | {tail} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(r['peak_mem_mb'], '.0f')} |")
-    for r in rows:
-        if r['phase'] == 'timing':
-            print(f"timing {r['method']}: {fmt(r['s_per_iter'], '.4f')} s/iter, "
-                  f"peak {fmt(r['peak_mem_mb'], '.0f')} MB")
+    print_timing(rows)
 
 
 if __name__ == '__main__':

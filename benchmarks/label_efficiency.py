@@ -142,6 +142,35 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
     return rows
 
 
+def fmt(value, spec: str = '.1f') -> str:
+    """A table cell: ``'-'`` for a missing value."""
+    return '-' if value is None else format(value, spec)
+
+
+def scene_parts(specs: list[str], scenes: dict, parts: list[str],
+                prepare_flags: list[str]) -> list[tuple[str, str]]:
+    """``(scene set, labeled part)`` pairs from ``NAME`` or ``NAME:PART`` specs (``PART``
+    limits that set to one part); writes the scenes with ``tools/prepare_data.py
+    *prepare_flags`` when a named set has no splits yet."""
+    pairs = []
+    for spec in specs:
+        name, _, only = spec.partition(':')
+        if name not in scenes:
+            raise SystemExit(f'unknown scenes {name!r}; choose from {list(scenes)}')
+        pairs += [(name, part) for part in ([only] if only else parts)]
+    if not all(osp.exists(osp.join(REPO, scenes[name], 'splits')) for name, _ in pairs):
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'),
+                        *prepare_flags], check=True, cwd=REPO)
+    return pairs
+
+
+def print_timing(rows: list[dict]) -> None:
+    for r in rows:
+        if r.get('phase') == 'timing':
+            print(f"timing {r['method']}: {fmt(r['s_per_iter'], '.4f')} s/iter, "
+                  f"peak {fmt(r['peak_mem_mb'], '.0f')} MB")
+
+
 def data_options(dataset: str, labels: int, seed: int) -> list[str]:
     split = f'data/splits/{dataset}_{labels}pc_seed{seed}.json'
     opts = [f'train_dataloader.dataset.labeled.split_file={split}',

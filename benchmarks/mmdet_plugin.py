@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, _records, run_jobs  # noqa: E402
+from label_efficiency import REPO, _records, fmt, run_jobs  # noqa: E402
 
 CONFIG = 'configs/mmdet/ssv-retinanet_r18_fpn_2k_detscenes-10pc.py'
 SELECTORS = {
@@ -78,9 +78,9 @@ def main(argv=None) -> None:
         prec_txt = f'{sum(prec) / len(prec):.2f}' if prec else '-'
         mapv = [r[k] * 100 if r[k] is not None else None
                 for k in ('teacher_mAP', 'teacher_AP50', 'student_mAP')]
-        cells = ' | '.join('-' if v is None else f'{v:.1f}' for v in mapv)
+        cells = ' | '.join(fmt(v) for v in mapv)
         print(f"| {r['percent']} % | {r['method']} | {cells} | {pb:.2f} | {prec_txt} | "
-              f"{'-' if r['s_per_iter'] is None else format(r['s_per_iter'], '.2f')} |")
+              f"{fmt(r['s_per_iter'], '.2f')} |")
 
 
 if __name__ == '__main__':

@@ -24,11 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, run_jobs, schedule_options  # noqa: E402
+from label_efficiency import fmt, print_timing, run_jobs, scene_parts, schedule_options  # noqa: E402
 
 METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_2k_scenes-1-16.py',
@@ -64,26 +63,18 @@ def main(argv=None) -> None:
     p.add_argument('--out-dir', default='work_dirs/bench_seg')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    wanted = {spec.partition(':')[0] for spec in args.scenes}
-    if not all(osp.exists(osp.join(REPO, SCENES[s], 'splits')) for s in wanted if s in SCENES):
-        subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'),
-                        '--scenes-only'], check=True, cwd=REPO)
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
                    tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES})
     jobs = []
-    for spec in args.scenes:
-        scenes, _, only = spec.partition(':')
-        if scenes not in SCENES:
-            raise SystemExit(f'unknown scenes {scenes!r}; choose from {list(SCENES)}')
-        for fraction in ([only] if only else args.fractions):
-            for method in args.methods:
-                name = f'{method}_{scenes}_{fraction}_seed{args.seed}_{args.iters}it'
-                opts = data_options(scenes, fraction, args.seed, args.workers) + \
-                    schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
-                                     log_every=50)
-                row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
-                           iters=args.iters, seed=args.seed, parallel=args.parallel)
-                jobs.append((name, METHODS[method], opts, row))
+    for scenes, fraction in scene_parts(args.scenes, SCENES, args.fractions, ['--scenes-only']):
+        for method in args.methods:
+            name = f'{method}_{scenes}_{fraction}_seed{args.seed}_{args.iters}it'
+            opts = data_options(scenes, fraction, args.seed, args.workers) + \
+                schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
+                                 log_every=50)
+            row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
+                       iters=args.iters, seed=args.seed, parallel=args.parallel)
+            jobs.append((name, METHODS[method], opts, row))
     if args.timing_iters:
         for method in args.methods:
             name = f'timing_{method}_{args.timing_iters}it'
@@ -97,9 +88,6 @@ def main(argv=None) -> None:
 
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mIoU')
 
-    def fmt(v, spec='.1f'):
-        return '-' if v is None else format(v, spec)
-
     print('\n| scenes | labeled | method | teacher mIoU | student mIoU | tail IoU '
           f'({" / ".join(TAIL_CLASSES)}) | s/iter | peak MB |')
     print('|---|---|---|---|---|---|---|---|')
@@ -110,10 +98,7 @@ def main(argv=None) -> None:
         print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {r['method']} | "
               f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(r['peak_mem_mb'], '.0f')} |")
-    for r in rows:
-        if r['phase'] == 'timing':
-            print(f"timing {r['method']}: {fmt(r['s_per_iter'], '.4f')} s/iter, "
-                  f"peak {fmt(r['peak_mem_mb'], '.0f')} MB")
+    print_timing(rows)
 
 
 if __name__ == '__main__':

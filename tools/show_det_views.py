@@ -14,57 +14,20 @@ starting worker processes.
 
 from __future__ import annotations
 
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmengine.config import Config, DictAction  # noqa: E402
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Draw views, pseudo-labels and predictions of one training batch')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('--checkpoint', help='checkpoint to load (default: no weights)')
-    parser.add_argument('--out', default='views.png', help='output PNG (default views.png)')
-    parser.add_argument('--num', type=int, default=4,
-                        help='unlabeled images (rows) drawn at most (default 4)')
-    parser.add_argument('--device', default='cpu', help='device of the model (default cpu)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the initial weights and the dataloader (default 0)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. train_dataloader.num_workers=0')
-    return parser.parse_args(argv)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from show_seg_views import load_model_and_batch, parse_args  # noqa: E402
 
 
 def main(argv=None) -> str:
-    args = parse_args(argv)
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner, load_checkpoint, set_random_seed
-
-    from ssvision.registry import MODELS
+    args = parse_args(argv, seed_help='seed of the initial weights and the dataloader '
+                      '(default 0)')
     from ssvision.visualization.det_views import render_det_views
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'ssvision'))
-    set_random_seed(args.seed)  # initial weights (without --checkpoint) and augmentations
-
-    model = MODELS.build(cfg.model)
-    dataloader = Runner.build_dataloader(cfg.train_dataloader, seed=args.seed)
-    if hasattr(model, 'bind_data'):
-        # size per-sample selector state before loading, as the train loop does
-        model.bind_data(dataloader.dataset)
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.to(args.device)
-    batch = next(iter(dataloader))
-    class_names = cfg.get('classes')
-    if class_names is None:
-        class_names = (getattr(dataloader.dataset, 'metainfo', None) or {}).get('classes')
+    _, model, batch, class_names = load_model_and_batch(args)
     out = render_det_views(model, batch, args.out, max_images=args.num,
                            class_names=class_names)
     print(f'wrote {out}')

@@ -22,7 +22,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None, seed_help: str = 'seed of the initial weights, the dataloader '
+               'and the CutMix draw (default 0)') -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Draw views, pseudo-labels and predictions of one training batch')
     parser.add_argument('config', help='config file')
@@ -31,21 +32,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num', type=int, default=4,
                         help='unlabeled images (rows) drawn at most (default 4)')
     parser.add_argument('--device', default='cpu', help='device of the model (default cpu)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the initial weights, the dataloader and the CutMix '
-                        'draw (default 0)')
+    parser.add_argument('--seed', type=int, default=0, help=seed_help)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. train_dataloader.num_workers=0')
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> str:
-    args = parse_args(argv)
+def load_model_and_batch(args: argparse.Namespace):
+    """Config, model (checkpoint loaded, on ``args.device``), the first training batch
+    and the class names, as every ``show_*_views`` tool needs them."""
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner, load_checkpoint, set_random_seed
 
     from ssvision.registry import MODELS
-    from ssvision.visualization.seg_views import render_seg_views
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
@@ -65,6 +64,14 @@ def main(argv=None) -> str:
     class_names = cfg.get('classes')
     if class_names is None:
         class_names = (getattr(dataloader.dataset, 'metainfo', None) or {}).get('classes')
+    return cfg, model, batch, class_names
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    from ssvision.visualization.seg_views import render_seg_views
+
+    _, model, batch, class_names = load_model_and_batch(args)
     out = render_seg_views(model, batch, args.out, max_images=args.num,
                            class_names=class_names, seed=args.seed)
     print(f'wrote {out}')

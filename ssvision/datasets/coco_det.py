@@ -28,7 +28,9 @@ missing from ``categories`` is an error naming the annotation.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 from collections import Counter
@@ -78,8 +80,6 @@ class CocoDetDataset(Dataset):
         self.img_dir = img_dir if img_dir is not None else os.path.join(
             os.path.dirname(ann_file), 'images')
         self.subset = subset
-        import contextlib
-        import io
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
             self.coco = COCO(ann_file)
         cats = self.coco.dataset.get('categories', [])

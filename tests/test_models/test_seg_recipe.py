@@ -11,12 +11,7 @@ SEG_NET = dict(type='DeepLabV3Plus', backbone='resnet18', num_classes=3, aspp_ch
                low_level_channels=8, decoder_channels=16, dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _batch(n=2, size=32):

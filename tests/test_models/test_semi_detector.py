@@ -23,12 +23,7 @@ def _detector(arch):
                    {'detections_per_img': 20}), **thr)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _batch(n=2):

@@ -42,7 +42,6 @@ from mmdet.models.detectors.semi_base import SemiBaseDetector
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.structures.bbox import bbox_project
-from mmengine.logging import MessageHub
 
 from ssvision.models.algorithms.semi_detector import box_precision, flip_uncertainty
 from ssvision.registry import MODELS as SSV_MODELS
@@ -94,7 +93,6 @@ class SsvSemiDetector(SemiBaseDetector):
         with SSV_MODELS.switch_scope_and_registry('ssvision') as registry:
             self.selector = registry.build(selector)
         self._zero_run = 0
-        self._health: dict = {}
 
     # ------------------------------------------------------------ pseudo-boxes
     @torch.no_grad()
@@ -128,7 +126,8 @@ class SsvSemiDetector(SemiBaseDetector):
         else:
             reg_ok = [torch.ones(len(d), dtype=torch.bool, device=d.bboxes.device)
                       for d in dets]
-        self._health = self._selection_health(dets, keep, batch_data_samples)
+        # health rides to loss_by_pseudo_instances in mmdet's batch_info
+        batch_info = {'health': self._selection_health(dets, keep, batch_data_samples)}
         for samples, pred, k, ok in zip(batch_data_samples, preds, keep, reg_ok):
             inst = pred[k]
             inst.reg_ok = ok[k]
@@ -136,7 +135,7 @@ class SsvSemiDetector(SemiBaseDetector):
                 inst.bboxes, torch.from_numpy(samples.homography_matrix).inverse().to(
                     inst.bboxes.device), samples.ori_shape)
             samples.gt_instances = inst
-        return batch_data_samples, {}
+        return batch_data_samples, batch_info
 
     def _selection_health(self, dets, keep, samples) -> dict:
         k = self.num_classes or 0
@@ -173,7 +172,7 @@ class SsvSemiDetector(SemiBaseDetector):
                 idx.append(i)
                 if s.gt_instances.reg_ok.any():
                     reg_idx.append(i)
-        zero = sum(p.sum() for p in self.student.parameters() if p.requires_grad) * 0.0
+        zero = batch_inputs.new_zeros(())
         weight = self.semi_train_cfg.get('unsup_weight', 1.0)
         losses = {}
         if idx:
@@ -198,7 +197,8 @@ class SsvSemiDetector(SemiBaseDetector):
                           'selector floor)', stacklevel=2)
         out = rename_loss_dict('unsup_', reweight_loss_dict(losses, weight))
         dev = zero.device
-        out.update({k: torch.tensor(float(v), device=dev) for k, v in self._health.items()})
+        health = (batch_info or {}).get('health', {})
+        out.update({k: torch.tensor(float(v), device=dev) for k, v in health.items()})
         out['pb_reg_frac'] = torch.tensor(
             sum(int(s.gt_instances.reg_ok.sum()) for s in batch_data_samples)
             / max(n_boxes, 1), device=dev)
@@ -212,10 +212,6 @@ class SsvSemiDetector(SemiBaseDetector):
         g = s.gt_instances[s.gt_instances.reg_ok] if reg_only else s.gt_instances
         s.gt_instances = g.new(bboxes=g.bboxes, labels=g.labels)
         return s
-
-    @staticmethod
-    def current_iter() -> int:
-        return int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
 
 
 def _is_box_term(name: str) -> bool:

@@ -27,13 +27,14 @@ import warnings
 from collections.abc import Sequence
 
 import torch
-from mmengine.logging import MessageHub
 from mmengine.model import BaseDataPreprocessor, BaseModel
 
 from ssvision.datasets.transforms.det_augment import project_boxes
 from ssvision.models.detectors import CLS_LOSS_KEYS, REG_LOSS_KEYS
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
+
+from .base import SemiBase
 
 __all__ = ['SemiDetector', 'DetDataPreprocessor', 'transfer_boxes', 'flip_uncertainty',
            'box_precision']
@@ -196,9 +197,7 @@ class SemiDetector(BaseModel):
         self.teacher.eval()  # the teacher always predicts in eval mode
         return self
 
-    @staticmethod
-    def current_iter() -> int:
-        return int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
+    current_iter = staticmethod(SemiBase.current_iter)
 
     # ------------------------------------------------------------ training
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
@@ -241,25 +240,20 @@ class SemiDetector(BaseModel):
                                        cfg['min_box_size'])
             pseudo.append(moved)
             pseudo_reg.append(moved[reliable[i][keep[i]][ok]])
-        zero = sum(p.sum() for p in self.student.parameters()) * 0.0
+        # images without a pseudo-box stay out of the student's unsup forward (they add 0)
         cls_idx = [i for i, p in enumerate(pseudo) if len(p)]
         reg_idx = [i for i, p in enumerate(pseudo_reg) if len(p)]
-        cls_loss, reg_loss = zero, zero
-        if cfg['reg_uncertainty'] is None:
-            if cls_idx:
-                terms = self.student.loss([strong[i] for i in cls_idx],
-                                          [pseudo[i] for i in cls_idx])
-                cls_loss = sum(v for k, v in terms.items() if k in CLS_LOSS_KEYS)
-                reg_loss = sum(v for k, v in terms.items() if k in REG_LOSS_KEYS)
-        else:
-            if cls_idx:
-                terms = self.student.loss([strong[i] for i in cls_idx],
-                                          [pseudo[i] for i in cls_idx])
-                cls_loss = sum(v for k, v in terms.items() if k in CLS_LOSS_KEYS)
-            if reg_idx:
-                terms = self.student.loss([strong[i] for i in reg_idx],
-                                          [pseudo_reg[i] for i in reg_idx])
-                reg_loss = sum(v for k, v in terms.items() if k in REG_LOSS_KEYS)
+        zero = strong[0].new_zeros(())
+        cls_loss = reg_loss = zero
+        if cls_idx:
+            terms = self.student.loss([strong[i] for i in cls_idx], [pseudo[i] for i in cls_idx])
+            cls_loss = sum((v for k, v in terms.items() if k in CLS_LOSS_KEYS), zero)
+            if cfg['reg_uncertainty'] is None:  # every pseudo-box trains regression too
+                reg_loss = sum((v for k, v in terms.items() if k in REG_LOSS_KEYS), zero)
+        if cfg['reg_uncertainty'] is not None and reg_idx:
+            terms = self.student.loss([strong[i] for i in reg_idx],
+                                      [pseudo_reg[i] for i in reg_idx])
+            reg_loss = sum((v for k, v in terms.items() if k in REG_LOSS_KEYS), zero)
         out = {'unsup_loss': cfg['unsup_weight'] * (cls_loss + reg_loss),
                'unsup.cls': cls_loss.detach(), 'unsup.reg': reg_loss.detach()}
         out.update(self.health(dets, keep, pseudo, pseudo_reg, t_samples))
@@ -322,8 +316,6 @@ class SemiDetector(BaseModel):
             net.eval()
             preds[name] = net.predict(inputs)
             net.train(was)
-            if name == 'teacher':
-                net.eval()
         out = []
         for i in range(len(inputs)):
             h = samples.get('homography')
