@@ -1,18 +1,31 @@
 """Semi-supervised detection on the built-in scenes: supervised-only vs fixed-threshold
 mean teacher vs class-aware mean teacher.
 
-    python benchmarks/det_scenes.py [--scenes balanced lt10[:10]] [--percents 5 10]
-        [--methods supervised fixed classaware] [--iters 2000] [--parallel 1]
-        [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_det]
+    python benchmarks/det_scenes.py [--detector fasterrcnn|retinanet]
+        [--scenes balanced lt10[:10]] [--percents 5 10]
+        [--methods supervised fixed classaware] [--iters 2000] [--init-iters 0]
+        [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_det]
 
 Scenes (``tools/prepare_data.py --scenes-only --det-scenes``, run here if missing):
 Fashion-MNIST items on real photos, 128x128, 10 classes, exact boxes, COCO json;
 ``balanced`` or long-tailed ``lt10`` training scenes, one balanced validation set of 150
-scenes. Each run is ``tools/train.py`` on the Faster R-CNN (torchvision ResNet-18 FPN,
-random init) config of the method with the split of the given percent, same budget.
-The row holds the last validation's teacher / student COCO mAP and AP50 and the
+scenes. Each run is ``tools/train.py`` on the config of the method for ``--detector``
+(torchvision ResNet-18 FPN, random init) with the split of the given percent, same budget.
+
+``--init-iters N`` adds the usual burn-in stage of semi-supervised detection as one
+shared run per split: N supervised iterations (warm-up, then a constant learning rate),
+whose checkpoint every method then starts from (``load_from``) for ``--iters`` more
+iterations with a cosine decay and no further burn-in. Every method thus gets the same
+N + iters budget from the same start, and the costly burn-in is paid once per split, not
+once per method. A finished init run (its last checkpoint exists) is reused.
+
+The row holds the last validation's teacher / student COCO mAP and AP50 (in %), the
 teacher's AP of the three tail classes (Sneaker, Bag, Ankle boot: the rarest in
-``lt10``). ``--parallel`` / ``--timing-iters`` as in ``seg_scenes.py``.
+``lt10``), the pseudo-box health averaged over the last quarter of training (boxes kept
+per unlabeled image and their precision against the hidden true boxes), seconds per
+iteration (median of the logged windows, under the parallel load) and peak memory (CUDA
+when run there, else the process's peak resident memory). ``--parallel`` /
+``--timing-iters`` as in ``seg_scenes.py``.
 """
 
 from __future__ import annotations
@@ -20,20 +33,29 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import statistics
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import fmt, print_timing, run_jobs, scene_parts, schedule_options  # noqa: E402
+from label_efficiency import (  # noqa: E402
+    _records,
+    fmt,
+    print_timing,
+    run_jobs,
+    scene_parts,
+    schedule_options,
+)
 
-METHODS = {
-    'supervised': 'configs/semi_det/supervised_fasterrcnn-r18_2k_detscenes-10pc.py',
-    'fixed': 'configs/semi_det/fixed_fasterrcnn-r18_2k_detscenes-10pc.py',
-    'classaware': 'configs/semi_det/classaware_fasterrcnn-r18_2k_detscenes-10pc.py',
-    'classaware_retinanet': 'configs/semi_det/classaware_retinanet-r18_2k_detscenes-10pc.py',
-}
+DETECTORS = ('fasterrcnn', 'retinanet')
+METHOD_NAMES = ('supervised', 'fixed', 'classaware')
 SCENES = {'balanced': 'data/scenes/det_fashion', 'lt10': 'data/scenes/det_fashion_lt10'}
 VAL_ANN = 'data/scenes/det_fashion/val/annotations.json'
 TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
+HEALTH = ('pb_per_img', 'pb_prec', 'pb_recall')
+
+
+def config(method: str, detector: str) -> str:
+    return f'configs/semi_det/{method}_{detector}-r18_2k_detscenes-10pc.py'
 
 
 def data_options(scenes: str, percent: str, workers: int) -> list[str]:
@@ -47,24 +69,49 @@ def data_options(scenes: str, percent: str, workers: int) -> list[str]:
                    f'val_evaluator.ann_file={VAL_ANN}']
 
 
-def det_schedule(iters: int, seed: int, val_every: int, log_every: int) -> list[str]:
-    """The detection schedule (warm-up then cosine) stretched to ``iters``."""
-    warm = min(200, max(iters // 10, 1))
+def det_schedule(iters: int, seed: int, val_every: int, log_every: int,
+                 warm: int | None = None, constant: bool = False) -> list[str]:
+    """The detection schedule stretched to ``iters``: ``warm`` iterations of linear
+    warm-up (and of supervised burn-in), then a cosine decay to 0.1 of the lr, or a
+    constant lr (``constant``). ``warm=0``: neither warm-up nor burn-in."""
+    warm = min(200, max(iters // 10, 1)) if warm is None else warm
     opts = [o for o in schedule_options(iters, seed, val_every, log_every)
             if not o.startswith('param_scheduler')]
-    return opts + [f'param_scheduler.0.end={warm}', f'param_scheduler.1.begin={warm}',
-                   f'param_scheduler.1.end={iters}', f'param_scheduler.1.T_max={iters - warm}',
-                   f'model.semi_train_cfg.burn_in_iters={warm}']
+    opts += [f'param_scheduler.0.end={max(warm, 1)}', f'param_scheduler.1.begin={max(warm, 1)}',
+             f'param_scheduler.1.end={iters}', f'param_scheduler.1.T_max={iters - max(warm, 1)}',
+             f'model.semi_train_cfg.burn_in_iters={warm}']
+    if warm == 0:
+        opts.append('param_scheduler.0.start_factor=1.0')
+    if constant:
+        opts.append('param_scheduler.1.eta_min_ratio=1.0')
+    return opts
+
+
+def train_health(work_dir: str, keys=HEALTH, last: float = 0.25) -> dict:
+    """Means of the logged pseudo-box health over the last ``last`` of training."""
+    recs = [r for r in _records(work_dir) if 'loss' in r and 'iter' in r]
+    if not recs:
+        return {}
+    end = max(r['iter'] for r in recs)
+    tail = [r for r in recs if r['iter'] > end * (1 - last)]
+    return {k: statistics.fmean(r[k] for r in tail if k in r)
+            for k in keys if any(k in r for r in tail)}
+
+
+def pct(value):
+    return None if value is None else 100 * value
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--detector', default='fasterrcnn', choices=DETECTORS)
     p.add_argument('--scenes', nargs='+', default=['balanced'],
                    help=f'of {list(SCENES)}; NAME:PERCENT limits one to one percent')
     p.add_argument('--percents', nargs='+', default=['5', '10'])
-    p.add_argument('--methods', nargs='+', default=['supervised', 'fixed', 'classaware'],
-                   choices=list(METHODS))
+    p.add_argument('--methods', nargs='+', default=list(METHOD_NAMES), choices=METHOD_NAMES)
     p.add_argument('--iters', type=int, default=2000)
+    p.add_argument('--init-iters', type=int, default=0,
+                   help='shared supervised burn-in run per split that every method starts from')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--parallel', type=int, default=1)
     p.add_argument('--workers', type=int, default=2)
@@ -75,18 +122,42 @@ def main(argv=None) -> None:
     metrics = dict(teacher_mAP='teacher/mAP', teacher_AP50='teacher/AP50',
                    student_mAP='student/mAP',
                    tail_AP={c: f'teacher/AP_{c}' for c in TAIL_CLASSES})
-    jobs = []
-    for scenes, percent in scene_parts(args.scenes, SCENES, args.percents,
-                                       ['--scenes-only', '--det-scenes']):
-        for method in args.methods:
-            name = f'{method}_{scenes}_{percent}pc_seed{args.seed}_{args.iters}it'
+    parts = scene_parts(args.scenes, SCENES, args.percents, ['--scenes-only', '--det-scenes'])
+    det = args.detector
+    starts = {}
+    if args.init_iters:
+        init_jobs = []
+        for scenes, percent in parts:
+            name = f'init_{det}_{scenes}_{percent}pc_seed{args.seed}_{args.init_iters}it'
+            ckpt = osp.join(args.out_dir, name, f'iter_{args.init_iters}.pth')
+            starts[scenes, percent] = ckpt
+            if osp.exists(ckpt):
+                print(f'reusing {ckpt}')
+                continue
             opts = data_options(scenes, percent, args.workers) + det_schedule(
-                args.iters, args.seed, val_every=args.iters, log_every=50)
+                args.init_iters, args.seed, val_every=args.init_iters, log_every=50,
+                constant=True)
+            init_jobs.append((name, config('supervised', det),
+                              [o for o in opts if not o.startswith('model.semi_train_cfg')],
+                              dict(phase='init', scenes=scenes, percent=percent,
+                                   iters=args.init_iters, seed=args.seed)))
+        run_jobs(init_jobs, args.out_dir, args.parallel, metrics, 'teacher/mAP')
+    jobs = []
+    for scenes, percent in parts:
+        for method in args.methods:
+            name = (f'{method}_{det}_{scenes}_{percent}pc_seed{args.seed}_'
+                    f'{args.init_iters}+{args.iters}it')
+            opts = data_options(scenes, percent, args.workers) + det_schedule(
+                args.iters, args.seed, val_every=args.iters, log_every=50,
+                warm=0 if args.init_iters else None)
+            if args.init_iters:
+                opts.append(f'load_from={starts[scenes, percent]}')
             if method == 'supervised':
                 opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
-            jobs.append((name, METHODS[method], opts,
-                         dict(phase='train', scenes=scenes, percent=percent, method=method,
-                              iters=args.iters, seed=args.seed, parallel=args.parallel)))
+            jobs.append((name, config(method, det), opts,
+                         dict(phase='train', detector=det, scenes=scenes, percent=percent,
+                              method=method, init_iters=args.init_iters, iters=args.iters,
+                              seed=args.seed, parallel=args.parallel)))
     if args.timing_iters:
         for method in args.methods:
             opts = data_options('balanced', args.percents[-1], args.workers) + det_schedule(
@@ -94,20 +165,28 @@ def main(argv=None) -> None:
                 log_every=min(10, args.timing_iters))
             opts = [o for o in opts if 'burn_in' not in o] + (
                 [] if method == 'supervised' else ['model.semi_train_cfg.burn_in_iters=0'])
-            jobs.append((f'timing_{method}_{args.timing_iters}it', METHODS[method], opts,
-                         dict(phase='timing', method=method, iters=args.timing_iters)))
+            jobs.append((f'timing_{method}_{det}_{args.timing_iters}it', config(method, det),
+                         opts, dict(phase='timing', method=method, iters=args.timing_iters)))
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mAP')
 
-    print('\n| scenes | labeled | method | teacher mAP | teacher AP50 | student mAP | tail AP '
-          f'({" / ".join(TAIL_CLASSES)}) | s/iter | peak MB |')
-    print('|---|---|---|---|---|---|---|---|---|')
+    print(f'\n{det}, {args.init_iters} shared supervised + {args.iters} iterations per method')
+    print('| scenes | labeled | method | teacher mAP | teacher AP50 | student mAP | tail AP '
+          f'({" / ".join(TAIL_CLASSES)}) | pseudo-boxes / img | pseudo-box precision | '
+          's/iter | peak MB |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         if r['phase'] != 'train':
             continue
-        tail = ' / '.join(fmt(v) for v in r['tail_AP'].values())
-        print(f"| {r['scenes']} | {r['percent']} % | {r['method']} | {fmt(r['teacher_mAP'])} | "
-              f"{fmt(r['teacher_AP50'])} | {fmt(r['student_mAP'])} | {tail} | "
-              f"{fmt(r['s_per_iter'], '.3f')} | {fmt(r['peak_mem_mb'], '.0f')} |")
+        r.update(train_health(osp.join(
+            args.out_dir, f"{r['method']}_{det}_{r['scenes']}_{r['percent']}pc_seed"
+            f"{r['seed']}_{r['init_iters']}+{r['iters']}it")))
+        tail = ' / '.join(fmt(pct(v)) for v in r['tail_AP'].values())
+        mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
+        print(f"| {r['scenes']} | {r['percent']} % | {r['method']} | "
+              f"{fmt(pct(r['teacher_mAP']))} | {fmt(pct(r['teacher_AP50']))} | "
+              f"{fmt(pct(r['student_mAP']))} | {tail} | {fmt(r.get('pb_per_img'), '.2f')} | "
+              f"{fmt(pct(r.get('pb_prec')))} | {fmt(r['s_per_iter'], '.3f')} | "
+              f"{fmt(mem, '.0f')} |")
     print_timing(rows)
 
 

@@ -108,7 +108,9 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
 
     Rows whose ``phase`` is ``'timing'`` run alone (after every earlier job finished) and
     record only their speed; ``'train'`` rows also record ``metrics`` of the last
-    validation. Parallel runs get ``OMP_NUM_THREADS = cores // parallel``.
+    validation. Parallel runs get ``OMP_NUM_THREADS = cores // parallel``. Each row
+    also gets ``peak_rss_mb``, the run's peak resident memory (the CPU counterpart of
+    the CUDA ``peak_mem_mb``).
     """
     results = osp.join(out_dir, 'results.jsonl')
     env = dict(os.environ)
@@ -119,12 +121,16 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
 
     def finish(entry) -> None:
         proc, log, name, row, t0 = entry
-        rc = proc.wait()
+        # wait4 gives this run's own resource use: ru_maxrss (KiB) is the peak resident
+        # memory of the training process (or of its largest dataloader worker)
+        _, status, usage = os.wait4(proc.pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
         log.close()
         if rc != 0:
             raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
         work_dir = osp.join(out_dir, name)
-        row = dict(row, minutes=(time.time() - t0) / 60, **train_stats(work_dir))
+        row = dict(row, minutes=(time.time() - t0) / 60, **train_stats(work_dir),
+                   peak_rss_mb=usage.ru_maxrss / 1024)
         rows.append(record(work_dir, results, row,
                            metrics if row.get('phase') != 'timing' else {}, val_key))
 

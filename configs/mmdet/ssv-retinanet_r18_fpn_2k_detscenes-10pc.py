@@ -130,7 +130,11 @@ param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begi
 # teacher = 0.99 * teacher + 0.01 * student: mmdetection's 0.001 suits its 180k-iteration
 # schedules; over 2k iterations that teacher barely leaves its random initialisation
 # (measured: after 800 iterations its RetinaNet scores all stayed under 0.02)
-custom_hooks = [dict(type='MeanTeacherHook', momentum=0.01)]
+# ssvision.ResumeStateHook: checkpoints that torch.load(weights_only=True) reads (mmengine
+# writes its log history as objects that torch >= 2.6 refuses), so `--resume` works and
+# the selector's thresholds (model buffers) come back with the weights
+custom_hooks = [dict(type='MeanTeacherHook', momentum=0.01),
+                dict(type='ssvision.ResumeStateHook')]
 default_hooks = dict(
     timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
