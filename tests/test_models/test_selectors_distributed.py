@@ -13,6 +13,7 @@ SELECTORS = [
     dict(type='SoftMatchSelector', num_classes=4, ema_momentum=0.5),
     dict(type='FlexMatchSelector', num_classes=4, num_unlabeled=20, threshold=0.5),
     dict(type='ClassAwareTopKSelector', scope='window', num_classes=4, window=16, floor=0.1),
+    dict(type='ClassAwareBoxSelector', num_classes=4, floor=0.0, min_score=0.0),
 ]
 
 
@@ -33,9 +34,15 @@ def _worker(rank, world, port, out_dir):
         sel.train()
         gen = torch.Generator().manual_seed(100 + rank)  # different data on each rank
         n = 6 + 3 * rank  # and different batch sizes
-        probs = torch.softmax(3 * torch.randn(n, 4, generator=gen), dim=1)
-        idx = torch.arange(n) + 10 * rank
-        sel(probs, sample_idx=idx)
+        if cfg['type'] == 'ClassAwareBoxSelector':
+            from ssvision.structures import DetInstances
+            dets = [DetInstances(torch.rand(n, 4) * 10, torch.randint(0, 4, (n,), generator=gen),
+                                 torch.rand(n, generator=gen)) for _ in range(2)]
+            sel(dets)
+        else:
+            probs = torch.softmax(3 * torch.randn(n, 4, generator=gen), dim=1)
+            idx = torch.arange(n) + 10 * rank
+            sel(probs, sample_idx=idx)
         states.append({k: v.clone() for k, v in sel.state_dict().items()})
     torch.save(states, os.path.join(out_dir, f'rank{rank}.pt'))
     tdist.destroy_process_group()
@@ -52,3 +59,4 @@ def test_selector_state_identical_on_every_rank(tmp_path):
             assert torch.equal(s0[key], s1[key]), (cfg['type'], key)
     # the statistics did move away from their initial values
     assert not torch.allclose(r0[0]['tau'], torch.tensor(0.25))
+    assert bool(r0[-1]['seen'].all()) and not torch.allclose(r0[-1]['tau'], torch.tensor(0.9))

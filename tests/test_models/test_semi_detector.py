@@ -7,7 +7,11 @@ import torch
 
 from ssvision.evaluation import CocoDetMetric
 from ssvision.models.algorithms import SemiDetector
-from ssvision.models.algorithms.semi_detector import box_precision, flip_uncertainty
+from ssvision.models.algorithms.semi_detector import (
+    box_precision,
+    flip_uncertainty,
+    jitter_uncertainty,
+)
 from ssvision.models.selectors import ClassAwareBoxSelector, FixedScoreBoxSelector
 from ssvision.structures import DetInstances
 
@@ -74,6 +78,67 @@ def test_regression_gating_uses_only_reliable_boxes():
     losses = model(**data, mode='loss')
     assert losses['unsup.cls'].item() > 0
     assert losses['unsup.reg'].item() == 0.0 and losses['pb_reg_frac'].item() == 0.0
+
+
+def test_jitter_uncertainty_by_hand():
+    dets = [DetInstances([[10, 10, 30, 50], [0, 0, 20, 20]], [0, 1], [0.9, 0.8]),
+            DetInstances(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0))]
+
+    class Identity:  # a second stage that keeps every box where it is
+        def refine_boxes(self, images, boxes, labels):
+            return [b.clone() for b in boxes]
+
+    class Snap:  # one that regresses every copy to the same box
+        def refine_boxes(self, images, boxes, labels):
+            return [torch.tensor([5.0, 5, 25, 45]).expand(len(b), 4) for b in boxes]
+
+    torch.manual_seed(0)
+    u = jitter_uncertainty(Identity(), [None, None], dets, times=400, scale=0.05)
+    # std of the jitter over the copies / (w, h) is the jitter scale itself
+    assert u[0].shape == (2,) and torch.allclose(u[0], torch.full((2,), 0.05), atol=0.006)
+    assert u[1].shape == (0,)
+    u = jitter_uncertainty(Snap(), [None, None], dets, times=10)
+    assert torch.equal(u[0], torch.zeros(2))
+
+
+def test_refine_boxes_is_the_second_stage_regression():
+    torch.manual_seed(0)
+    det = SemiDetector(detector=_detector('fasterrcnn')).teacher
+    img = [torch.rand(3, SIZE, SIZE), torch.rand(3, SIZE, SIZE)]
+    boxes = [torch.tensor([[8.0, 8, 30, 40], [1, 2, 60, 50]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([0, 2]), torch.zeros(0, dtype=torch.long)]
+    out = det.refine_boxes(img, boxes, labels)
+    assert out[0].shape == (2, 4) and out[1].shape == (0, 4)
+    assert (out[0] >= 0).all() and (out[0] <= SIZE).all()
+    assert torch.equal(out[0], det.refine_boxes(img, boxes, labels)[0])  # no randomness
+    # another class reads another regression column
+    assert not torch.equal(out[0], det.refine_boxes(img, boxes, [torch.tensor([1, 1]),
+                                                                 labels[1]])[0])
+    one_stage = SemiDetector(detector=_detector('retinanet')).teacher
+    with pytest.raises(NotImplementedError):
+        one_stage.refine_boxes(img, boxes, labels)
+
+
+def test_box_jitter_gate_trains_regression_only_on_steady_boxes():
+    out = {}
+    for thr in (-1.0, float('inf')):
+        torch.manual_seed(0)
+        model = SemiDetector(detector=_detector('fasterrcnn'),
+                             selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
+                             semi_train_cfg=dict(reg_uncertainty=thr,
+                                                 reg_uncertainty_mode='jitter', jitter_times=4))
+        model.train()
+        out[thr] = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    assert out[-1.0]['unsup.cls'].item() > 0 and out[-1.0]['unsup.reg'].item() == 0.0
+    assert out[-1.0]['pb_reg_frac'].item() == 0.0
+    assert out[float('inf')]['pb_reg_frac'].item() == 1.0
+    assert out[float('inf')]['unsup.reg'].item() > 0
+    with pytest.raises(ValueError, match='two-stage'):
+        SemiDetector(detector=_detector('retinanet'),
+                     semi_train_cfg=dict(reg_uncertainty_mode='jitter'))
+    with pytest.raises(ValueError, match='reg_uncertainty_mode'):
+        SemiDetector(detector=_detector('fasterrcnn'),
+                     semi_train_cfg=dict(reg_uncertainty_mode='dropout'))
 
 
 def test_burn_in_and_unknown_keys():

@@ -18,6 +18,14 @@ it too): the teacher also predicts on the flipped weak view; a pseudo-box's unce
 is the mean absolute difference of its four sides from its best-overlapping same-class
 box there (flipped back), divided by its width / height; no match at IoU >= 0.5 counts
 as uncertain. Only boxes at or under ``reg_uncertainty`` train box regression.
+
+Two-stage detectors may use Soft Teacher's box jitter instead
+(``reg_uncertainty_mode='jitter'``): each kept box is jittered ``jitter_times`` times
+(Gaussian offsets of ``jitter_scale`` times its width / height per side), the teacher's
+second stage regresses every copy, and the uncertainty is the standard deviation of the
+regressed sides over the copies divided by the box's width / height, averaged over the
+four sides. Its scale differs from the flip measure (Soft Teacher keeps boxes under
+0.02), so ``reg_uncertainty`` is set with the mode.
 """
 
 from __future__ import annotations
@@ -37,10 +45,12 @@ from ssvision.structures import DetInstances
 from .base import SemiBase
 
 __all__ = ['SemiDetector', 'DetDataPreprocessor', 'transfer_boxes', 'flip_uncertainty',
-           'box_precision']
+           'jitter_uncertainty', 'box_precision']
 
 _CFG_DEFAULTS = dict(unsup_weight=1.0, burn_in_iters=0, reg_uncertainty=0.1,
+                     reg_uncertainty_mode='flip', jitter_times=10, jitter_scale=0.06,
                      min_box_size=2.0, zero_warn_iters=50)
+UNCERTAINTY_MODES = ('flip', 'jitter')
 
 
 @MODELS.register_module()
@@ -121,6 +131,23 @@ def flip_uncertainty(dets: DetInstances, flipped: DetInstances, width: float) ->
     return out
 
 
+def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetInstances],
+                       times: int = 10, scale: float = 0.06) -> list[torch.Tensor]:
+    """Per box of each ``dets``: Soft Teacher's box-jitter uncertainty (see the module
+    docstring) from ``detector.refine_boxes``; uses the global torch RNG."""
+    boxes, labels, sizes = [], [], []
+    for d in dets:
+        wh = (d.bboxes[:, 2:] - d.bboxes[:, :2]).clamp_min(1.0).repeat(1, 2)
+        noise = torch.randn(times, len(d), 4, device=d.bboxes.device) * wh * scale
+        boxes.append((d.bboxes[None] + noise).reshape(-1, 4))
+        labels.append(d.labels.repeat(times))
+        sizes.append(wh)
+    refined = detector.refine_boxes(images, boxes, labels)
+    return [(r.reshape(times, len(d), 4).std(dim=0) / wh).mean(dim=1) if len(d) > 0 and
+            times > 1 else d.bboxes.new_zeros(len(d))
+            for d, r, wh in zip(dets, refined, sizes)]
+
+
 def box_precision(pred: DetInstances, true: DetInstances, iou_thr: float = 0.5) -> tuple[
         int, int]:
     """``(true positives, predictions)``: greedy by score, one match per true box,
@@ -156,7 +183,9 @@ class SemiDetector(BaseModel):
             Default ``FixedScoreBoxSelector(0.9)``.
         semi_train_cfg: ``unsup_weight`` (1.0), ``burn_in_iters`` (0),
             ``reg_uncertainty`` (0.1; None trains regression on every pseudo-box and
-            skips the flipped teacher pass), ``min_box_size`` (2.0 pixels),
+            skips the uncertainty pass), ``reg_uncertainty_mode`` (``'flip'``, any
+            detector; ``'jitter'``: Soft Teacher's box jitter, two-stage only, with
+            ``jitter_times`` 10 and ``jitter_scale`` 0.06), ``min_box_size`` (2.0 pixels),
             ``zero_warn_iters`` (50: warn when the teacher yields no pseudo-box for this
             many iterations in a row after burn-in).
         predict_on: networks validated, default ``('teacher', 'student')``.
@@ -187,6 +216,16 @@ class SemiDetector(BaseModel):
             raise ValueError(f'unknown semi_train_cfg keys {sorted(unknown)}; known: '
                              f'{sorted(cfg)}')
         cfg.update(semi_train_cfg or {})
+        if cfg['reg_uncertainty_mode'] not in UNCERTAINTY_MODES:
+            raise ValueError(f'reg_uncertainty_mode must be one of {UNCERTAINTY_MODES}, got '
+                             f"{cfg['reg_uncertainty_mode']!r}")
+        if cfg['reg_uncertainty_mode'] == 'jitter' and (
+                getattr(self.student, 'one_stage', True) or
+                not hasattr(self.student, 'refine_boxes')):
+            raise ValueError("reg_uncertainty_mode='jitter' needs a two-stage detector (its "
+                             "second stage refines the jittered boxes); use 'flip'")
+        if cfg['reg_uncertainty_mode'] == 'jitter' and int(cfg['jitter_times']) < 2:
+            raise ValueError(f"jitter_times must be >= 2, got {cfg['jitter_times']}")
         self.semi_train_cfg = cfg
         self.predict_on = tuple(predict_on)
         self.num_classes = getattr(self.student, 'num_classes', None)
@@ -228,10 +267,16 @@ class SemiDetector(BaseModel):
         keep = self.selector(dets)
         reliable = [torch.ones(len(d), dtype=torch.bool, device=d.bboxes.device)
                     for d in dets]
-        if cfg['reg_uncertainty'] is not None:
+        if cfg['reg_uncertainty'] is not None and cfg['reg_uncertainty_mode'] == 'flip':
             flipped = self.teacher.predict([img.flip(-1) for img in weak])
             reliable = [flip_uncertainty(d, f, img.shape[-1]) <= cfg['reg_uncertainty']
                         for d, f, img in zip(dets, flipped, weak)]
+        elif cfg['reg_uncertainty'] is not None:  # box jitter, on the kept boxes only
+            unc = jitter_uncertainty(self.teacher, weak, [d[k] for d, k in zip(dets, keep)],
+                                     int(cfg['jitter_times']), float(cfg['jitter_scale']))
+            for r, k, u in zip(reliable, keep, unc):
+                r[:] = False
+                r[k] = u <= cfg['reg_uncertainty']
         pseudo, pseudo_reg = [], []
         for i, d in enumerate(dets):
             kept = d[keep[i]]

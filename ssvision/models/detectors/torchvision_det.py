@@ -184,6 +184,42 @@ class TorchvisionDetector(nn.Module):
         return [DetInstances(o['boxes'].float(), o['labels'].long() - self.label_offset,
                              o['scores'].float()) for o in outs]
 
+    @torch.no_grad()
+    def refine_boxes(self, images: list[torch.Tensor], boxes: Sequence[torch.Tensor],
+                     labels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Two-stage detectors: the second stage's regression of given boxes.
+
+        Each image's ``boxes`` (``(n, 4)``, original image pixels) are fed to the box head
+        as proposals and decoded with the regression of their ``labels`` (``0..K-1``),
+        then clipped to the image: what the detector would make of those boxes. Used for
+        Soft Teacher's box-jitter uncertainty; call in eval mode.
+        """
+        if self.one_stage:
+            raise NotImplementedError(f'{self.arch} has no second stage to refine boxes with')
+        net = self.net
+        sizes = [tuple(img.shape[-2:]) for img in images]
+        batch, _ = net.transform(list(images))
+        scales = [boxes[i].new_tensor([nw / w, nh / h, nw / w, nh / h])
+                  for i, ((h, w), (nh, nw)) in enumerate(zip(sizes, batch.image_sizes))]
+        proposals = [b.float() * s for b, s in zip(boxes, scales)]
+        counts = [len(b) for b in proposals]
+        if sum(counts) == 0:
+            return [b.new_zeros(0, 4) for b in proposals]
+        heads = net.roi_heads
+        feats = heads.box_head(heads.box_roi_pool(net.backbone(batch.tensors), proposals,
+                                                  batch.image_sizes))
+        _, deltas = heads.box_predictor(feats)
+        decoded = heads.box_coder.decode(deltas, proposals)  # (sum n, K + 1, 4)
+        cls = torch.cat([lab.long() for lab in labels]) + self.label_offset
+        picked = decoded[torch.arange(len(cls), device=cls.device), cls]
+        out = []
+        for part, s, (h, w) in zip(picked.split(counts), scales, sizes):
+            part = part / s
+            part[:, 0::2] = part[:, 0::2].clamp(0, w)
+            part[:, 1::2] = part[:, 1::2].clamp(0, h)
+            out.append(part)
+        return out
+
     def forward(self, images, instances=None):
         if instances is not None:
             return self.loss(images, instances)

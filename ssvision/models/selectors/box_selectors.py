@@ -15,6 +15,8 @@ from torch import nn
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
+from ._dist import cat_across_ranks
+
 __all__ = ['FixedScoreBoxSelector', 'ClassAwareBoxSelector']
 
 
@@ -57,8 +59,8 @@ class ClassAwareBoxSelector(nn.Module):
     detector early on, whose sigmoid scores stay far below 0.9) still gets its best
     boxes, while a confident class is held to a high bar. Boxes scoring ``>= ceil``
     are always kept; below ``floor`` never. Classes without candidates keep their
-    threshold (``ceil`` until first seen). Statistics are per process (not summed
-    across data-parallel ranks).
+    threshold (``ceil`` until first seen). Under data-parallel training the quantiles are
+    taken over the candidates of every process, so all ranks keep the same thresholds.
 
     Args:
         num_classes: number of classes.
@@ -95,6 +97,11 @@ class ClassAwareBoxSelector(nn.Module):
             0, dtype=torch.long)
         scores, labels = scores.to(self.tau.device), labels.to(self.tau.device)
         cand = scores >= self.min_score
+        # every rank ranks the candidates of the whole global batch: identical thresholds
+        # on all processes (a no-op without a process group)
+        scores = cat_across_ranks(scores[cand])
+        labels = cat_across_ranks(labels[cand])
+        cand = torch.ones_like(scores, dtype=torch.bool)
         for c in torch.unique(labels[cand]).tolist():
             if not 0 <= c < self.num_classes:
                 raise ValueError(f'detection label {c} outside [0, {self.num_classes})')
