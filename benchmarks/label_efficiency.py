@@ -173,8 +173,10 @@ def scene_parts(specs: list[str], scenes: dict, parts: list[str],
 def print_timing(rows: list[dict]) -> None:
     for r in rows:
         if r.get('phase') == 'timing':
+            cuda = r.get('peak_mem_mb') is not None
+            mem = r['peak_mem_mb'] if cuda else r.get('peak_rss_mb')
             print(f"timing {r['method']}: {fmt(r['s_per_iter'], '.4f')} s/iter, "
-                  f"peak {fmt(r['peak_mem_mb'], '.0f')} MB")
+                  f"peak {fmt(mem, '.0f')} MB {'CUDA' if cuda else 'resident'}")
 
 
 def data_options(dataset: str, labels: int, seed: int) -> list[str]:
