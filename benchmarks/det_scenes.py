@@ -19,7 +19,7 @@ iterations with a cosine decay and no further burn-in. Every method thus gets th
 N + iters budget from the same start, and the costly burn-in is paid once per split, not
 once per method. A finished init run (its last checkpoint exists) is reused.
 
-The row holds the last validation's teacher / student COCO mAP and AP50 (in %), the
+The row holds the last validation's teacher / student COCO mAP and AP50 (%), the
 teacher's AP of the three tail classes (Sneaker, Bag, Ankle boot: the rarest in
 ``lt10``), the pseudo-box health averaged over the last quarter of training (boxes kept
 per unlabeled image and their precision against the hidden true boxes), seconds per
@@ -98,10 +98,6 @@ def train_health(work_dir: str, keys=HEALTH, last: float = 0.25) -> dict:
             for k in keys if any(k in r for r in tail)}
 
 
-def pct(value):
-    return None if value is None else 100 * value
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--detector', default='fasterrcnn', choices=DETECTORS)
@@ -168,26 +164,30 @@ def main(argv=None) -> None:
             jobs.append((f'timing_{method}_{det}_{args.timing_iters}it', config(method, det),
                          opts, dict(phase='timing', method=method, iters=args.timing_iters)))
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mAP')
-
     print(f'\n{det}, {args.init_iters} shared supervised + {args.iters} iterations per method')
+    print_table(rows, args.out_dir)
+    print_timing(rows)
+
+
+def print_table(rows: list[dict], out_dir: str) -> None:
+    """The markdown table of the ``train`` rows (COCO figures are in % already)."""
     print('| scenes | labeled | method | teacher mAP | teacher AP50 | student mAP | tail AP '
-          f'({" / ".join(TAIL_CLASSES)}) | pseudo-boxes / img | pseudo-box precision | '
+          f'({" / ".join(TAIL_CLASSES)}) | pseudo-boxes / img | pseudo-box precision % | '
           's/iter | peak MB |')
     print('|---|---|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         if r['phase'] != 'train':
             continue
-        r.update(train_health(osp.join(
-            args.out_dir, f"{r['method']}_{det}_{r['scenes']}_{r['percent']}pc_seed"
+        r = dict(r, **train_health(osp.join(
+            out_dir, f"{r['method']}_{r['detector']}_{r['scenes']}_{r['percent']}pc_seed"
             f"{r['seed']}_{r['init_iters']}+{r['iters']}it")))
-        tail = ' / '.join(fmt(pct(v)) for v in r['tail_AP'].values())
+        tail = ' / '.join(fmt(v) for v in r['tail_AP'].values())
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
-        print(f"| {r['scenes']} | {r['percent']} % | {r['method']} | "
-              f"{fmt(pct(r['teacher_mAP']))} | {fmt(pct(r['teacher_AP50']))} | "
-              f"{fmt(pct(r['student_mAP']))} | {tail} | {fmt(r.get('pb_per_img'), '.2f')} | "
-              f"{fmt(pct(r.get('pb_prec')))} | {fmt(r['s_per_iter'], '.3f')} | "
-              f"{fmt(mem, '.0f')} |")
-    print_timing(rows)
+        prec = None if r.get('pb_prec') is None else 100 * r['pb_prec']
+        print(f"| {r['scenes']} | {r['percent']} % | {r['method']} | {fmt(r['teacher_mAP'])} | "
+              f"{fmt(r['teacher_AP50'])} | {fmt(r['student_mAP'])} | {tail} | "
+              f"{fmt(r.get('pb_per_img'), '.2f')} | {fmt(prec)} | "
+              f"{fmt(r['s_per_iter'], '.3f')} | {fmt(mem, '.0f')} |")
 
 
 if __name__ == '__main__':
