@@ -137,7 +137,8 @@ def main(argv=None) -> None:
                               [o for o in opts if not o.startswith('model.semi_train_cfg')],
                               dict(phase='init', scenes=scenes, percent=percent,
                                    iters=args.init_iters, seed=args.seed)))
-        run_jobs(init_jobs, args.out_dir, args.parallel, metrics, 'teacher/mAP')
+        run_jobs(init_jobs, args.out_dir, max(1, min(args.parallel, len(init_jobs))), metrics,
+                 'teacher/mAP')
     jobs = []
     for scenes, percent in parts:
         for method in args.methods:

@@ -90,7 +90,7 @@ def main(argv=None) -> None:
                     'default_hooks.logger.interval=25', f'param_scheduler.0.end={warm}']
             init_jobs.append((name, config, opts, dict(phase='init', percent=percent,
                                                        iters=args.init_iters)))
-        run_jobs(init_jobs, args.out_dir, args.parallel,
+        run_jobs(init_jobs, args.out_dir, max(1, min(args.parallel, len(init_jobs))),
                  dict(mAP='coco/bbox_mAP'), 'coco/bbox_mAP')
     jobs = []
     for percent in args.percents:
