@@ -15,7 +15,9 @@ scenes. Each run is ``tools/train.py`` on the config of the method for ``--detec
 ``--init-iters N`` adds the usual burn-in stage of semi-supervised detection as one
 shared run per split: N supervised iterations (warm-up, then a constant learning rate),
 whose checkpoint every method then starts from (``load_from``) for ``--iters`` more
-iterations with a cosine decay and no further burn-in. Every method thus gets the same
+iterations with a cosine decay and no further burn-in (the EMA teacher's momentum ramps
+up from 0 again, so the teacher restarts from the loaded student and follows it closely
+over the first ~100 iterations). Every method thus gets the same
 N + iters budget from the same start, and the costly burn-in is paid once per split, not
 once per method. A finished init run (its last checkpoint exists) is reused.
 
@@ -125,7 +127,7 @@ def main(argv=None) -> None:
         init_jobs = []
         for scenes, percent in parts:
             name = f'init_{det}_{scenes}_{percent}pc_seed{args.seed}_{args.init_iters}it'
-            ckpt = osp.join(args.out_dir, name, f'iter_{args.init_iters}.pth')
+            ckpt = osp.abspath(osp.join(args.out_dir, name, f'iter_{args.init_iters}.pth'))
             starts[scenes, percent] = ckpt
             if osp.exists(ckpt):
                 print(f'reusing {ckpt}')
@@ -180,8 +182,8 @@ def print_table(rows: list[dict], out_dir: str) -> None:
         if r['phase'] != 'train':
             continue
         r = dict(r, **train_health(osp.join(
-            out_dir, f"{r['method']}_{r['detector']}_{r['scenes']}_{r['percent']}pc_seed"
-            f"{r['seed']}_{r['init_iters']}+{r['iters']}it")))
+            out_dir, f"{r['method']}_{r.get('detector', 'fasterrcnn')}_{r['scenes']}_"
+            f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it")))
         tail = ' / '.join(fmt(v) for v in r['tail_AP'].values())
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
         prec = None if r.get('pb_prec') is None else 100 * r['pb_prec']

@@ -124,7 +124,7 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
         # wait4 gives this run's own resource use: ru_maxrss (KiB) is the peak resident
         # memory of the training process (or of its largest dataloader worker)
         _, status, usage = os.wait4(proc.pid, 0)
-        rc = os.waitstatus_to_exitcode(status)
+        rc = proc.returncode = os.waitstatus_to_exitcode(status)
         log.close()
         if rc != 0:
             raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')

@@ -13,8 +13,9 @@ health (boxes per image, precision against the known boxes of the unlabeled scen
 ``--init-iters N`` first trains the plain mmdetection RetinaNet of that config (no
 wrapper) on the labeled split alone for N iterations, the way an mmdetection user starts
 from a supervised checkpoint; every method then loads that plain checkpoint into
-teacher and student (``load_from``) and trains ``--iters`` more. A finished init run is
-reused.
+teacher and student (``load_from``) and trains ``--iters`` more (mmdetection's
+MeanTeacherHook then copies the student into the teacher at the start, as it always
+does). A finished init run is reused.
 """
 
 from __future__ import annotations

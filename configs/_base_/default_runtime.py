@@ -26,12 +26,14 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-# Window means over the last 50 iterations for losses, timings and every pseudo-label
-# health figure (mmengine's default logs only losses and timings as means, the rest as
-# the value of the logging iteration alone); lr, EMA momentum and thresholds stay current.
+# Means of the last 50 logged values for losses, timings and every pseudo-label health
+# figure (mmengine's default averages only losses and timings and logs the rest as the
+# value of the logging iteration alone); lr, EMA momentum and thresholds (box_thr_*,
+# thr_*, FreeMatch's sel_global, SoftMatch's sel_mu / sel_sigma) stay current.
 log_processor = dict(
     by_epoch=False, window_size=50,
-    mean_pattern=r'loss|time|grad_norm|^(pb_|cand_|sel_|pl_|teacher_conf|unsup\.|sup\.)')
+    mean_pattern=r'loss|time|grad_norm|'
+                 r'^(?!sel_(global|mu|sigma)$)(pb_|cand_|sel_|pl_|teacher_conf|unsup\.|sup\.)')
 log_level = 'INFO'
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)

@@ -242,7 +242,7 @@ def test_resumed_plugin_run_continues_from_the_checkpoint(scenes, tmp_path):
 
     cfg = _cfg(scenes, tmp_path / 'second', iters=3)
     cfg.resume, cfg.load_from = True, ckpt
-    cfg.randomness = dict(seed=1)  # a restarted (not resumed) run would differ
+    cfg.randomness = dict(seed=1)  # the first two losses must still be the saved ones
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     runner.register_hook(Probe())

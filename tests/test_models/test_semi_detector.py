@@ -114,6 +114,17 @@ def test_refine_boxes_is_the_second_stage_regression():
     # another class reads another regression column
     assert not torch.equal(out[0], det.refine_boxes(img, boxes, [torch.tensor([1, 1]),
                                                                  labels[1]])[0])
+    # boxes are in the original image's pixels whatever the detector's internal resize:
+    # the same picture at twice the size (both resized to the same network input) gives
+    # twice the boxes
+    small = [torch.rand(3, 32, 48)]
+    big = [torch.nn.functional.interpolate(small[0][None], scale_factor=2.0,
+                                           mode='nearest')[0]]
+    b = [torch.tensor([[4.0, 4, 20, 24], [10, 2, 44, 30]])]
+    lab = [torch.tensor([0, 1])]
+    torch.testing.assert_close(det.refine_boxes(big, [2 * b[0]], lab)[0],
+                               2 * det.refine_boxes(small, b, lab)[0], atol=1.0, rtol=0)
+    assert (det.refine_boxes(small, b, lab)[0][:, 2] <= 48).all()
     one_stage = SemiDetector(detector=_detector('retinanet')).teacher
     with pytest.raises(NotImplementedError):
         one_stage.refine_boxes(img, boxes, labels)
@@ -133,6 +144,25 @@ def test_box_jitter_gate_trains_regression_only_on_steady_boxes():
     assert out[-1.0]['pb_reg_frac'].item() == 0.0
     assert out[float('inf')]['pb_reg_frac'].item() == 1.0
     assert out[float('inf')]['unsup.reg'].item() > 0
+
+    class EveryOther(torch.nn.Module):  # keeps detections 0, 2, 4, ... of each image
+        def forward(self, dets):
+            return [torch.arange(len(d)) % 2 == 0 for d in dets]
+
+        def extra_log(self):
+            return {}
+
+    torch.manual_seed(0)
+    model = SemiDetector(detector=_detector('fasterrcnn'), selector=None,
+                         semi_train_cfg=dict(reg_uncertainty=float('inf'),
+                                             reg_uncertainty_mode='jitter', jitter_times=3))
+    model.selector = EveryOther()
+    model.train()
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    # each kept box is judged (and here trusted), none of the dropped ones
+    assert losses['pb_per_img'].item() > 0 and losses['pb_reg_frac'].item() == 1.0
+    with pytest.raises(ValueError, match='times'):
+        jitter_uncertainty(None, [], [], times=1)
     with pytest.raises(ValueError, match='two-stage'):
         SemiDetector(detector=_detector('retinanet'),
                      semi_train_cfg=dict(reg_uncertainty_mode='jitter'))

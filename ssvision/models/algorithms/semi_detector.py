@@ -135,6 +135,8 @@ def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetI
                        times: int = 10, scale: float = 0.06) -> list[torch.Tensor]:
     """Per box of each ``dets``: Soft Teacher's box-jitter uncertainty (see the module
     docstring) from ``detector.refine_boxes``; uses the global torch RNG."""
+    if times < 2:
+        raise ValueError(f'jitter_uncertainty needs times >= 2, got {times}')
     boxes, labels, sizes = [], [], []
     for d in dets:
         wh = (d.bboxes[:, 2:] - d.bboxes[:, :2]).clamp_min(1.0).repeat(1, 2)
@@ -143,9 +145,8 @@ def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetI
         labels.append(d.labels.repeat(times))
         sizes.append(wh)
     refined = detector.refine_boxes(images, boxes, labels)
-    return [(r.reshape(times, len(d), 4).std(dim=0) / wh).mean(dim=1) if len(d) > 0 and
-            times > 1 else d.bboxes.new_zeros(len(d))
-            for d, r, wh in zip(dets, refined, sizes)]
+    return [(r.reshape(times, len(d), 4).std(dim=0) / wh).mean(dim=1) if len(d) > 0
+            else d.bboxes.new_zeros(0) for d, r, wh in zip(dets, refined, sizes)]
 
 
 def box_precision(pred: DetInstances, true: DetInstances, iou_thr: float = 0.5) -> tuple[
