@@ -108,7 +108,10 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
 
     Rows whose ``phase`` is ``'timing'`` run alone (after every earlier job finished) and
     record only their speed; ``'train'`` rows also record ``metrics`` of the last
-    validation. Parallel runs get ``OMP_NUM_THREADS = cores // parallel``. Each row
+    validation. A ``train`` / ``init`` job whose work dir already holds its finished run
+    (the final checkpoint) is recorded without training again (``reused``: the
+    benchmark picks up where an interrupted one stopped). Parallel runs get
+    ``OMP_NUM_THREADS = cores // parallel``. Each row
     also gets ``peak_rss_mb``, the run's peak resident memory (the CPU counterpart of
     the CUDA ``peak_mem_mb``).
     """
@@ -135,6 +138,12 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
                            metrics if row.get('phase') != 'timing' else {}, val_key))
 
     for name, config, opts, row in jobs:
+        work_dir = osp.join(out_dir, name)
+        if row.get('phase') in ('train', 'init') and _finished(work_dir, row.get('iters'), val_key):
+            print(f'reusing the finished run {work_dir}', flush=True)
+            rows.append(record(work_dir, results, dict(row, reused=True, **train_stats(work_dir)),
+                               metrics if row['phase'] == 'train' else {}, val_key))
+            continue
         timing = row.get('phase') == 'timing'
         while len(running) >= (1 if timing else parallel) or (running and timing):
             finish(running.pop(0))  # the oldest run; timing runs get the machine alone
@@ -146,6 +155,17 @@ def run_jobs(jobs: list[tuple], out_dir: str, parallel: int, metrics: dict,
     while running:
         finish(running.pop(0))
     return rows
+
+
+def _finished(work_dir: str, iters: int | None, val_key: str) -> bool:
+    """A run of ``iters`` iterations already finished in ``work_dir`` (its last
+    checkpoint is the final one and a validation record holds ``val_key``)."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if iters is None or not osp.exists(path):
+        return False
+    with open(path) as f:
+        done = f.read().strip().endswith(f'iter_{iters}.pth')
+    return done and bool(last_val(work_dir, val_key))
 
 
 def fmt(value, spec: str = '.1f') -> str:

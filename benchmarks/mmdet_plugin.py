@@ -32,8 +32,8 @@ from label_efficiency import REPO, _records, fmt, run_jobs  # noqa: E402
 CONFIG = 'configs/mmdet/ssv-retinanet_r18_fpn_2k_detscenes-10pc.py'
 SELECTORS = {
     'fixed': "type='FixedScoreBoxSelector', threshold=0.9",
-    'classaware': "type='ClassAwareBoxSelector', num_classes=10, ratio=0.3, floor=0.05, "
-                  "ceil=0.9, min_score=0.01",
+    'classaware': "type='ClassAwareBoxSelector', mode='prior', num_classes=10, ratio=0.5, "
+                  "floor=0.05, ceil=0.9, min_score=0.01",
 }
 ROOT = 'data/scenes/det_fashion'
 

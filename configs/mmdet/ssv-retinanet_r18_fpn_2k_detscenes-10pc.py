@@ -52,8 +52,8 @@ model = dict(
     semi_train_cfg=dict(
         freeze_teacher=True, sup_weight=1.0, unsup_weight=1.0,
         min_pseudo_bbox_wh=(1e-2, 1e-2), reg_uncertainty=0.1,
-        selector=dict(type='ClassAwareBoxSelector', num_classes=num_classes, ratio=0.3,
-                      floor=0.05, ceil=0.9, min_score=0.01)),
+        selector=dict(type='ClassAwareBoxSelector', mode='prior', num_classes=num_classes,
+                      ratio=0.5, floor=0.05, ceil=0.9, min_score=0.01)),
     semi_test_cfg=dict(predict_on='teacher'))
 
 # ------------------------------------------------------------------ data (mmdetection's)

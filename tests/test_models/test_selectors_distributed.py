@@ -38,6 +38,7 @@ def _worker(rank, world, port, out_dir):
             from ssvision.structures import DetInstances
             dets = [DetInstances(torch.rand(n, 4) * 10, torch.randint(0, 4, (n,), generator=gen),
                                  torch.rand(n, generator=gen)) for _ in range(2)]
+            sel.observe([DetInstances(torch.zeros(2 + rank, 4), [rank] * (2 + rank))])
             sel(dets)
         else:
             probs = torch.softmax(3 * torch.randn(n, 4, generator=gen), dim=1)
@@ -59,4 +60,5 @@ def test_selector_state_identical_on_every_rank(tmp_path):
             assert torch.equal(s0[key], s1[key]), (cfg['type'], key)
     # the statistics did move away from their initial values
     assert not torch.allclose(r0[0]['tau'], torch.tensor(0.25))
-    assert bool(r0[-1]['seen'].all()) and not torch.allclose(r0[-1]['tau'], torch.tensor(0.9))
+    assert not torch.allclose(r0[-1]['tau'], torch.tensor(0.9))
+    assert r0[-1]['labeled_boxes'].tolist() == [2.0, 3.0, 0.0, 0.0]  # both ranks' boxes

@@ -203,6 +203,60 @@ def test_class_aware_selector_keeps_each_classes_top_boxes():
     assert sel.state_dict()['tau'].shape == (3,)
 
 
+def test_class_aware_count_prior_keeps_the_expected_boxes_per_class():
+    sel = ClassAwareBoxSelector(num_classes=3, ratio=1.0, floor=0.0, ceil=1.0, min_score=0.0,
+                                momentum=0.0)
+    # labeled: class 0 twice per image, class 1 once in two images, class 2 never
+    sel.observe([DetInstances(torch.zeros(3, 4), [0, 0, 1]), DetInstances(torch.zeros(2, 4),
+                                                                          [0, 0])])
+    assert torch.allclose(sel.boxes_per_image(), torch.tensor([2.0, 0.5, 0.0]))
+
+    def det(scores, labels):
+        return DetInstances(torch.zeros(len(scores), 4), labels, scores)
+    dets = [det([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.95, 0.1],
+                [0, 0, 0, 0, 0, 1, 1, 1, 2, 2]),
+            det([0.85, 0.05, 0.35], [0, 0, 1])]
+    keep = sel(dets)
+    # class 0: 2 per image x 2 images = its 4 best (0.9, 0.85, 0.8, 0.7); class 1: 0.5 x 2
+    # = its best (0.4); class 2 (never labeled): none, even at 0.95
+    assert keep[0].tolist() == [True, True, True, False, False, True, False, False, False,
+                                False]
+    assert keep[1].tolist() == [True, False, False]
+    assert torch.allclose(sel.thresholds(), torch.tensor([0.7, 0.4, 1.0]))
+    # however many low-score candidates the teacher adds, the count stays
+    noisy = [det(d.scores.tolist() + [0.01] * 40, d.labels.tolist() + [0] * 40) for d in dets]
+    assert sum(int(k.sum()) for k in sel(noisy)) == 5
+    half = ClassAwareBoxSelector(num_classes=3, ratio=0.5, floor=0.0, ceil=1.0, min_score=0.0,
+                                 momentum=0.0)
+    half.load_state_dict(sel.state_dict())  # the counts are checkpointed buffers
+    assert float(half.labeled_images) == 2
+    half(dets)
+    assert torch.allclose(half.thresholds()[:2], torch.tensor([0.85, 0.4]))
+    # the quantile rule keeps a share of the candidates instead
+    q = ClassAwareBoxSelector(num_classes=3, mode='quantile', ratio=0.5, floor=0.0, ceil=1.0,
+                              min_score=0.0, momentum=0.0)
+    q.observe([DetInstances(torch.zeros(1, 4), [0])])
+    assert sum(int(k.sum()) for k in q(noisy)) > 5
+    with pytest.raises(ValueError, match='mode'):
+        ClassAwareBoxSelector(num_classes=3, mode='topk')
+    with pytest.raises(ValueError, match='labels'):
+        sel.observe([DetInstances(torch.zeros(1, 4), [3])])
+
+
+def test_semi_detector_feeds_the_labeled_boxes_to_the_selector():
+    torch.manual_seed(0)
+    model = SemiDetector(detector=_detector('retinanet'),
+                         selector=dict(type='ClassAwareBoxSelector', num_classes=3,
+                                       floor=0.0, min_score=0.0),
+                         semi_train_cfg=dict(reg_uncertainty=None))
+    model.train()
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    assert float(model.selector.labeled_images) == 2
+    assert model.selector.labeled_boxes.tolist() == [0.0, 1.0, 1.0]
+    # classes 1 and 2 expect one box per two images: each keeps its best per batch
+    assert 0 < losses['pb_per_img'].item() <= 1.0 + 1e-6
+
+
 def test_flip_uncertainty_and_precision_by_hand():
     dets = DetInstances([[10, 10, 30, 20], [40, 0, 60, 10]], [0, 1], [0.9, 0.8])
     # flipped detections (image width 64) of the first box, 2 px off on x1
