@@ -35,17 +35,17 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import statistics
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from label_efficiency import (  # noqa: E402
-    _records,
+    add_run_arguments,
     fmt,
     print_timing,
     run_jobs,
     scene_parts,
     schedule_options,
+    train_health,
 )
 
 DETECTORS = ('fasterrcnn', 'retinanet')
@@ -53,7 +53,6 @@ METHOD_NAMES = ('supervised', 'fixed', 'classaware', 'classaware-quantile')
 SCENES = {'balanced': 'data/scenes/det_fashion', 'lt10': 'data/scenes/det_fashion_lt10'}
 VAL_ANN = 'data/scenes/det_fashion/val/annotations.json'
 TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
-HEALTH = ('pb_per_img', 'pb_prec', 'pb_recall')
 
 
 def config(method: str, detector: str) -> str:
@@ -89,17 +88,6 @@ def det_schedule(iters: int, seed: int, val_every: int, log_every: int,
     return opts
 
 
-def train_health(work_dir: str, keys=HEALTH, last: float = 0.25) -> dict:
-    """Means of the logged pseudo-box health over the last ``last`` of training."""
-    recs = [r for r in _records(work_dir) if 'loss' in r and 'iter' in r]
-    if not recs:
-        return {}
-    end = max(r['iter'] for r in recs)
-    tail = [r for r in recs if r['iter'] > end * (1 - last)]
-    return {k: statistics.fmean(r[k] for r in tail if k in r)
-            for k in keys if any(k in r for r in tail)}
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--detector', default='fasterrcnn', choices=DETECTORS)
@@ -111,11 +99,7 @@ def main(argv=None) -> None:
     p.add_argument('--iters', type=int, default=2000)
     p.add_argument('--init-iters', type=int, default=0,
                    help='shared supervised burn-in run per split that every method starts from')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--parallel', type=int, default=1)
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--timing-iters', type=int, default=0)
-    p.add_argument('--out-dir', default='work_dirs/bench_det')
+    add_run_arguments(p, 'work_dirs/bench_det')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mAP='teacher/mAP', teacher_AP50='teacher/AP50',

@@ -59,12 +59,35 @@ def train_stats(work_dir: str) -> dict:
                 peak_mem_mb=max(mems) if mems else None)
 
 
+def train_health(work_dir: str, keys=('pb_per_img', 'pb_prec', 'pb_recall'),
+                 last: float = 0.25) -> dict:
+    """Means of the logged pseudo-label health ``keys`` over the last ``last`` of
+    training (keys never logged there are left out)."""
+    recs = [r for r in _records(work_dir) if 'loss' in r and 'iter' in r]
+    if not recs:
+        return {}
+    end = max(r['iter'] for r in recs)
+    tail = [r for r in recs if r['iter'] > end * (1 - last)]
+    return {k: statistics.fmean(r[k] for r in tail if k in r)
+            for k in keys if any(k in r for r in tail)}
+
+
 def schedule_options(iters: int, seed: int, val_every: int, log_every: int) -> list[str]:
     """cfg-options giving a run ``iters`` iterations with its cosine schedule."""
     return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_every}',
             f'param_scheduler.0.end={iters}', f'param_scheduler.0.T_max={iters}',
             f'randomness.seed={seed}', f'default_hooks.logger.interval={log_every}',
             f'default_hooks.checkpoint.interval={iters}']
+
+
+def add_run_arguments(p: argparse.ArgumentParser, out_dir: str) -> None:
+    """The scene benchmarks' shared options: seed, parallel runs, loader workers, the
+    timing phase and the output folder."""
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--parallel', type=int, default=1)
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--timing-iters', type=int, default=0)
+    p.add_argument('--out-dir', default=out_dir)
 
 
 def train_command(config: str, work_dir: str, opts: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, _records, fmt, run_jobs  # noqa: E402
+from label_efficiency import REPO, fmt, run_jobs, train_health  # noqa: E402
 
 CONFIG = 'configs/mmdet/ssv-retinanet_r18_fpn_2k_detscenes-10pc.py'
 SELECTORS = {
@@ -125,15 +125,12 @@ def main(argv=None) -> None:
     for r in rows:
         name = (f"mmdet-retinanet_{r['method']}_{r['percent']}pc_"
                 f"{r['init_iters']}+{r['iters']}it")
-        recs = [x for x in _records(osp.join(args.out_dir, name)) if 'pb_per_img' in x]
-        late = recs[len(recs) // 2:]
-        pb = sum(x['pb_per_img'] for x in late) / max(len(late), 1)
-        prec = [x['pb_prec'] for x in late if 'pb_prec' in x]
-        prec_txt = f'{sum(prec) / len(prec):.2f}' if prec else '-'
+        health = train_health(osp.join(args.out_dir, name), last=0.5)
         mapv = [r[k] * 100 if r[k] is not None else None
                 for k in ('teacher_mAP', 'teacher_AP50', 'student_mAP')]
         cells = ' | '.join(fmt(v) for v in mapv)
-        print(f"| {r['percent']} % | {r['method']} | {cells} | {pb:.2f} | {prec_txt} | "
+        print(f"| {r['percent']} % | {r['method']} | {cells} | "
+              f"{fmt(health.get('pb_per_img'), '.2f')} | {fmt(health.get('pb_prec'), '.2f')} | "
               f"{fmt(r['s_per_iter'], '.2f')} |")
 
 

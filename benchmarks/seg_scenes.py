@@ -27,7 +27,14 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import fmt, print_timing, run_jobs, scene_parts, schedule_options  # noqa: E402
+from label_efficiency import (  # noqa: E402
+    add_run_arguments,
+    fmt,
+    print_timing,
+    run_jobs,
+    scene_parts,
+    schedule_options,
+)
 
 METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_2k_scenes-1-16.py',
@@ -56,11 +63,7 @@ def main(argv=None) -> None:
     p.add_argument('--fractions', nargs='+', default=['1-16', '1-8'])
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     p.add_argument('--iters', type=int, default=2000)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--parallel', type=int, default=1)
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--timing-iters', type=int, default=0)
-    p.add_argument('--out-dir', default='work_dirs/bench_seg')
+    add_run_arguments(p, 'work_dirs/bench_seg')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',

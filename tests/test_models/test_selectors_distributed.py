@@ -38,7 +38,7 @@ def _worker(rank, world, port, out_dir):
             from ssvision.structures import DetInstances
             dets = [DetInstances(torch.rand(n, 4) * 10, torch.randint(0, 4, (n,), generator=gen),
                                  torch.rand(n, generator=gen)) for _ in range(2)]
-            sel.observe([DetInstances(torch.zeros(2 + rank, 4), [rank] * (2 + rank))])
+            sel.observe([torch.full((2 + rank,), rank)])
             sel(dets)
         else:
             probs = torch.softmax(3 * torch.randn(n, 4, generator=gen), dim=1)

@@ -207,8 +207,7 @@ def test_class_aware_count_prior_keeps_the_expected_boxes_per_class():
     sel = ClassAwareBoxSelector(num_classes=3, ratio=1.0, floor=0.0, ceil=1.0, min_score=0.0,
                                 momentum=0.0)
     # labeled: class 0 twice per image, class 1 once in two images, class 2 never
-    sel.observe([DetInstances(torch.zeros(3, 4), [0, 0, 1]), DetInstances(torch.zeros(2, 4),
-                                                                          [0, 0])])
+    sel.observe([torch.tensor([0, 0, 1]), torch.tensor([0, 0])])
     assert torch.allclose(sel.boxes_per_image(), torch.tensor([2.0, 0.5, 0.0]))
 
     def det(scores, labels):
@@ -235,12 +234,12 @@ def test_class_aware_count_prior_keeps_the_expected_boxes_per_class():
     # the quantile rule keeps a share of the candidates instead
     q = ClassAwareBoxSelector(num_classes=3, mode='quantile', ratio=0.5, floor=0.0, ceil=1.0,
                               min_score=0.0, momentum=0.0)
-    q.observe([DetInstances(torch.zeros(1, 4), [0])])
+    q.observe([torch.tensor([0])])
     assert sum(int(k.sum()) for k in q(noisy)) > 5
     with pytest.raises(ValueError, match='mode'):
         ClassAwareBoxSelector(num_classes=3, mode='topk')
     with pytest.raises(ValueError, match='labels'):
-        sel.observe([DetInstances(torch.zeros(1, 4), [3])])
+        sel.observe([torch.tensor([3])])
 
 
 def test_semi_detector_feeds_the_labeled_boxes_to_the_selector():

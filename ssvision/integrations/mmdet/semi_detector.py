@@ -164,8 +164,7 @@ class SsvSemiDetector(SemiBaseDetector):
     def loss_by_gt_instances(self, batch_inputs, batch_data_samples):
         # the labeled boxes per class feed the class-aware selector's count prior
         if hasattr(self.selector, 'observe'):
-            labels = [s.gt_instances.labels for s in batch_data_samples]
-            self.selector.observe([DetInstances(torch.zeros(len(x), 4), x) for x in labels])
+            self.selector.observe([s.gt_instances.labels for s in batch_data_samples])
         return super().loss_by_gt_instances(batch_inputs, batch_data_samples)
 
     def loss_by_pseudo_instances(self, batch_inputs, batch_data_samples, batch_info=None):

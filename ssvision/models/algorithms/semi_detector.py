@@ -251,7 +251,7 @@ class SemiDetector(BaseModel):
         out = {}
         if 'sup' in inputs and len(inputs['sup']):
             if hasattr(self.selector, 'observe'):  # class-aware selection's count prior
-                self.selector.observe(data_samples['sup']['gt_instances'])
+                self.selector.observe([g.labels for g in data_samples['sup']['gt_instances']])
             sup = self.student.loss(inputs['sup'], data_samples['sup']['gt_instances'])
             out['sup_loss'] = sum(sup.values())
             out.update({f'sup.{k.replace("loss_", "")}': v.detach() for k, v in sup.items()})

@@ -120,16 +120,17 @@ class ClassAwareBoxSelector(nn.Module):
         return self.tau.clamp(self.floor, self.ceil)
 
     @torch.no_grad()
-    def observe(self, labeled: Sequence[DetInstances]) -> None:
-        """Count the ground-truth boxes of a labeled batch (every rank's)."""
+    def observe(self, labels: Sequence[torch.Tensor]) -> None:
+        """Count the ground-truth boxes of a labeled batch (every rank's): one tensor of
+        box labels (``0..K-1``) per labeled image."""
         counts = torch.zeros(self.num_classes + 1, device=self.tau.device)
-        for inst in labeled:
-            lab = inst.labels.to(self.tau.device)
+        for lab in labels:
+            lab = torch.as_tensor(lab, dtype=torch.long).to(self.tau.device)
             if len(lab) and (lab.min() < 0 or lab.max() >= self.num_classes):
                 raise ValueError(f'box labels must be in [0, {self.num_classes}), got '
                                  f'{lab.unique().tolist()}')
             counts[:self.num_classes] += torch.bincount(lab, minlength=self.num_classes)
-        counts[-1] = len(labeled)
+        counts[-1] = len(labels)
         counts = sum_across_ranks(counts)
         self.labeled_boxes += counts[:self.num_classes]
         self.labeled_images += counts[-1]
