@@ -19,6 +19,9 @@ custom_hooks = [
     # writes selection_stats.png (per-class selection rates, thresholds, pseudo-label
     # accuracy over time) into the work dir at the end of training
     dict(type='SelectionStatsHook', window=5),
+    # warns (with the iteration) on a one-class teacher, a supervised loss that grows
+    # several-fold once the unlabeled loss starts, and a teacher equal to the student
+    dict(type='HealthAlarmHook', interval=50),
 ]
 
 env_cfg = dict(

@@ -19,4 +19,5 @@ custom_hooks = [
     dict(type='EMATeacherHook', momentum=0.999, ramp=True),
     dict(type='ResumeStateHook'),
     dict(type='SelectionStatsHook', window=50),
+    dict(type='HealthAlarmHook', interval=50),
 ]

@@ -13,5 +13,6 @@ custom_hooks = [
     dict(type='EMATeacherHook', momentum=0.999, ramp=True),
     dict(type='ResumeStateHook'),
     dict(type='SelectionStatsHook', window=5),
+    dict(type='HealthAlarmHook', interval=50),
 ]
 default_hooks = dict(checkpoint=dict(interval=5000))

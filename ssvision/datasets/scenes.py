@@ -334,7 +334,7 @@ def _write_png(path: str, image: np.ndarray) -> None:
 def write_voc_scenes(out_dir: str, n: int, seed: int = 0, items: ItemsLike = 'mnist5k', *,
                      class_probs: Sequence[float] | None = None,
                      imbalance_ratio: float | None = None, split_name: str = 'all',
-                     **scene_kwargs) -> list[str]:
+                     binary: bool = False, **scene_kwargs) -> list[str]:
     """Write ``n`` scenes as VOC-style folders (same seed -> byte-identical files).
 
     Layout: ``JPEGImages/<id>.png`` (RGB, lossless PNG despite the VOC folder name),
@@ -352,6 +352,8 @@ def write_voc_scenes(out_dir: str, n: int, seed: int = 0, items: ItemsLike = 'mn
             :func:`long_tail_probs`.
         imbalance_ratio: long-tailed classes.
         split_name: name of the id list.
+        binary: write a foreground / background map (1 on every instance, 0 elsewhere)
+            instead of the class map; the object map is unchanged.
         **scene_kwargs: :func:`make_scene` arguments (``size``, ``num_items``, ...).
 
     Returns:
@@ -368,7 +370,10 @@ def write_voc_scenes(out_dir: str, n: int, seed: int = 0, items: ItemsLike = 'mn
         for i, inst in enumerate(scene['instances'], 1):
             objects[inst['mask']] = i
         _write_png(os.path.join(dirs[0], f'{sid}.png'), scene['image'])
-        _write_png(os.path.join(dirs[1], f'{sid}.png'), scene['semantic'])
+        semantic = scene['semantic']
+        if binary:
+            semantic = (semantic != BACKGROUND_LABEL).astype(np.uint8)
+        _write_png(os.path.join(dirs[1], f'{sid}.png'), semantic)
         _write_png(os.path.join(dirs[2], f'{sid}.png'), objects)
         ids.append(sid)
     with open(os.path.join(dirs[3], f'{split_name}.txt'), 'w', encoding='ascii') as f:

