@@ -17,6 +17,13 @@ It also writes a long-tailed training variant, ``data/scenes/seg_fashion_lt10/tr
 about ten times less often), with the same fractions; it is validated on the balanced
 ``seg_fashion/val``.
 
+``--binary-scenes`` writes a foreground / background variant,
+``data/scenes/seg_binary/{train,val}`` (200 / 100 scenes, 128x128, 3-6 Fashion-MNIST
+items per scene covering about 18 % of the pixels, validation items from t10k), with
+splits of 4 and 8 labeled scenes for seeds 0, 1 and 2
+(``splits/split_n4_seed0.json``, ...): small objects on a dominant background, where a
+two-class map shows failures the 11-class scenes cannot.
+
 ``--det-scenes`` writes the detection scenes as COCO json (``images/`` +
 ``annotations.json``): ``data/scenes/det_fashion/{train,val}`` (600 / 150 scenes, 10
 classes, exact boxes) and the long-tailed ``data/scenes/det_fashion_lt10/train``, each
@@ -80,6 +87,36 @@ def prepare_scenes(force: bool = False, root: str = SCENES_ROOT, num_train: int 
     print('splits:', ', '.join(sorted(paths.values())))
 
 
+BINARY_ROOT = 'data/scenes/seg_binary'
+BINARY_LABELED = (4, 8)
+BINARY_SEEDS = (0, 1, 2)
+BINARY_ITEMS = (3, 6)
+
+
+def prepare_binary_scenes(force: bool = False, root: str = BINARY_ROOT, num_train: int = 200,
+                          num_val: int = 100, seed: int = 0) -> None:
+    """Write the binary (foreground / background) scenes and their labeled-count splits."""
+    from ssvision.datasets import make_seg_split, write_voc_scenes
+    train, val = osp.join(root, 'train'), osp.join(root, 'val')
+    index = osp.join(train, 'ImageSets', 'Segmentation', 'all.txt')
+    if force or not osp.exists(index):
+        write_voc_scenes(train, num_train, seed=seed, items='fashion_mnist', binary=True,
+                         num_items=BINARY_ITEMS)
+        print(f'wrote {num_train} binary training scenes to {train}')
+    if force or not osp.exists(osp.join(val, 'ImageSets', 'Segmentation', 'all.txt')):
+        write_voc_scenes(val, num_val, seed=seed + 1, items='fashion_mnist_test', binary=True,
+                         num_items=BINARY_ITEMS)
+        print(f'wrote {num_val} binary validation scenes to {val}')
+    with open(index) as f:
+        ids = f.read().split()
+    for s in BINARY_SEEDS:
+        for n in BINARY_LABELED:
+            path = osp.join(root, 'splits', f'split_n{n}_seed{s}.json')
+            if force or not osp.exists(path):
+                save_split(make_seg_split(ids, num_labeled=n, seed=s), path)
+    print(f'binary splits in {osp.join(root, "splits")}')
+
+
 def prepare_det_scenes(force: bool = False, root: str = DET_SCENES_ROOT, num_train: int = 600,
                        num_val: int = 150, seed: int = 0,
                        imbalance_ratio: float | None = None, with_val: bool = True) -> None:
@@ -108,6 +145,8 @@ def main(argv=None) -> list[str]:
                         help='also write the built-in segmentation scenes')
     parser.add_argument('--scenes-only', action='store_true',
                         help='write only the segmentation scenes')
+    parser.add_argument('--binary-scenes', action='store_true',
+                        help='also write the binary (foreground / background) scenes')
     parser.add_argument('--det-scenes', action='store_true',
                         help='also write the built-in detection scenes (COCO json)')
     args = parser.parse_args(argv)
@@ -115,6 +154,8 @@ def main(argv=None) -> list[str]:
         prepare_scenes(args.force)
         prepare_scenes(args.force, root=SCENES_LT_ROOT, imbalance_ratio=SCENES_LT_RATIO,
                        with_val=False)
+    if args.binary_scenes:
+        prepare_binary_scenes(args.force)
     if args.det_scenes:
         prepare_det_scenes(args.force)
         prepare_det_scenes(args.force, root=DET_SCENES_LT_ROOT,

@@ -113,6 +113,26 @@ def test_concat_forward_matches_separate_in_eval_statistics():
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_concat_forward_shares_batch_statistics_in_training_mode():
+    # In training mode BatchNorm normalises with the statistics of what it is given, so
+    # the concatenated forward (one batch) and the separate one (one batch per view)
+    # differ. Catches a 'concat' path that silently runs the views one by one, or a
+    # 'separate' path that concatenates; eval mode cannot tell them apart.
+    torch.manual_seed(0)
+    model = FixMatch(model=NET)
+    model.train()
+    views = [torch.randn(3, 1, 16, 16), torch.randn(5, 1, 16, 16) * 3 + 1]
+    with torch.no_grad():
+        joint = model.student_logits(views)
+        expected = model.student(torch.cat(views)).split([3, 5])
+        model.semi_train_cfg['student_forward'] = 'separate'
+        sep = model.student_logits(views)
+        expected_sep = [model.student(v) for v in views]
+    for a, b, c, d in zip(joint, expected, sep, expected_sep):
+        assert torch.allclose(a, b, atol=1e-5) and torch.allclose(c, d, atol=1e-5)
+        assert not torch.allclose(a, c, atol=1e-3)
+
+
 def test_supervised_only_ignores_unlabeled_views():
     model = SupervisedOnly(model=NET)
     model.train()

@@ -278,3 +278,24 @@ def test_explicit_sizes_survive_init_weights_and_state_dict_round_trip():
     lazy.load_state_dict(model.state_dict())
     for a, b in zip(model.aux_heads.parameters(), lazy.aux_heads.parameters()):
         assert torch.equal(a, b)
+
+
+def test_siamese_two_class_maps_get_a_smooth_consistency():
+    # A standardized 2-vector is only a sign: on binary maps the old loss was a step
+    # with gradient ~ 1 / |a_1 - a_2| near ties. Catches 'auto' picking it for K = 2.
+    from ssvision.models.heads import DualSiameseConsistencyHead
+    from ssvision.models.heads.siamese_consistency import prob_mse
+    head = DualSiameseConsistencyHead()
+    a = torch.tensor([[[[0.0]], [[1e-4]]]], requires_grad=True)  # (1, 2, 1, 1), a near-tie
+    b = torch.tensor([[[[1.0]], [[-1.0]]]])
+    loss = head.pair_loss(a, b, None)
+    assert loss.item() == pytest.approx(prob_mse(a, b).item())
+    loss.backward()
+    assert a.grad.abs().max().item() < 1.0  # bounded; the step's gradient here is ~1e4
+    with pytest.raises(ValueError, match='>= 3 classes'):
+        DualSiameseConsistencyHead(consistency='standardized_mse').pair_loss(a, b, None)
+    a11 = torch.randn(2, 11, 3, 3)
+    b11 = torch.randn(2, 11, 3, 3)
+    from ssvision.models.heads.siamese_consistency import standardized_mse
+    assert head.pair_loss(a11, b11, None).item() == pytest.approx(
+        standardized_mse(a11, b11).mean().item(), rel=1e-5)

@@ -37,8 +37,9 @@ class HealthAlarmHook(Hook):
        pixels are 80 % background fires when the pseudo-labels are more than about
        97.5 % background.
     2. **Supervised loss blow-up** (``sup_loss_growth``): the mean ``sup_loss`` of the
-       last ``interval`` iterations exceeds ``sup_loss_factor`` times its mean over the
-       first ``interval`` iterations in which an ``unsup_*`` loss was logged.
+       last ``interval`` iterations exceeds ``sup_loss_factor`` times, and by at least
+       ``sup_loss_increase``, the lowest such window mean since an ``unsup_*`` loss was
+       first logged (the absolute margin keeps a small loss's noise, 0.01 -> 0.04, quiet).
     3. **Teacher equal to the student** (``teacher_is_student``): every parameter and
        buffer of ``model.teacher`` equals the student's bit for bit, although the last
        EMA update kept a part of the old teacher (``train/ema_momentum`` > 0). A teacher
@@ -54,14 +55,15 @@ class HealthAlarmHook(Hook):
         collapse_share (float): ``s`` threshold of alarm 1. Default 0.9.
         collapse_odds (float): odds-ratio threshold of alarm 1. Default 10.
         min_selected (int): fewest kept samples in the window for alarm 1. Default 20.
-        sup_loss_factor (float): growth factor of alarm 2. Default 3.
+        sup_loss_factor (float): growth factor of alarm 2. Default 2.
+        sup_loss_increase (float): smallest absolute growth of alarm 2. Default 0.5.
     """
 
     priority = 'LOW'  # after EMATeacherHook (ABOVE_NORMAL) and RuntimeInfoHook
 
     def __init__(self, interval: int = 50, collapse_share: float = 0.9,
                  collapse_odds: float = 10.0, min_selected: int = 20,
-                 sup_loss_factor: float = 3.0) -> None:
+                 sup_loss_factor: float = 2.0, sup_loss_increase: float = 0.5) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         if not 0.5 < collapse_share <= 1.0:
@@ -73,12 +75,11 @@ class HealthAlarmHook(Hook):
         self.collapse_odds = float(collapse_odds)
         self.min_selected = int(min_selected)
         self.sup_loss_factor = float(sup_loss_factor)
+        self.sup_loss_increase = float(sup_loss_increase)
         self.fired: list[tuple[str, int]] = []
         self._holding: dict[str, bool] = {}
         self._labeled_counts: torch.Tensor | None = None
         self._unsup_iters = 0
-        self._sup_sum = 0.0
-        self._sup_n = 0
         self._sup_baseline: float | None = None
 
     # ----------------------------------------------------------------- inputs
@@ -131,16 +132,21 @@ class HealthAlarmHook(Hook):
         return False, ''
 
     def check_sup_loss(self, window_mean: float) -> tuple[bool, str]:
-        """Alarm 2 from the window mean of ``sup_loss`` (after the baseline is set)."""
+        """Alarm 2 from the window mean of ``sup_loss`` since the unlabeled loss started
+        (the lowest mean seen so far is the baseline)."""
+        if not math.isfinite(window_mean):
+            return True, f'sup_loss is {window_mean}'
         base = self._sup_baseline
-        if base is None or not math.isfinite(window_mean):
-            return (not math.isfinite(window_mean) and base is not None,
-                    f'sup_loss is {window_mean}')
-        if window_mean > self.sup_loss_factor * base:
+        if base is None or window_mean < base:
+            self._sup_baseline = window_mean
+            return False, ''
+        if (window_mean > self.sup_loss_factor * base
+                and window_mean - base >= self.sup_loss_increase):
             return True, (f'sup_loss {window_mean:.3g} (mean of the last {self.interval} '
                           f'iterations) is {window_mean / max(base, 1e-12):.1f}x its '
-                          f'{base:.3g} when the unlabeled loss started: the unlabeled / '
-                          'auxiliary losses are pulling the student off its labels')
+                          f'lowest {base:.3g} since the unlabeled loss started: the '
+                          'unlabeled / auxiliary losses are pulling the student off its '
+                          'labels')
         return False, ''
 
     @staticmethod
@@ -163,14 +169,8 @@ class HealthAlarmHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._observe_labels(data_batch)
         outputs = outputs or {}
-        has_unsup = any(k.startswith('unsup_') for k in outputs)
-        if has_unsup and 'sup_loss' in outputs:
+        if any(k.startswith('unsup_') for k in outputs):
             self._unsup_iters += 1
-            if self._sup_baseline is None:
-                self._sup_sum += float(outputs['sup_loss'])
-                self._sup_n += 1
-                if self._sup_n >= self.interval:
-                    self._sup_baseline = self._sup_sum / self._sup_n
         if (runner.iter + 1) % self.interval:
             return
         counts = {}
@@ -181,8 +181,8 @@ class HealthAlarmHook(Hook):
                     self._window(runner, key, min(self.interval, self._unsup_iters)))
         if counts and self._unsup_iters:
             self._report(runner, 'collapse', *self.check_collapse(counts))
-        sup = self._window(runner, 'train/sup_loss', self.interval)
-        if sup and self._sup_baseline is not None:
+        sup = self._window(runner, 'train/sup_loss', min(self.interval, self._unsup_iters))
+        if sup and self._unsup_iters:
             self._report(runner, 'sup_loss_growth', *self.check_sup_loss(sum(sup) / len(sup)))
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         momentum = self._window(runner, 'train/ema_momentum', 1)

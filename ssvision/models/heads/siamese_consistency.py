@@ -11,7 +11,9 @@ from .base import AuxContext, BaseAuxHead
 
 #: Added to the standard deviation so constant logit vectors do not divide by 0.
 _STD_EPS = 1e-6
-_CONSISTENCIES = ('standardized_mse', 'contrastive')
+_CONSISTENCIES = ('auto', 'standardized_mse', 'prob_mse', 'contrastive')
+#: Fewest classes for which a standardized class vector carries more than a sign.
+_MIN_STANDARDIZED_CLASSES = 3
 _UNSUP_VIEWS = ('unsup_teacher', 'unsup_student', 'unsup_student2')
 
 
@@ -38,6 +40,14 @@ def standardized_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((standardize(a) - standardize(b)) ** 2).mean(dim=1)
 
 
+def prob_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample (per-pixel) ``mean_K (softmax(a) - softmax(b))^2``; ``(N, K, *) -> (N, *)``.
+
+    Bounded and smooth for any ``K >= 2``; both outputs receive gradients.
+    """
+    return ((a.float().softmax(dim=1) - b.float().softmax(dim=1)) ** 2).mean(dim=1)
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric sample-wise InfoNCE between two views; ``(N, K) -> (N,)``.
 
@@ -50,7 +60,7 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
     """
     if a.dim() != 2:
         raise ValueError("consistency='contrastive' needs (N, K) outputs (classification); "
-                         f"got shape {tuple(a.shape)}; use 'standardized_mse' for dense outputs")
+                         f"got shape {tuple(a.shape)}; use 'auto' for dense outputs")
     u = F.normalize(a.float(), dim=1)
     v = F.normalize(b.float(), dim=1)
     sim = u @ v.t() / temperature
@@ -75,6 +85,14 @@ class DualSiameseConsistencyHead(BaseAuxHead):
     - ``'standardized_mse'``: ``l_i = mean_k (z(a)_ik - z(b)_ik)^2`` with
       ``z(x) = (x - mean_k x) / (std_k x + 1e-6)`` (population std). Works on
       ``(N, K, *)``; ``l`` has shape ``(N, *)``.
+    - ``'prob_mse'``: ``l_i = mean_k (softmax(a)_ik - softmax(b)_ik)^2``, for any ``K``.
+    - ``'auto'`` (default): ``'standardized_mse'`` when ``K >= 3``, ``'prob_mse'`` when
+      ``K = 2``. A standardized 2-vector is ``(1, -1)`` or ``(-1, 1)``: it keeps only
+      which logit is larger, so the loss is a step (4 where the views disagree, 0
+      elsewhere) whose gradient is 0 almost everywhere and grows as ``1 / |a_1 - a_2|``
+      near a tie. On a binary segmentation task that wrecked training (supervised
+      loss up several-fold, the teacher predicting background only; BENCHMARKS.md,
+      "Binary scenes").
     - ``'contrastive'``: ``l_i`` = symmetric InfoNCE (see :func:`info_nce`) of the
       L2-normalised outputs with ``temperature``. Classification-only ``(N, K)``.
 
@@ -100,7 +118,8 @@ class DualSiameseConsistencyHead(BaseAuxHead):
             forward. Default 1.0.
         image_weight (float): extra multiplier of the image-level term. Default 1.0.
         feature_dropout (float): dropout probability on the features. Default 0.5.
-        consistency (str): ``'standardized_mse'`` or ``'contrastive'``.
+        consistency (str): ``'auto'``, ``'standardized_mse'``, ``'prob_mse'`` or
+            ``'contrastive'``. Default ``'auto'``.
         temperature (float): InfoNCE temperature. Default 0.5.
         use_selection (bool): weight samples by the selector's weights. Default True.
         feature_view (str): unlabeled view whose features are perturbed (the student
@@ -111,7 +130,7 @@ class DualSiameseConsistencyHead(BaseAuxHead):
 
     def __init__(self, loss_weight: float = 1.0, feature_weight: float = 1.0,
                  image_weight: float = 1.0, feature_dropout: float = 0.5,
-                 consistency: str = 'standardized_mse', temperature: float = 0.5,
+                 consistency: str = 'auto', temperature: float = 0.5,
                  use_selection: bool = True, feature_view: str = 'unsup_student') -> None:
         super().__init__(loss_weight)
         if consistency not in _CONSISTENCIES:
@@ -141,8 +160,18 @@ class DualSiameseConsistencyHead(BaseAuxHead):
         if a.shape != b.shape:
             raise ValueError(f'Siamese outputs differ in shape: {tuple(a.shape)} vs '
                              f'{tuple(b.shape)}')
-        if self.consistency == 'standardized_mse':
+        kind = self.consistency
+        if kind == 'auto':
+            kind = ('standardized_mse' if a.shape[1] >= _MIN_STANDARDIZED_CLASSES
+                    else 'prob_mse')
+        if kind == 'standardized_mse':
+            if a.shape[1] < _MIN_STANDARDIZED_CLASSES:
+                raise ValueError("consistency='standardized_mse' needs >= 3 classes (a "
+                                 'standardized 2-vector is only a sign); use '
+                                 "'prob_mse' or 'auto'")
             per = standardized_mse(a, b)
+        elif kind == 'prob_mse':
+            per = prob_mse(a, b)
         else:
             per = info_nce(a, b, self.temperature)
         if weight is not None:
