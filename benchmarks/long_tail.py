@@ -5,7 +5,8 @@
 
 MNIST-5k or Fashion-MNIST, 4 labels per class, unlabeled pool long-tailed with
 imbalance ratio r (class k keeps ``n_max * r^(-k/9)`` images: class 0 most, class 9
-fewest; see ``ssvision.datasets.split``), balanced test set (MNIST-5k: 100 held-out
+fewest; see ``ssvision.datasets.split``; ``--imbalance 1`` is the balanced pool), balanced
+test set (MNIST-5k: 100 held-out
 digits per class; Fashion-MNIST: t10k). Reports the teacher's top-1, mean recall and
 the recall of the three rarest classes (7, 8, 9).
 """
@@ -19,7 +20,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, run_and_record, schedule_options  # noqa: E402
+from label_efficiency import REPO, run_and_record, schedule_options, train_stats  # noqa: E402
 
 METHODS = {
     'fixmatch': 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
@@ -28,7 +29,10 @@ METHODS = {
     'fixmatch+dssn_sel': 'configs/fixmatch/fixmatch-dssnsel_tinycnn_2k_mnist5k-4pc.py',
     'dssn': 'configs/dssn/dssn_tinycnn_2k_mnist5k-4pc.py',
     'dssn+aux': 'configs/dssn/dssn-aux_tinycnn_2k_mnist5k-4pc.py',
+    'fixmatch+look_ahead': 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
 }
+#: cfg-options a method adds to its config
+METHOD_OPTIONS = {'fixmatch+look_ahead': ['model.semi_train_cfg.look_ahead=True']}
 TAIL_CLASSES = (7, 8, 9)
 FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
 
@@ -63,7 +67,8 @@ def main(argv=None) -> None:
     tail = [classes[c].replace(' ', '_').replace('/', '_') for c in TAIL_CLASSES]
     rows = []
     for imb in args.imbalance:
-        split = f'data/splits/{args.dataset}_4pc_lt{imb}_seed{args.seed}.json'
+        pool = f'_lt{imb}' if imb != 1 else ''
+        split = f'data/splits/{args.dataset}_4pc{pool}_seed{args.seed}.json'
         for method in args.methods:
             name = f'{method}_{args.dataset}_4pc_lt{imb}_seed{args.seed}_{args.iters}it'
             work_dir = osp.join(args.out_dir, name)
@@ -76,6 +81,7 @@ def main(argv=None) -> None:
                 opts += fashion_options()
             opts += schedule_options(args.iters, args.seed,
                                      val_every=max(args.iters // 2, 1), log_every=50)
+            opts += METHOD_OPTIONS.get(method, [])
             row = run_and_record(
                 METHODS[method], work_dir, opts, osp.join(args.out_dir, name + '.log'),
                 osp.join(args.out_dir, 'results.jsonl'),
@@ -83,13 +89,14 @@ def main(argv=None) -> None:
                      seed=args.seed),
                 dict(teacher_top1='teacher/top1', teacher_mean_recall='teacher/mean_recall',
                      tail_recall={c: f'teacher/recall_{c}' for c in tail}))
+            row.update(train_stats(work_dir))
             rows.append(row)
-    print('\n| dataset | imbalance | method | teacher top-1 | recall 7 / 8 / 9 | min |')
-    print('|---|---|---|---|---|---|')
+    print('\n| dataset | imbalance | method | teacher top-1 | recall 7 / 8 / 9 | s/iter | min |')
+    print('|---|---|---|---|---|---|---|')
     for r in rows:
         tail_txt = ' / '.join(f'{v:.0f}' for v in r['tail_recall'].values())
         print(f"| {r['dataset']} | {r['imbalance']} | {r['method']} | {r['teacher_top1']:.1f} | "
-              f"{tail_txt} | "
+              f"{tail_txt} | {r['s_per_iter'] or 0:.3f} | "
               f"{r['minutes']:.1f} |")
 
 

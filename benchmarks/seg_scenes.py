@@ -1,6 +1,7 @@
 """Semi-supervised segmentation on the built-in scenes: supervised-only vs FixMatch vs DSSN.
 
     python benchmarks/seg_scenes.py [--scenes balanced lt10[:1-16]] [--fractions 1-16 1-8]
+    python benchmarks/seg_scenes.py --scenes binary --fractions n4 n8 --iters 300
         [--methods supervised fixmatch dssn] [--iters 2000] [--seed 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_seg]
 
@@ -41,7 +42,13 @@ METHODS = {
     'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_2k_scenes-1-16.py',
     'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py',
 }
-SCENES = {'balanced': 'data/scenes/seg_fashion', 'lt10': 'data/scenes/seg_fashion_lt10'}
+BINARY_METHODS = {
+    'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_300_binscenes-n4.py',
+    'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_300_binscenes-n4.py',
+    'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py',
+}
+SCENES = {'balanced': 'data/scenes/seg_fashion', 'lt10': 'data/scenes/seg_fashion_lt10',
+          'binary': 'data/scenes/seg_binary'}
 TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
 
 
@@ -67,17 +74,21 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
-                   tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES})
+                   tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES},
+                   object_IoU='teacher/IoU_object', student_object_IoU='student/IoU_object')
     jobs = []
-    for scenes, fraction in scene_parts(args.scenes, SCENES, args.fractions, ['--scenes-only']):
+    flags = ['--scenes-only'] + (['--binary-scenes'] if any(
+        s.startswith('binary') for s in args.scenes) else [])
+    for scenes, fraction in scene_parts(args.scenes, SCENES, args.fractions, flags):
         for method in args.methods:
+            config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
             name = f'{method}_{scenes}_{fraction}_seed{args.seed}_{args.iters}it'
             opts = data_options(scenes, fraction, args.seed, args.workers) + \
                 schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
                                  log_every=50)
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
                        iters=args.iters, seed=args.seed, parallel=args.parallel)
-            jobs.append((name, METHODS[method], opts, row))
+            jobs.append((name, config, opts, row))
     if args.timing_iters:
         for method in args.methods:
             name = f'timing_{method}_{args.timing_iters}it'
@@ -92,12 +103,13 @@ def main(argv=None) -> None:
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mIoU')
 
     print('\n| scenes | labeled | method | teacher mIoU | student mIoU | tail IoU '
-          f'({" / ".join(TAIL_CLASSES)}) | s/iter | peak MB |')
+          f'({" / ".join(TAIL_CLASSES)}) or foreground IoU | s/iter | peak MB |')
     print('|---|---|---|---|---|---|---|---|')
     for r in rows:
         if r['phase'] != 'train':
             continue
-        tail = ' / '.join(fmt(v) for v in r['tail_IoU'].values())
+        tail = (fmt(r['object_IoU']) if r['scenes'] == 'binary'
+                else ' / '.join(fmt(v) for v in r['tail_IoU'].values()))
         print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {r['method']} | "
               f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(r['peak_mem_mb'], '.0f')} |")

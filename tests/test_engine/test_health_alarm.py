@@ -48,23 +48,25 @@ def test_one_class_teacher_fires_on_a_balanced_labeled_set(caplog):
     hook = HealthAlarmHook(interval=10)
     runner = _runner('alarm_collapse')
     healthy = [10] * 10
-    for it in range(10):
+    for it in range(10):  # the first window is not judged (a random-init teacher)
+        _step(hook, runner, it, _health([0, 0, 0, 100, 0, 0, 0, 0, 0, 0]), _balanced())
+    for it in range(10, 20):
         _step(hook, runner, it, _health(healthy), _balanced())
     assert hook.fired == []
     collapsed = [1] * 10
     collapsed[3] = 190
-    for it in range(10, 20):
-        _step(hook, runner, it, _health(collapsed), _balanced())
-    assert hook.fired == [('collapse', 20)]
-    assert runner.message_hub.get_scalar('train/alarm_collapse').current() == 1.0
-    # still holding: no second warning; after recovery and a new collapse: a new one
     for it in range(20, 30):
         _step(hook, runner, it, _health(collapsed), _balanced())
+    assert hook.fired == [('collapse', 30)]
+    assert runner.message_hub.get_scalar('train/alarm_collapse').current() == 1.0
+    # still holding: no second warning; after recovery and a new collapse: a new one
     for it in range(30, 40):
-        _step(hook, runner, it, _health(healthy), _balanced())
-    for it in range(40, 50):
         _step(hook, runner, it, _health(collapsed), _balanced())
-    assert hook.fired == [('collapse', 20), ('collapse', 50)]
+    for it in range(40, 50):
+        _step(hook, runner, it, _health(healthy), _balanced())
+    for it in range(50, 60):
+        _step(hook, runner, it, _health(collapsed), _balanced())
+    assert hook.fired == [('collapse', 30), ('collapse', 60)]
 
 
 def test_dominant_class_that_the_labels_share_is_not_a_collapse():
@@ -75,7 +77,7 @@ def test_dominant_class_that_the_labels_share_is_not_a_collapse():
     seg = torch.zeros(2, 10, 10, dtype=torch.long)
     seg[:, :1, :] = 1
     seg[0, 0, 0] = 255  # ignore pixels are no class
-    for it in range(5):
+    for it in range(10):
         runner.iter = it
         runner.message_hub.update_scalar('train/sel_n_0', 960.0)
         runner.message_hub.update_scalar('train/sel_n_1', 40.0)
@@ -84,7 +86,7 @@ def test_dominant_class_that_the_labels_share_is_not_a_collapse():
                               {'unsup_loss': 0.1, 'sup_loss': 0.3})
     assert hook.fired == []
     # ... but a teacher that keeps only background there is one
-    for it in range(5, 10):
+    for it in range(10, 15):
         _step(hook, runner, it, {'sel_n_0': 1000.0, 'sel_n_1': 0.0, 'sup_loss': 0.3,
                                  'unsup_loss': 0.1})
     assert [name for name, _ in hook.fired] == ['collapse']
