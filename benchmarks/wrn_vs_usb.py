@@ -3,14 +3,18 @@
     python benchmarks/wrn_vs_usb.py --usb-python USB_VENV/bin/python \
         [--usb-harness ../shared/peer/usb_bench.py] [--seeds 0 1 2] [--iters 600] \
         [--eval-every 150] [--teacher-bn batch running] [--skip-usb] \
-        [--out-dir work_dirs/bench_wrn_usb]
+        [--dataset mnist5k|fmnist] [--out-dir work_dirs/bench_wrn_usb]
 
-MNIST-5k with 4 labels per class (40 labels), B = 16, mu = 7, SGD 0.03 Nesterov,
+MNIST-5k or Fashion-MNIST with 4 labels per class (40 labels), B = 16, mu = 7, SGD 0.03
+Nesterov,
 threshold 0.95, WRN-28-2 with BatchNorm momentum 0.001 on both sides. The split is the
 USB harness's own (``make_split`` of ``usb_bench.py``: a seed-0 permutation of the
 5,000 digits into 4,000 train / 1,000 test, 4 labels per class drawn with the seed;
 unlabeled = the other train images, labeled images not repeated in the unlabeled set).
-It is written as an ssvision split file, so both libraries train and test on the same
+Fashion-MNIST (``--dataset fmnist``, Debian's ``dataset-fashion-mnist``): the harness's
+fixed 20,000-image unlabeled pool of the 60,000 training images, labels drawn from the
+other 40,000, the 10,000 t10k images as the test set. The split is written as an
+ssvision split file, so both libraries train and test on the same
 digits. USB pads the 28x28 digits to 32x32 RGB (its CIFAR pipeline); ssvision keeps
 them 28x28 gray (WRN-28-2 with ``in_channels=1``; the network is the same otherwise).
 
@@ -36,8 +40,10 @@ from types import SimpleNamespace
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from label_efficiency import REPO, _records, train_command  # noqa: E402
+from long_tail import fashion_options  # noqa: E402
 
 CONFIG = 'configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py'
+FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
 
 
 def mnist5k_csv() -> str:
@@ -47,23 +53,28 @@ def mnist5k_csv() -> str:
     return osp.join(list(spec.submodule_search_locations)[0], 'data', 'data', 'mnist_5k.csv.gz')
 
 
-def write_usb_split(harness: str, seed: int, path: str) -> dict:
-    """The USB harness's MNIST-5k split for ``seed`` as an ssvision split file (ids are
-    rows of the 5,000-digit csv, which is how :class:`~ssvision.datasets.MNIST5k`
-    numbers them)."""
+def write_usb_split(harness: str, seed: int, path: str, dataset: str = 'mnist5k') -> dict:
+    """The USB harness's split for ``seed`` as an ssvision split file. MNIST-5k ids are
+    rows of the 5,000-digit csv (how :class:`~ssvision.datasets.MNIST5k` numbers them);
+    Fashion-MNIST ids are indices of the 60,000 training images (the test set is t10k)."""
     import numpy as np
 
     from ssvision.datasets import save_split
     spec = importlib.util.spec_from_file_location('usb_bench', harness)
     usb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(usb)
-    args = SimpleNamespace(dataset='mnist5k', mnist5k_path=mnist5k_csv(), labels_per_class=4,
-                           seed=seed, include_lb_to_ulb=0)
+    args = SimpleNamespace(dataset=dataset, mnist5k_path=mnist5k_csv(), labels_per_class=4,
+                           seed=seed, include_lb_to_ulb=0, fmnist_root=FASHION_ROOT,
+                           fmnist_ulb=20000)
     split = usb.make_split(args)
-    rows = np.sort(np.random.RandomState(0).permutation(5000)[:4000])  # the harness's train
-    out = dict(num_classes=10, seed=seed, rule='usb_bench.make_split (mnist5k, 4 per class)',
+    if dataset == 'mnist5k':  # the harness's 4,000 training rows
+        rows = np.sort(np.random.RandomState(0).permutation(5000)[:4000])
+        extra = dict(test=[int(i) for i in split['test_idx']])
+    else:  # indices are already those of the 60,000 training images
+        rows, extra = np.arange(60000), {}
+    out = dict(num_classes=10, seed=seed, rule=f'usb_bench.make_split ({dataset}, 4 per class)',
                labeled=rows[split['lb_idx']].tolist(), unlabeled=rows[split['ulb_idx']].tolist(),
-               test=[int(i) for i in split['test_idx']])
+               **extra)
     save_split(out, path)
     return out
 
@@ -88,17 +99,19 @@ def main(argv=None) -> None:
     p.add_argument('--eval-every', type=int, default=150)
     p.add_argument('--teacher-bn', nargs='+', default=['batch'], choices=['batch', 'running'])
     p.add_argument('--skip-usb', action='store_true')
+    p.add_argument('--dataset', default='mnist5k', choices=['mnist5k', 'fmnist'])
     p.add_argument('--out-dir', default='work_dirs/bench_wrn_usb')
     args = p.parse_args(argv)
     out_dir = osp.abspath(args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS='1')
     for seed in args.seeds:
-        split_path = osp.join(out_dir, f'split_usb_mnist5k_4pc_seed{seed}.json')
-        write_usb_split(args.usb_harness, seed, split_path)
+        split_path = osp.join(out_dir, f'split_usb_{args.dataset}_4pc_seed{seed}.json')
+        write_usb_split(args.usb_harness, seed, split_path, args.dataset)
         procs = []
         for bn in args.teacher_bn:
-            name = f'ssvision_{bn}_seed{seed}_{args.iters}it'
+            name = f'ssvision_{args.dataset}_{bn}_seed{seed}_{args.iters}it'.replace(
+                '_mnist5k', '')
             opts = [f'train_cfg.max_iters={args.iters}',
                     f'train_cfg.val_interval={args.eval_every}',
                     f'param_scheduler.0.end={args.iters}', f'param_scheduler.0.T_max={args.iters}',
@@ -107,7 +120,10 @@ def main(argv=None) -> None:
                     'train_dataloader.num_workers=1', f'model.semi_train_cfg.teacher_bn={bn}']
             for part in ('labeled', 'unlabeled'):
                 opts.append(f'train_dataloader.dataset.{part}.split_file={split_path}')
-            opts.append(f'val_dataloader.dataset.split_file={split_path}')
+            if args.dataset == 'mnist5k':
+                opts.append(f'val_dataloader.dataset.split_file={split_path}')
+            else:
+                opts += fashion_options()
             log = open(osp.join(out_dir, name + '.log'), 'w')
             procs.append(('ssvision', bn, name, time.time(), log, subprocess.Popen(
                 train_command(CONFIG, osp.join(out_dir, name), opts), cwd=REPO, env=env,
@@ -116,11 +132,12 @@ def main(argv=None) -> None:
             if not args.usb_python:
                 raise SystemExit('--usb-python (or USB_PYTHON) must point at a Python with '
                                  'semilearn==0.3.2, or pass --skip-usb')
-            name = f'usb_seed{seed}_{args.iters}it'
+            name = f'usb_{args.dataset}_seed{seed}_{args.iters}it'.replace('_mnist5k', '')
             log = open(osp.join(out_dir, name + '.log'), 'w')
             procs.append(('usb', None, name, time.time(), log, subprocess.Popen(
-                [args.usb_python, args.usb_harness, '--dataset', 'mnist5k', '--mnist5k-path',
-                 mnist5k_csv(), '--algorithm', 'fixmatch', '--net', 'wrn_28_2', '--batch', '16',
+                [args.usb_python, args.usb_harness, '--dataset', args.dataset, '--mnist5k-path',
+                 mnist5k_csv(), '--fmnist-root', FASHION_ROOT, '--algorithm', 'fixmatch',
+                 '--net', 'wrn_28_2', '--batch', '16',
                  '--uratio', '7', '--iters', str(args.iters), '--eval-every',
                  str(args.eval_every), '--threads', '1', '--num-workers', '1', '--seed',
                  str(seed), '--include-lb-to-ulb', '0', '--out', osp.join(out_dir, name)],
@@ -130,7 +147,7 @@ def main(argv=None) -> None:
             log.close()
             if rc:
                 raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
-            row = dict(lib=lib, teacher_bn=bn, seed=seed, iters=args.iters,
+            row = dict(lib=lib, dataset=args.dataset, teacher_bn=bn, seed=seed, iters=args.iters,
                        minutes=(time.time() - t0) / 60)
             if lib == 'usb':
                 with open(osp.join(out_dir, name, 'results.json')) as f:
