@@ -289,3 +289,14 @@ def test_dssn_without_second_strong_view_is_an_error_and_burn_in_keeps_heads_off
     assert 'unsup_loss' not in losses
     assert losses['aux_siamese_feat_loss'].item() == 0.0
     assert losses['aux_siamese_img_loss'].item() == 0.0
+
+
+def test_recipe_shows_the_selector_the_labeled_targets():
+    # Catches a recipe that never calls observe (the prior cap would silently stay off).
+    model = FixMatch(model=NET, selector=dict(type='ClassAwareTopKSelector', prior=True,
+                                              num_classes=10))
+    model.train()
+    batch = _batch()
+    _losses(model, batch)
+    expected = torch.bincount(batch['data_samples']['sup']['gt_label'], minlength=10)
+    assert torch.equal(model.selector.labeled_counts, expected.double())

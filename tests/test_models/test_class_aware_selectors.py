@@ -304,3 +304,42 @@ def test_registry_build(cfg):
     sel = MODELS.build(cfg)
     assert type(sel).__name__ == cfg['type']
     assert repr(sel)
+
+
+def test_topk_labeled_prior_caps_a_class_the_teacher_over_predicts():
+    # Labeled pixels are 20 % foreground; the teacher calls 60 % of the pixels
+    # foreground. Without the prior half of them (30 % of the image) become pseudo-labels;
+    # with it at most ratio * 20 % = 10 %. Catches a cap that ignores the observed counts,
+    # counts ignore pixels (255), or keeps the least confident instead of the best.
+    from ssvision.models.selectors import ClassAwareTopKSelector
+    sel = ClassAwareTopKSelector(ratio=0.5, floor=0.0, prior=True, num_classes=2, scope='image')
+    sel.train()
+    gt = torch.zeros(2, 10, 10, dtype=torch.long)
+    gt[:, :2] = 1            # 20 % foreground
+    gt[0, 5, :] = 255        # ignored pixels are not counted
+    probs = torch.zeros(1, 2, 10, 10)
+    fg_conf = torch.linspace(0.6, 0.99, 60)
+    probs[0, 1].view(-1)[:60] = fg_conf
+    probs[0, 0].view(-1)[:60] = 1 - fg_conf
+    probs[0, 0].view(-1)[60:] = 0.9
+    probs[0, 1].view(-1)[60:] = 0.1
+    labels, weight = sel(probs)  # before any observation: the plain rule
+    assert weight[labels == 1].sum().item() == 30
+    sel.observe(gt)
+    assert sel.labeled_counts.tolist() == [150.0, 40.0]
+    assert torch.allclose(sel.class_prior(), torch.tensor([150 / 190, 40 / 190],
+                                                          dtype=torch.float64))
+    labels, weight = sel(probs)
+    fg_kept = (weight > 0) & (labels == 1)
+    cap = math.ceil(0.5 * 40 / 190 * 100)  # 11 of the image's 100 positions
+    assert fg_kept.sum().item() == cap
+    assert probs[0, 1][fg_kept[0]].min() >= fg_conf.sort().values[-cap]  # the best ones
+    # background keeps min(ceil(0.5 * 40), ceil(0.5 * 150 / 190 * 100)) = 20
+    assert ((weight > 0) & (labels == 0)).sum().item() == 20
+    state = sel.state_dict()
+    assert torch.equal(state['labeled_counts'], sel.labeled_counts)
+    sel.eval()
+    sel.observe(gt)  # eval mode: no update
+    assert sel.labeled_counts.tolist() == [150.0, 40.0]
+    with pytest.raises(ValueError, match='num_classes'):
+        ClassAwareTopKSelector(prior=True)

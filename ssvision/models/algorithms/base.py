@@ -349,6 +349,8 @@ class SemiBase(BaseModel):
                 raise KeyError(f'{type(head).__name__} needs views {missing} in the batch')
         probs = labels = weight = None
         health: dict[str, torch.Tensor] = {}
+        if self.selector is not None:  # class-prior selectors count the labeled targets
+            self.selector.observe(self.task.targets(data_samples['sup']))
         if use_unsup:
             # Teacher first (no_grad, eval): dense tasks may mix the student's views
             # with CutMix, and the pseudo-labels must be mixed the same way.

@@ -34,6 +34,12 @@ class BaseSelector(nn.Module):
                sample_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def observe(self, targets: torch.Tensor) -> None:
+        """See the labeled batch's targets (``(N,)`` class ids, or ``(N, H, W)`` maps
+        whose values outside ``[0, C)`` are ignored). Called by the recipe on every
+        training step; selectors whose rule uses the labeled class distribution keep
+        counts, the others do nothing."""
+
     def extra_log(self) -> dict[str, float]:
         """Scalars worth logging (e.g. current thresholds); empty by default."""
         return {}

@@ -6,7 +6,7 @@ import torch
 
 from ssvision.registry import MODELS
 
-from ._dist import cat_across_ranks
+from ._dist import cat_across_ranks, sum_across_ranks
 from .base import BaseSelector
 
 #: Slack subtracted before ``ceil(ratio * n)`` so that e.g. ``0.3 * 10`` gives 3, not 4.
@@ -16,15 +16,16 @@ _SCOPES = ('image', 'batch', 'window')
 
 def class_topk_mask(conf: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
                     num_groups: int, num_classes: int, ratio: float, margin: float = 0.0,
-                    floor: float = 0.0) -> torch.Tensor:
+                    floor: float = 0.0, cap: torch.Tensor | None = None) -> torch.Tensor:
     """Per-(group, class) top-k selection of confident positions.
 
     For every group ``g`` and class ``c`` let ``P_gc`` be the positions of group ``g``
     predicted as ``c`` (``n_gc = |P_gc|``). A position ``i`` in ``P_gc`` is kept iff
 
     - its confidence rank inside ``P_gc`` (0 = most confident) is ``< k_gc``, with
-      ``k_gc = ceil(ratio * n_gc)``; ties are broken by position (lower flat index first),
-      so exactly ``k_gc`` positions pass this test,
+      ``k_gc = ceil(ratio * n_gc)``, or ``min(ceil(ratio * n_gc), cap_gc)`` when ``cap``
+      is given; ties are broken by position (lower flat index first), so exactly
+      ``k_gc`` positions pass this test,
     - ``conf_i >= floor``, and
     - ``conf_i >= margin * max_{j in P_gc} conf_j``.
 
@@ -37,6 +38,8 @@ def class_topk_mask(conf: torch.Tensor, labels: torch.Tensor, groups: torch.Tens
         ratio: fraction kept per group and class, in ``(0, 1]``.
         margin: relative margin in ``[0, 1]``; 0 disables it.
         floor: absolute confidence floor.
+        cap: optional ``(num_groups * num_classes,)`` most positions kept per (group,
+            class), indexed ``g * num_classes + c``.
 
     Returns:
         ``(L,)`` bool mask.
@@ -54,6 +57,8 @@ def class_topk_mask(conf: torch.Tensor, labels: torch.Tensor, groups: torch.Tens
     starts = counts.cumsum(0) - counts
     rank = torch.arange(num_pos, device=conf.device) - starts[seg_sorted]
     k = torch.ceil(counts.double() * ratio - _CEIL_SLACK).long()
+    if cap is not None:
+        k = torch.minimum(k, cap.to(k))
     keep = torch.empty_like(conf, dtype=torch.bool)
     keep[order] = rank < k[seg_sorted]
     seg_max = conf.new_zeros(num_groups * num_classes).scatter_reduce(
@@ -81,6 +86,18 @@ class ClassAwareTopKSelector(BaseSelector):
     ``conf_i >= floor`` and ``conf_i >= margin * max_{j in P_gc} conf_j``. A class
     whose best confidence is below ``floor`` contributes nothing.
 
+    **Labeled prior** (``prior=True``, scopes ``'image'`` / ``'batch'``): the recipe
+    shows the selector every labeled batch (:meth:`observe`), which counts the labeled
+    positions (images, or pixels) of each class: ``pi_c`` = class ``c``'s share. Each
+    unit then keeps at most ``cap_gc = ceil(ratio * pi_c * n_g)`` positions of class
+    ``c`` (``n_g`` = positions in the unit), on top of the rule above. A fixed share of
+    whatever the teacher predicts follows the teacher when it drifts: on a two-class map
+    whose labeled pixels are 18 % foreground, a teacher predicting 43 % foreground fed
+    half of those (many wrong) back to the student, and a teacher predicting almost only
+    background starves the foreground; the cap ties each class's pseudo-labels to how
+    common it is in the labels. Counts are summed across processes and checkpointed;
+    before any labeled batch no cap applies.
+
     **scope = 'window'**: a ring buffer per class holds the confidences of the last
     ``window`` positions predicted as that class (training calls only; a call adds at
     most ``push_limit`` per class, an evenly spaced subsample by rank when it has
@@ -105,11 +122,14 @@ class ClassAwareTopKSelector(BaseSelector):
         window (int): per-class window length for ``scope='window'``. Default 4096.
         push_limit (int | None): most confidences one training call adds per class
             (``scope='window'``); ``None`` means ``window``. Default None.
+        prior (bool): cap each class by its labeled share (needs ``num_classes``; not
+            with ``scope='window'``). Default False.
     """
 
     def __init__(self, ratio: float = 0.5, margin: float = 0.0, floor: float = 0.5,
                  scope: str | None = None, num_classes: int | None = None,
-                 window: int = 4096, push_limit: int | None = None) -> None:
+                 window: int = 4096, push_limit: int | None = None,
+                 prior: bool = False) -> None:
         super().__init__()
         if not 0 < ratio <= 1:
             raise ValueError(f'ratio must be in (0, 1], got {ratio}')
@@ -121,6 +141,13 @@ class ClassAwareTopKSelector(BaseSelector):
         self.scope = scope
         self.num_classes = num_classes
         self._last_cutoff: torch.Tensor | None = None
+        self.prior = bool(prior)
+        if self.prior:
+            if num_classes is None or num_classes < 1:
+                raise ValueError('prior=True needs num_classes')
+            if scope == 'window':
+                raise ValueError("prior=True works with scope 'image' or 'batch'")
+            self.register_buffer('labeled_counts', torch.zeros(num_classes, dtype=torch.float64))
         if scope == 'window':
             if num_classes is None or num_classes < 1:
                 raise ValueError("scope='window' needs num_classes")
@@ -131,6 +158,24 @@ class ClassAwareTopKSelector(BaseSelector):
             self.register_buffer('conf_window', torch.zeros(num_classes, self.window))
             self.register_buffer('window_fill', torch.zeros(num_classes, dtype=torch.long))
             self.register_buffer('window_ptr', torch.zeros(num_classes, dtype=torch.long))
+
+    # ------------------------------------------------------------------ prior
+    @torch.no_grad()
+    def observe(self, targets: torch.Tensor) -> None:
+        """Count the labeled positions of each class (training mode, ``prior=True``;
+        every process's batch)."""
+        if not (self.prior and self.training):
+            return
+        t = torch.as_tensor(targets).reshape(-1).long().to(self.labeled_counts.device)
+        t = t[(t >= 0) & (t < self.num_classes)]
+        counts = torch.bincount(t, minlength=self.num_classes).to(self.labeled_counts.dtype)
+        self.labeled_counts += sum_across_ranks(counts)
+
+    def class_prior(self) -> torch.Tensor | None:
+        """Labeled share of each class ``(C,)``, or None before any observation."""
+        if not self.prior or float(self.labeled_counts.sum()) <= 0:
+            return None
+        return self.labeled_counts / self.labeled_counts.sum()
 
     # ------------------------------------------------------------------ window
     def _push(self, conf: torch.Tensor, labels: torch.Tensor) -> None:
@@ -198,9 +243,15 @@ class ClassAwareTopKSelector(BaseSelector):
             else:
                 groups = torch.zeros(conf.numel(), dtype=torch.long, device=conf.device)
                 num_groups = 1
+            cap = None
+            prior = self.class_prior()
+            if prior is not None:
+                per_group = conf.numel() // max(num_groups, 1)
+                cap = torch.ceil(self.ratio * prior * per_group - _CEIL_SLACK).long()
+                cap = cap.to(conf.device).repeat(num_groups)
             keep = class_topk_mask(conf.reshape(-1), labels.reshape(-1), groups, num_groups,
                                    num_classes, self.ratio, self.margin,
-                                   self.floor).view_as(conf)
+                                   self.floor, cap).view_as(conf)
         if self.training:
             cutoff = conf.new_ones(num_classes).scatter_reduce(
                 0, labels[keep], conf[keep], reduce='amin', include_self=True)
@@ -220,5 +271,5 @@ class ClassAwareTopKSelector(BaseSelector):
 
     def extra_repr(self) -> str:
         return (f'ratio={self.ratio}, margin={self.margin}, floor={self.floor}, '
-                f'scope={self.scope}' + (f', window={self.window}'
+                f'scope={self.scope}, prior={self.prior}' + (f', window={self.window}'
                                          if self.scope == 'window' else ''))

@@ -40,6 +40,11 @@ class ClassificationTask:
         """Validation / test probabilities: :meth:`predict`."""
         return self.predict(model, inputs)
 
+    @staticmethod
+    def targets(data_samples: dict) -> torch.Tensor:
+        """The labeled targets, ``data_samples['gt_label']``."""
+        return data_samples['gt_label']
+
     def sup_loss(self, logits: torch.Tensor, data_samples: dict) -> torch.Tensor:
         """Cross entropy against ``data_samples['gt_label']`` ``(N,)``."""
         labels = data_samples['gt_label']

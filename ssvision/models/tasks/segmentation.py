@@ -102,6 +102,11 @@ class SegmentationTask:
                              f'{tuple(logits.shape)} and {tuple(labels.shape)}')
         return labels.long()
 
+    @staticmethod
+    def targets(data_samples: dict) -> torch.Tensor:
+        """The labeled targets, ``data_samples['gt_seg']``."""
+        return data_samples['gt_seg']
+
     def sup_loss(self, logits: torch.Tensor, data_samples: dict) -> torch.Tensor:
         """Cross entropy against ``data_samples['gt_seg']`` ``(N, H, W)``.
 
