@@ -81,8 +81,12 @@ def write_usb_split(harness: str, seed: int, path: str, dataset: str = 'mnist5k'
 
 def ssvision_result(work_dir: str) -> dict:
     recs = _records(work_dir)
-    evals = [dict(iter=r['step'], teacher=r.get('teacher/top1'), student=r.get('student/top1'))
-             for r in recs if 'teacher/top1' in r]
+    evals, last_iter = [], 0
+    for r in recs:  # a validation record follows the training record of its iteration
+        last_iter = r.get('iter', last_iter)
+        if 'teacher/top1' in r:
+            evals.append(dict(iter=last_iter, teacher=r['teacher/top1'],
+                              student=r.get('student/top1')))
     times = [r['time'] for r in recs if 'time' in r and 'loss' in r][1:]
     alarms = [r['iter'] for r in recs if r.get('alarm_collapse', 0) > 0]
     return dict(evals=evals, s_per_iter=statistics.median(times) if times else None,

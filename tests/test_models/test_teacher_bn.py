@@ -125,3 +125,22 @@ def test_wrn_teacher_with_field_bn_momentum_does_not_collapse(one_thread):
     assert acc > 0.3
     collapsed_share, collapsed_acc = _short_wrn_run('running')
     assert collapsed_share > 0.9 and collapsed_acc < 0.2
+
+
+def test_auto_uses_batch_statistics_until_running_ones_forget_their_start():
+    # Catches 'auto' fixed to one mode, or a switch point in the wrong unit (0.999^t
+    # keeps 5 % of the start after 2,995 updates; 0.9^t after 29).
+    from ssvision.models.algorithms.teacher_bn import steps_until_running_stats
+    fast = nn.Sequential(nn.BatchNorm1d(2))
+    slow = nn.Sequential(nn.BatchNorm1d(2, momentum=0.001), nn.BatchNorm1d(2))
+    assert steps_until_running_stats(fast) == 29
+    assert steps_until_running_stats(slow) == 2995
+    assert steps_until_running_stats(nn.Linear(2, 2)) == 0
+    assert steps_until_running_stats(nn.BatchNorm1d(2, momentum=None)) == 0
+    slow.eval()
+    with teacher_bn_context(slow, 'auto', 2994):
+        assert slow[0].training and not slow[0].track_running_stats
+    with teacher_bn_context(slow, 'auto', 2995):
+        assert not slow[0].training and slow[0].track_running_stats
+    with pytest.raises(ValueError, match='iteration'):
+        teacher_bn_context(slow, 'auto')

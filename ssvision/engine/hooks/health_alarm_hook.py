@@ -56,7 +56,7 @@ class HealthAlarmHook(Hook):
         interval (int): iterations between checks (also the averaging window). Default 50.
         collapse_share (float): ``s`` threshold of alarm 1. Default 0.9.
         collapse_odds (float): odds-ratio threshold of alarm 1. Default 10.
-        min_selected (int): fewest kept samples in the window for alarm 1. Default 20.
+        min_selected (int): fewest kept samples in the window for alarm 1. Default 100.
         sup_loss_factor (float): growth factor of alarm 2. Default 2.
         sup_loss_increase (float): smallest absolute growth of alarm 2. Default 0.5.
     """
@@ -64,7 +64,7 @@ class HealthAlarmHook(Hook):
     priority = 'LOW'  # after EMATeacherHook (ABOVE_NORMAL) and RuntimeInfoHook
 
     def __init__(self, interval: int = 50, collapse_share: float = 0.9,
-                 collapse_odds: float = 10.0, min_selected: int = 20,
+                 collapse_odds: float = 10.0, min_selected: int = 100,
                  sup_loss_factor: float = 2.0, sup_loss_increase: float = 0.5) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')

@@ -86,7 +86,7 @@ class SemiBase(BaseModel):
     #: Knobs and defaults; subclasses add theirs with ``{**SemiBase.default_train_cfg, ...}``.
     default_train_cfg: dict[str, Any] = dict(
         unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat',
-        look_ahead=False, cutmix_prob=0.0, teacher_bn='batch')
+        look_ahead=False, cutmix_prob=0.0, teacher_bn='auto')
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
     #: Batch views the student sees besides ``sup``.
@@ -355,7 +355,7 @@ class SemiBase(BaseModel):
             # Teacher first (no_grad, eval): dense tasks may mix the student's views
             # with CutMix, and the pseudo-labels must be mixed the same way.
             teacher = self.pseudo_label_teacher
-            with teacher_bn_context(teacher, self.semi_train_cfg['teacher_bn']):
+            with teacher_bn_context(teacher, self.semi_train_cfg['teacher_bn'], it):
                 probs = self.task.predict(teacher, inputs['unsup_teacher'])
             meta = data_samples.get('unsup_teacher', {}) or {}
             labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))

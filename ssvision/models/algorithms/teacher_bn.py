@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 #: ``semi_train_cfg.teacher_bn`` values.
-TEACHER_BN_MODES = ('batch', 'running')
+TEACHER_BN_MODES = ('auto', 'batch', 'running')
+#: 'auto' trusts running statistics once their initial values weigh less than this.
+INIT_WEIGHT_LEFT = 0.05
 
 
 @contextlib.contextmanager
@@ -43,9 +46,27 @@ def batch_stats_bn(model: nn.Module) -> Iterator[nn.Module]:
             m.track_running_stats = track
 
 
-def teacher_bn_context(model: nn.Module, mode: str):
+def steps_until_running_stats(model: nn.Module, left: float = INIT_WEIGHT_LEFT) -> int:
+    """Updates after which every BatchNorm layer's running statistics keep less than
+    ``left`` of their initial values: ``ceil(log(left) / log(1 - m))`` for the smallest
+    momentum ``m`` (0 without BatchNorm, or when every layer uses a cumulative average,
+    ``momentum=None``). 29 updates at PyTorch's default 0.1, 2995 at 0.001."""
+    momenta = [m.momentum for m in model.modules()
+               if isinstance(m, _BatchNorm) and m.track_running_stats and m.momentum]
+    if not momenta:
+        return 0
+    return math.ceil(math.log(left) / math.log(1.0 - min(momenta)))
+
+
+def teacher_bn_context(model: nn.Module, mode: str, iteration: int | None = None):
     """Context for a pseudo-label forward of ``model``: ``'batch'`` uses
-    :func:`batch_stats_bn`, ``'running'`` leaves the (eval-mode) model as it is."""
+    :func:`batch_stats_bn`, ``'running'`` leaves the (eval-mode) model as it is, and
+    ``'auto'`` is ``'batch'`` before ``iteration`` reaches
+    :func:`steps_until_running_stats` and ``'running'`` from then on."""
+    if mode == 'auto':
+        if iteration is None:
+            raise ValueError("teacher_bn='auto' needs the iteration")
+        mode = 'batch' if iteration < steps_until_running_stats(model) else 'running'
     if mode == 'batch':
         return batch_stats_bn(model)
     if mode == 'running':
