@@ -32,10 +32,9 @@ class HealthAlarmHook(Hook):
        figures). With ``s = max_c n_c / sum_c n_c`` and ``p`` that class's share of the
        labeled samples (pixels) seen so far, the alarm fires when ``s >= collapse_share``
        and ``odds(s) / odds(p) >= collapse_odds`` (``odds(x) = x / (1 - x)``), and at
-       least ``min_selected`` were kept. The first ``interval`` iterations of unlabeled
-       training are not judged: a randomly initialised teacher often gives one class to
-       everything before it has learnt anything. On a balanced labeled set (``p = 1/K``) that is
-       "more than 90 % of the pseudo-labels in one class"; a dense task whose labeled
+       least ``min_selected`` were kept (a random-init teacher behind a 0.95 threshold
+       keeps nothing and raises nothing). On a balanced labeled set (``p = 1/K``) that
+       is "more than 90 % of the pseudo-labels in one class"; a dense task whose labeled
        pixels are 80 % background fires when the pseudo-labels are more than about
        97.5 % background.
     2. **Supervised loss blow-up** (``sup_loss_growth``): the mean ``sup_loss`` of the
@@ -181,7 +180,7 @@ class HealthAlarmHook(Hook):
             if m:
                 counts[int(m.group(1))] = sum(
                     self._window(runner, key, min(self.interval, self._unsup_iters)))
-        if counts and self._unsup_iters > self.interval:
+        if counts and self._unsup_iters:
             self._report(runner, 'collapse', *self.check_collapse(counts))
         sup = self._window(runner, 'train/sup_loss', min(self.interval, self._unsup_iters))
         if sup and self._unsup_iters:
