@@ -1,5 +1,6 @@
 """Behaviour of every algorithm's loss on real digits (sklearn's 8x8 set, upscaled)."""
 
+import copy
 import math
 
 import cv2
@@ -131,6 +132,28 @@ def test_concat_forward_shares_batch_statistics_in_training_mode():
     for a, b, c, d in zip(joint, expected, sep, expected_sep):
         assert torch.allclose(a, b, atol=1e-5) and torch.allclose(c, d, atol=1e-5)
         assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_clean_stats_forward_keeps_strong_views_out_of_running_statistics():
+    # Catches strong views leaking into the BN running statistics (validation then
+    # normalises clean images with statistics of colour-jittered ones), and a second
+    # forward that does not use batch statistics at all.
+    torch.manual_seed(0)
+    model = FixMatch(model=NET, semi_train_cfg=dict(student_forward='clean_stats'))
+    model.train()
+    sup, strong = torch.randn(3, 1, 16, 16), torch.randn(5, 1, 16, 16) * 3 + 1
+    reference = copy.deepcopy(model.student)
+    out_sup, out_strong = model.student_logits([sup, strong])
+    with torch.no_grad():
+        expected_sup = reference(sup)  # updates reference's running stats with sup only
+        expected_strong = copy.deepcopy(reference)(strong)
+    assert torch.allclose(out_sup, expected_sup, atol=1e-5)
+    assert torch.allclose(out_strong, expected_strong, atol=1e-5)
+    for (k, a), b in zip(model.student.state_dict().items(), reference.state_dict().values()):
+        if 'running' in k:
+            assert torch.equal(a, b), k
+    assert all(m.momentum == 0.1 for m in model.student.modules()
+               if isinstance(m, torch.nn.BatchNorm2d))
 
 
 def test_supervised_only_ignores_unlabeled_views():

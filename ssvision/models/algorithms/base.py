@@ -13,9 +13,10 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
-from .teacher_bn import TEACHER_BN_MODES, teacher_bn_context
+from .teacher_bn import TEACHER_BN_MODES, frozen_bn_stats, teacher_bn_context
 
 _PARTS = ('student.', 'teacher.')
+STUDENT_FORWARDS = ('concat', 'separate', 'clean_stats')
 
 
 class SemiBase(BaseModel):
@@ -39,7 +40,11 @@ class SemiBase(BaseModel):
     see labeled and unlabeled data, as in FixMatch's reference training. With
     ``'separate'`` each view gets its own forward (and its own BN statistics), which
     can help when labeled and unlabeled distributions differ a lot; it costs a little
-    more. The teacher's weak views never pass through the student.
+    more. With ``'clean_stats'`` the labeled view goes through alone and the strong
+    views together in a second forward that normalises with their batch statistics but
+    leaves the BN running statistics as they are, so the running statistics (used at
+    validation, and averaged into the teacher) describe clean images only. The
+    teacher's weak views never pass through the student.
 
     **Knobs** (``semi_train_cfg``; unknown keys are an error). Common to all:
 
@@ -116,8 +121,8 @@ class SemiBase(BaseModel):
         if self.uses_unlabeled and self.selector is None:
             raise ValueError(f'{type(self).__name__} needs a `selector` config')
         self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
-        if self.semi_train_cfg['student_forward'] not in ('concat', 'separate'):
-            raise ValueError("semi_train_cfg.student_forward must be 'concat' or 'separate'")
+        if self.semi_train_cfg['student_forward'] not in STUDENT_FORWARDS:
+            raise ValueError(f'semi_train_cfg.student_forward must be one of {STUDENT_FORWARDS}')
         if self.semi_train_cfg['teacher_bn'] not in TEACHER_BN_MODES:
             raise ValueError(f'semi_train_cfg.teacher_bn must be one of {TEACHER_BN_MODES}, '
                              f"got {self.semi_train_cfg['teacher_bn']!r}")
@@ -251,10 +256,19 @@ class SemiBase(BaseModel):
         return cfg['unsup_weight']
 
     def student_logits(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Student outputs for each view, in one forward when ``student_forward='concat'``."""
-        if self.semi_train_cfg['student_forward'] == 'concat' and len(views) > 1:
+        """Student outputs for each view (the first is ``sup``): one forward with
+        ``student_forward='concat'``, one per view with ``'separate'``, and with
+        ``'clean_stats'`` the labeled view alone, then the other views together under
+        :func:`frozen_bn_stats` (their BN running statistics are not updated)."""
+        mode = self.semi_train_cfg['student_forward']
+        if mode == 'concat' and len(views) > 1:
             out = self.task.forward(self.student, torch.cat(views, dim=0))
             return list(out.split([v.shape[0] for v in views], dim=0))
+        if mode == 'clean_stats' and len(views) > 1:
+            first = self.task.forward(self.student, views[0])
+            with frozen_bn_stats(self.student):
+                rest = self.task.forward(self.student, torch.cat(views[1:], dim=0))
+            return [first, *rest.split([v.shape[0] for v in views[1:]], dim=0)]
         return [self.task.forward(self.student, v) for v in views]
 
     def bind_data(self, dataset) -> None:

@@ -46,6 +46,22 @@ def batch_stats_bn(model: nn.Module) -> Iterator[nn.Module]:
             m.track_running_stats = track
 
 
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block BatchNorm layers in training mode still normalise with batch
+    statistics (and pass gradients through them) but leave their running mean / var
+    as they are: their momentum is 0 (``running = (1 - 0) * running + 0 * batch``).
+    Momenta are restored on exit."""
+    saved = [(m, m.momentum) for m in model.modules() if isinstance(m, _BatchNorm)]
+    try:
+        for m, _ in saved:
+            m.momentum = 0.0
+        yield model
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+
+
 def steps_until_running_stats(model: nn.Module, left: float = INIT_WEIGHT_LEFT) -> int:
     """Updates after which every BatchNorm layer's running statistics keep less than
     ``left`` of their initial values: ``ceil(log(left) / log(1 - m))`` for the smallest
