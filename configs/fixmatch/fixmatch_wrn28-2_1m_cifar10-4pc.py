@@ -14,5 +14,7 @@ custom_hooks = [
     dict(type='ResumeStateHook'),
     dict(type='SelectionStatsHook', window=5),
     dict(type='HealthAlarmHook', interval=50),
+    # BN momentum 0.001: re-estimate BN statistics before validation (BENCHMARKS.md)
+    dict(type='BNRecalibrationHook', num_batches=10),
 ]
 default_hooks = dict(checkpoint=dict(interval=5000))
