@@ -127,9 +127,10 @@ class HealthAlarmHook(Hook):
         if share >= self.collapse_share and ratio >= self.collapse_odds:
             return True, (f'{share:.1%} of the {total:.0f} pseudo-labels kept in the last '
                           f'{self.interval} iterations are class {cls} (labeled share '
-                          f'{prior:.1%}): the teacher may have collapsed to one class '
-                          "(with BatchNorm momentum << 0.1 use semi_train_cfg.teacher_bn="
-                          "'batch')")
+                          f'{prior:.1%}): either the teacher collapsed to one class (with '
+                          "BatchNorm momentum << 0.1 keep semi_train_cfg.teacher_bn at 'auto' "
+                          "or 'batch') or only that class is confident yet and a global "
+                          'threshold starves the others (class-aware selectors keep them)')
         return False, ''
 
     def check_sup_loss(self, window_mean: float) -> tuple[bool, str]:
