@@ -13,7 +13,12 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
-from .teacher_bn import TEACHER_BN_MODES, frozen_bn_stats, teacher_bn_context
+from .teacher_bn import (
+    TEACHER_BN_MODES,
+    frozen_bn_stats,
+    steps_until_running_stats,
+    teacher_bn_context,
+)
 
 _PARTS = ('student.', 'teacher.')
 STUDENT_FORWARDS = ('concat', 'separate', 'clean_stats')
@@ -126,6 +131,9 @@ class SemiBase(BaseModel):
         if self.semi_train_cfg['teacher_bn'] not in TEACHER_BN_MODES:
             raise ValueError(f'semi_train_cfg.teacher_bn must be one of {TEACHER_BN_MODES}, '
                              f"got {self.semi_train_cfg['teacher_bn']!r}")
+        # 'auto' switches to running statistics here (momenta are fixed at build time,
+        # so this is computed once rather than on every step)
+        self._running_stats_from = steps_until_running_stats(self.teacher)
         test_cfg = dict(predict_on=('teacher', 'student'))
         test_cfg.update(semi_test_cfg or {})
         unknown = set(test_cfg) - {'predict_on'}
@@ -369,7 +377,10 @@ class SemiBase(BaseModel):
             # Teacher first (no_grad, eval): dense tasks may mix the student's views
             # with CutMix, and the pseudo-labels must be mixed the same way.
             teacher = self.pseudo_label_teacher
-            with teacher_bn_context(teacher, self.semi_train_cfg['teacher_bn'], it):
+            bn_mode = self.semi_train_cfg['teacher_bn']
+            if bn_mode == 'auto':
+                bn_mode = 'batch' if it < self._running_stats_from else 'running'
+            with teacher_bn_context(teacher, bn_mode):
                 probs = self.task.predict(teacher, inputs['unsup_teacher'])
             meta = data_samples.get('unsup_teacher', {}) or {}
             labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
