@@ -17,6 +17,13 @@ class DetInstances:
 
     ``semi_collate`` never stacks these (a batch holds a list, one per image), so images
     with different numbers of boxes batch together.
+
+    Why not mmengine's ``InstanceData``: it holds any fields of equal length but checks
+    neither dtype nor shape (a ``(4,)`` box or int boxes pass), and cannot hold an absent
+    field as ``None`` (ground truth has no scores), so every reader would test for the
+    field instead. The native detection pipeline (augmentations, collate, policy,
+    metric) reads exactly these three typed fields; the mmdetection plug-in converts at
+    its border (``ssvision.integrations.mmdet.semi_detector._dets``), in one place.
     """
 
     bboxes: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 4))

@@ -2,7 +2,8 @@
 # datasets, pipelines, sampler, hooks and loops) whose model is wrapped in
 # ssvision's SsvSemiDetector (class-aware pseudo-box selection). Built-in detection
 # scenes (tools/prepare_data.py --scenes-only --det-scenes), 10 % labeled.
-# Run with mmdetection's own tools/train.py, or ssvision's tools/mmdet_train.py.
+# Run with mmdetection's own tools/train.py or ssvision's tools/train.py (as
+# benchmarks/mmdet_plugin.py does).
 custom_imports = dict(imports=['ssvision.integrations.mmdet'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
@@ -127,9 +128,14 @@ optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
                      clip_grad=dict(max_norm=10.0))
 param_scheduler = [dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200)]
-# teacher = 0.99 * teacher + 0.01 * student: mmdetection's 0.001 suits its 180k-iteration
-# schedules; over 2k iterations that teacher barely leaves its random initialisation
-# (measured: after 800 iterations its RetinaNet scores all stayed under 0.02)
+# Two EMA conventions for the same teacher. mmdetection's MeanTeacherHook(momentum=a):
+#     teacher = (1 - a) * teacher + a * student      (a is the student's share)
+# ssvision's EMATeacherHook(momentum=m), used by every configs/ file outside configs/mmdet:
+#     teacher = m * teacher + (1 - m) * student      (m is the teacher's share)
+# so mmdetection's momentum=0.01 below is ssvision's momentum=0.99 (and mmdetection's
+# default 0.001 is ssvision's 0.999). 0.001 suits mmdetection's 180k-iteration schedules;
+# over 2k iterations that teacher barely leaves its random initialisation (measured: after
+# 800 iterations its RetinaNet scores all stayed under 0.02).
 # ssvision.ResumeStateHook: checkpoints that torch.load(weights_only=True) reads (mmengine
 # writes its log history as objects that torch >= 2.6 refuses), so `--resume` works and
 # the selector's thresholds (model buffers) come back with the weights

@@ -7,16 +7,12 @@ import logging
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
-from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmengine.runner.utils import calc_dynamic_intervals
 
 from ssvision.registry import LOOPS
 
+from .mmengine_compat import built_loop, infinite_iterator, unwrap
 from .rng import preserved_rng
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, 'module') else model
 
 
 def _num_classes_of(dataset) -> int | None:
@@ -59,8 +55,8 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
         self.dataloader_iterator = None
         # Size data-dependent model state (e.g. FlexMatch's per-sample buffer) before
         # a checkpoint is loaded into it.
-        model = _unwrap(self.runner.model)
-        if hasattr(model, 'bind_data'):
+        model = unwrap(self.runner.model)
+        if hasattr(model, 'bind_data'):  # ssvision recipes; mmdetection models have none
             model.bind_data(self.dataloader.dataset)
         self.dynamic_milestones, self.dynamic_intervals = calc_dynamic_intervals(
             self.val_interval, dynamic_intervals)
@@ -73,10 +69,10 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
                     f'train_dataloader.batch_size={self.dataloader.batch_size} but the '
                     f'SemiSampler yields B * (1 + mu) = {sampler.labeled_batch_size} * '
                     f'(1 + {sampler.unlabeled_ratio}) = {sampler.batch_size} items per batch')
-        model = _unwrap(self.runner.model)
+        model = unwrap(self.runner.model)
         model_classes = getattr(model, 'num_classes', None)
         loaders = [('train_dataloader', self.dataloader.dataset)]
-        val_loop = getattr(self.runner, '_val_loop', None)
+        val_loop = built_loop(self.runner, 'val')
         if val_loop is not None and hasattr(val_loop, 'dataloader'):
             loaders.append(('val_dataloader', val_loop.dataloader.dataset))
         for name, dataset in loaders:
@@ -100,7 +96,7 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
         # Creating the iterator draws worker seeds from torch's global generator;
         # keep that draw out of the training RNG stream so resumed runs match.
         with preserved_rng():
-            self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
+            self.dataloader_iterator = infinite_iterator(self.dataloader)
         if self._iter > 0 and not hasattr(sampler, 'set_position'):
             for _ in range(self._iter):
                 next(self.dataloader_iterator)

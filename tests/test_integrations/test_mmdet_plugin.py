@@ -208,15 +208,115 @@ def test_pseudo_boxes_are_the_unflipped_teacher_detections(scenes, tmp_path):
         samples.append(s)
     x[1, :, :, 64:] = 0
     expect = model.teacher.predict(x, [s.clone() for s in samples], rescale=False)
-    out, _ = model.get_pseudo_instances(x, [s.clone() for s in samples])
-    for e, o in zip(expect, out):
-        boxes = o.gt_instances.bboxes
-        assert len(boxes) > 0
+    pseudo = model.pseudo_boxes(x, [s.clone() for s in samples], [s.clone() for s in samples])
+    for e, cls, reg in zip(expect, pseudo.cls, pseudo.reg):
+        assert len(cls) > 0
         # every pseudo-box is one of the unflipped detections (up to the clip to the
-        # image that projecting back to the original image applies)
-        d = torch.cdist(boxes, e.pred_instances.bboxes).min(dim=1).values
+        # student's image that the move applies); the reliable ones are a subset
+        d = torch.cdist(cls.bboxes, e.pred_instances.bboxes).min(dim=1).values
         assert float(d.max()) < 0.5
-        assert 'reg_ok' in o.gt_instances
+        assert len(reg) <= len(cls)
+        assert (reg.bboxes[:, None] == cls.bboxes[None]).all(-1).any(1).all()
+
+
+def test_plugin_and_native_detector_share_one_pseudo_box_policy():
+    """From the same teacher output (detections, flipped detections, view matrices,
+    true boxes), ssvision's SemiDetector and the mmdetection plug-in must produce the
+    same pseudo-boxes, regression subsets and health figures. Catches a policy copy
+    that drifts in one of them: per-class counts taken before the move in one and after
+    it in the other, a health figure (pb_recall, teacher_conf) missing in one, a second
+    size filter."""
+    import numpy as np
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.config import ConfigDict
+    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.structures import InstanceData
+
+    import ssvision.integrations.mmdet  # noqa: F401
+    from ssvision.models.algorithms import SemiDetector
+    from ssvision.structures import DetInstances
+    init_default_scope('mmdet')
+    selector = dict(type='ClassAwareBoxSelector', num_classes=3, ratio=0.5, floor=0.2,
+                    ceil=0.9, min_score=0.05)
+    plugin = MODELS.build(ConfigDict(
+        type='SsvSemiDetector', detector=_fcos(3),
+        data_preprocessor=dict(type='MultiBranchDataPreprocessor',
+                               data_preprocessor=_fcos(3)['data_preprocessor']),
+        semi_train_cfg=dict(min_pseudo_bbox_wh=(3.0, 3.0), reg_uncertainty=0.1,
+                            selector=selector)))
+    with DefaultScope.overwrite_default_scope('ssvision'):
+        native = SemiDetector(
+            detector=dict(type='TorchvisionDetector', arch='retinanet', backbone='resnet18',
+                          num_classes=3, min_size=64, max_size=96),
+            selector=selector, semi_train_cfg=dict(min_box_size=3.0, reg_uncertainty=0.1))
+    plugin.train()
+    native.train()
+    g = torch.Generator().manual_seed(0)
+
+    def boxes(n):
+        xy = torch.rand(n, 2, generator=g) * torch.tensor([80.0, 50.0])
+        wh = 4 + torch.rand(n, 2, generator=g) * 30
+        return torch.cat([xy, xy + wh], dim=1)
+
+    # plus, per image, a confident box at the right edge that the move into the student
+    # view clips to about 2 px (image 0) or leaves whole (image 1, mirrored): the size
+    # filter must drop the first in both detectors
+    edge = torch.tensor([[92.0, 10, 96, 30]])
+    dets = [DetInstances(torch.cat([boxes(12), edge]),
+                         torch.cat([torch.randint(0, 3, (12,), generator=g), torch.tensor([0])]),
+                         torch.cat([torch.rand(12, generator=g), torch.tensor([0.99])]))
+            for _ in range(2)]
+    # flipped-view detections: the same boxes mirrored in a 96-wide view, a few nudged
+    flipped = []
+    for d in dets:
+        b = d.bboxes.clone()
+        b[:, 0], b[:, 2] = 96 - d.bboxes[:, 2], 96 - d.bboxes[:, 0]
+        b[::3] += 6.0
+        flipped.append(DetInstances(b, d.labels, d.scores))
+    true = [DetInstances(d.bboxes[:4] + 1.0, d.labels[:4]) for d in dets]
+    h_student = [torch.tensor([[0.9, 0, 5], [0, 0.9, -3], [0, 0, 1]]),
+                 torch.tensor([[-1.0, 0, 96], [0, 1, 0], [0, 0, 1]])]  # a flip
+    # the views (their pixels are never looked at: the teachers are replaced)
+    weak = torch.zeros(2, 3, 64, 96)
+    strong = torch.zeros(2, 3, 60, 90)
+    for sel in (native.selector, plugin.selector):  # the same labeled count prior
+        sel.observe([torch.tensor([0, 1, 1]), torch.tensor([2])])
+
+    calls = []
+
+    def teacher_output(*args):
+        calls.append(len(calls))
+        return [d for d in (dets if len(calls) % 2 else flipped)]
+
+    native.teacher_predict = teacher_output
+    inputs = {'unsup_teacher': list(weak), 'unsup_student': list(strong)}
+    samples = {'unsup_teacher': {'homography': torch.eye(3).expand(2, 3, 3),
+                                 'true_instances': true},
+               'unsup_student': {'homography': torch.stack(h_student)}}
+    ours = native.pseudo_labels(inputs, samples, it=0).boxes
+    plugin._detect = teacher_output
+    t_samples, s_samples = [], []
+    for i in range(2):
+        t = DetDataSample(metainfo=dict(img_shape=(64, 96), ori_shape=(64, 96),
+                                        homography_matrix=np.eye(3, dtype=np.float32)))
+        t.gt_instances = InstanceData(bboxes=true[i].bboxes, labels=true[i].labels)
+        t_samples.append(t)
+        s_samples.append(DetDataSample(metainfo=dict(
+            img_shape=(60, 90), ori_shape=(64, 96),
+            homography_matrix=h_student[i].numpy().astype(np.float32))))
+    theirs = plugin.pseudo_boxes(weak, t_samples, s_samples)
+    assert len(calls) == 4  # detections and flipped detections, once per detector
+    assert sum(len(p) for p in ours.cls) > 0 and sum(len(p) for p in ours.reg) > 0
+    assert sum(len(p) for p in ours.reg) < sum(len(p) for p in ours.cls)  # the gate acts
+    for part in ('cls', 'reg'):
+        for a, b in zip(getattr(ours, part), getattr(theirs, part)):
+            torch.testing.assert_close(a.bboxes, b.bboxes)
+            assert torch.equal(a.labels, b.labels)
+    assert set(ours.health) == set(theirs.health)
+    assert {'pb_recall', 'pb_prec', 'teacher_conf', 'pb_reg_frac'} <= set(ours.health)
+    for key in ours.health:
+        torch.testing.assert_close(ours.health[key].float(), theirs.health[key].float())
 
 
 def test_resumed_plugin_run_continues_from_the_checkpoint(scenes, tmp_path):

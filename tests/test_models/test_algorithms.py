@@ -216,15 +216,15 @@ def test_look_ahead_uses_future_teacher_and_keeps_one_real_step():
     model.task.predict = lambda net, x: used.append(net) or predict(net, x)
     model.train_step(_batch(), opt)
     # virtual step labels come from the teacher, the real step's from the future teacher
-    assert used[0] is model.teacher and used[1] is model._pl_teacher[0]
-    assert not model._use_future and model.pseudo_label_teacher is model.teacher
+    assert used[0] is model.teacher and used[1] is model.look_ahead.future
+    assert not model.look_ahead.active and model.pseudo_label_teacher is model.teacher
     # exactly one real optimizer step survives
     steps = {int(st['step']) for st in opt.optimizer.state.values()}
     assert steps == {1}
     # the stored teacher is untouched (the EMA hook updates it after the step)
     assert all(torch.equal(a, b) for a, b in zip(teacher_before, model.teacher.parameters()))
     # the future teacher is EMA(teacher, virtual student) != teacher
-    assert any(not torch.equal(a, b) for a, b in zip(model._pl_teacher[0].parameters(),
+    assert any(not torch.equal(a, b) for a, b in zip(model.look_ahead.future.parameters(),
                                                      model.teacher.parameters()))
 
 
@@ -289,8 +289,8 @@ def test_look_ahead_advances_selector_and_heads_once():
     batch = _batch()
     model.train_step(batch, opt)
     weak = model.data_preprocessor(batch, True)['inputs']['unsup_teacher']
-    with batch_stats_bn(model._pl_teacher[0]):  # the default teacher_bn='batch'
-        conf = model.task.predict(model._pl_teacher[0], weak).max(dim=1).values.mean()
+    with batch_stats_bn(model.look_ahead.future):  # the default teacher_bn='batch'
+        conf = model.task.predict(model.look_ahead.future, weak).max(dim=1).values.mean()
     # one update, from the future teacher's confidences: tau = 0.5 tau0 + 0.5 conf
     assert torch.allclose(model.selector.tau, 0.5 * tau0 + 0.5 * conf, atol=1e-5)
     # the head took exactly one SGD step: w1 = w0 - lr * grad (grad from the real step)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ssvision.models.algorithms import DSSN, FixMatch
+from ssvision.models.algorithms.health import selection_health
 
 SEG_NET = dict(type='DeepLabV3Plus', backbone='resnet18', num_classes=3, aspp_channels=16,
                low_level_channels=8, decoder_channels=16, dropout=0.0)
@@ -109,13 +110,12 @@ def test_cutmix_mixes_views_and_pseudo_labels_alike():
 
 def test_health_per_class_pixel_selection_on_a_hand_made_map():
     """Per-class kept counts and rates on a 1x2x3 map with known pseudo-labels."""
-    model = FixMatch(model=SEG_NET, task=dict(type='SegmentationTask'))
     # pseudo-labels: class 0 on 3 pixels, class 1 on 2, class 2 on 1
     labels = torch.tensor([[[0, 0, 0], [1, 1, 2]]])
     weight = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
     probs = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()
     true = torch.tensor([[[0, 1, 0], [1, 255, 0]]])  # the kept class-2 pixel is wrong
-    log = model.health(probs, labels, weight, {'true_seg': true})
+    log = selection_health(probs, labels, weight, {'true_seg': true})
     assert [log[f'sel_n_{c}'].item() for c in range(3)] == [2, 0, 1]
     torch.testing.assert_close(torch.stack([log[f'sel_frac_{c}'] for c in range(3)]),
                                torch.tensor([2 / 3, 0.0, 1.0]))

@@ -13,6 +13,7 @@ from ssvision.models.algorithms.semi_detector import (
     jitter_uncertainty,
 )
 from ssvision.models.selectors import ClassAwareBoxSelector, FixedScoreBoxSelector
+from ssvision.models.selectors.box_selectors import BaseBoxSelector
 from ssvision.structures import DetInstances
 
 SIZE = 64
@@ -55,7 +56,7 @@ def test_unsup_loss_positive_all_selected_zero_none_selected(arch):
         data = model.data_preprocessor(_batch(), True)
         losses = model(**data, mode='loss')
         assert math.isfinite(losses['sup_loss'].item()) and losses['sup_loss'].item() > 0
-        u = losses['unsup_loss']
+        u = losses['unsup_loss_cls'] + losses['unsup_loss_reg']
         assert math.isfinite(u.item())
         if positive:
             assert u.item() > 0 and losses['pb_per_img'].item() > 0
@@ -78,8 +79,8 @@ def test_regression_gating_uses_only_reliable_boxes():
     model.train()
     data = model.data_preprocessor(_batch(), True)
     losses = model(**data, mode='loss')
-    assert losses['unsup.cls'].item() > 0
-    assert losses['unsup.reg'].item() == 0.0 and losses['pb_reg_frac'].item() == 0.0
+    assert losses['unsup_loss_cls'].item() > 0
+    assert losses['unsup_loss_reg'].item() == 0.0 and losses['pb_reg_frac'].item() == 0.0
 
 
 def test_jitter_uncertainty_by_hand():
@@ -142,23 +143,20 @@ def test_box_jitter_gate_trains_regression_only_on_steady_boxes():
                                                  reg_uncertainty_mode='jitter', jitter_times=4))
         model.train()
         out[thr] = model(**model.data_preprocessor(_batch(), True), mode='loss')
-    assert out[-1.0]['unsup.cls'].item() > 0 and out[-1.0]['unsup.reg'].item() == 0.0
+    assert out[-1.0]['unsup_loss_cls'].item() > 0 and out[-1.0]['unsup_loss_reg'].item() == 0.0
     assert out[-1.0]['pb_reg_frac'].item() == 0.0
     assert out[float('inf')]['pb_reg_frac'].item() == 1.0
-    assert out[float('inf')]['unsup.reg'].item() > 0
+    assert out[float('inf')]['unsup_loss_reg'].item() > 0
 
-    class EveryOther(torch.nn.Module):  # keeps detections 0, 2, 4, ... of each image
+    class EveryOther(BaseBoxSelector):  # keeps detections 0, 2, 4, ... of each image
         def forward(self, dets):
             return [torch.arange(len(d)) % 2 == 0 for d in dets]
 
-        def extra_log(self):
-            return {}
-
     torch.manual_seed(0)
-    model = SemiDetector(detector=_detector('fasterrcnn'), selector=None,
+    model = SemiDetector(detector=_detector('fasterrcnn'),
                          semi_train_cfg=dict(reg_uncertainty=float('inf'),
                                              reg_uncertainty_mode='jitter', jitter_times=3))
-    model.selector = EveryOther()
+    model.selector = model.policy.selector = EveryOther()
     model.train()
     losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
     # each kept box is judged (and here trusted), none of the dropped ones
@@ -183,8 +181,8 @@ def test_burn_in_and_unknown_keys():
         losses = model(**model.data_preprocessor(_batch(1), True), mode='loss')
     finally:
         MessageHub.get_current_instance().update_info('iter', 0)
-    assert 'unsup_loss' not in losses
-    with pytest.raises(ValueError, match='unknown semi_train_cfg'):
+    assert not any(k.startswith('unsup_') for k in losses)
+    with pytest.raises(ValueError, match=r'unknown key\(s\) \[.thr.\] in semi_train_cfg'):
         SemiDetector(detector=_detector('retinanet'), semi_train_cfg=dict(thr=0.5))
 
 
@@ -315,3 +313,61 @@ def test_predict_maps_boxes_back_to_the_original_image():
     torch.testing.assert_close(out[0]['gt_instances'].bboxes, torch.tensor([[5.0, 5, 25, 25]]))
     for d in out[0]['pred'].values():
         assert (d.bboxes <= 32).all()
+
+
+def test_detector_runs_the_shared_recipe():
+    """SemiDetector is a SemiBase recipe: the unlabeled weight follows burn-in and the
+    linear warm-up, a plain detector checkpoint fills teacher and student, and what a
+    detection task cannot do is refused at build time. Catches a detector loop of its
+    own that ignores unsup_warmup_iters (the weight would be 1 at once) or loads a plain
+    checkpoint into the student only."""
+    from mmengine.logging import MessageHub
+
+    from ssvision.models.algorithms import SemiBase
+    assert isinstance(SemiDetector(detector=_detector('retinanet')), SemiBase)
+    losses = {}
+    for warmup in (0, 4):
+        torch.manual_seed(0)
+        model = SemiDetector(detector=_detector('retinanet'),
+                             selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
+                             semi_train_cfg=dict(burn_in_iters=2, unsup_warmup_iters=warmup,
+                                                 reg_uncertainty=None))
+        model.train()
+        MessageHub.get_current_instance().update_info('iter', 2)  # first unlabeled step
+        try:
+            losses[warmup] = model(**model.data_preprocessor(_batch(), True), mode='loss')
+        finally:
+            MessageHub.get_current_instance().update_info('iter', 0)
+    full, ramped = losses[0]['unsup_loss_cls'].item(), losses[4]['unsup_loss_cls'].item()
+    assert full > 0 and ramped == pytest.approx(full / 4, rel=1e-5)  # (t + 1) / warmup
+    # a plain detector checkpoint (no student. / teacher. keys) loads into both
+    torch.manual_seed(1)
+    plain = SemiDetector(detector=_detector('retinanet')).student.state_dict()
+    model = SemiDetector(detector=_detector('retinanet'))
+    model.load_state_dict(plain, strict=False)
+    for name, value in plain.items():
+        assert torch.equal(model.student.state_dict()[name], value)
+        assert torch.equal(model.teacher.state_dict()[name], value)
+    with pytest.raises(ValueError, match='dense task'):
+        SemiDetector(detector=_detector('retinanet'), semi_train_cfg=dict(cutmix_prob=0.5))
+    with pytest.raises(ValueError, match='aux_heads'):
+        SemiDetector(detector=_detector('retinanet'), aux_heads=[dict(type='RotationHead')])
+    with pytest.raises(ValueError, match='student_forward'):
+        SemiDetector(detector=_detector('retinanet'),
+                     semi_train_cfg=dict(student_forward='concat'))
+
+
+def test_box_selector_state_moves_in_training_mode_only():
+    """Validation (eval mode) must not move the class-aware thresholds or the labeled
+    count prior. Catches a selector that updates its statistics in every call."""
+    sel = ClassAwareBoxSelector(num_classes=2, ratio=0.5, floor=0.1, ceil=0.9, momentum=0.0)
+    dets = [DetInstances(torch.zeros(4, 4), [0, 0, 1, 1], [0.95, 0.6, 0.5, 0.3])]
+    sel.eval()
+    sel(dets)
+    sel.observe([torch.tensor([0, 1])])
+    assert not sel.seen.any() and float(sel.labeled_images) == 0
+    assert torch.equal(sel.thresholds(), torch.full((2,), 0.9))
+    sel.train()
+    sel(dets)
+    sel.observe([torch.tensor([0, 1])])
+    assert sel.seen.all() and float(sel.labeled_images) == 1

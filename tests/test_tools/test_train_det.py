@@ -49,7 +49,7 @@ def test_class_aware_one_stage_detector_trains_and_validates(tmp_path):
     train_tool.main([CA_RETINANET, '--work-dir', work_dir, '--cfg-options',
                      *_options(tmp_path, lab, unl, val_ann)])
     hub = MessageHub.get_current_instance()
-    assert 'train/unsup_loss' in hub.log_scalars and 'train/pb_per_img' in hub.log_scalars
+    assert 'train/unsup_loss_cls' in hub.log_scalars and 'train/pb_per_img' in hub.log_scalars
     assert hub.get_scalar('train/pb_per_img').current() > 0  # the one-stage teacher yields boxes
     assert 'val/teacher/mAP' in hub.log_scalars and 'val/student/AP50' in hub.log_scalars
     ckpt = torch.load(osp.join(work_dir, 'iter_3.pth'), map_location='cpu', weights_only=True)
@@ -78,7 +78,7 @@ def test_resumed_detection_run_equals_uninterrupted_run(tmp_path, one_thread, ca
     for key, value in ref['state_dict'].items():
         assert torch.equal(value, cut['state_dict'][key]), key
     ref_hub, cut_hub = ref['message_hub']['log_scalars'], cut['message_hub']['log_scalars']
-    for key in ('train/unsup_loss', 'train/pb_per_img', 'train/sup_loss'):
+    for key in ('train/unsup_loss_cls', 'train/pb_per_img', 'train/sup_loss'):
         assert torch.equal(torch.as_tensor(ref_hub[key]['log'][-2:]),
                            torch.as_tensor(cut_hub[key]['log'][-2:])), key
 

@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ssvision.engine.mmengine_compat import unwrap
 from ssvision.registry import HOOKS
 
 _NETS = ('teacher', 'student')
@@ -103,7 +104,7 @@ class BNRecalibrationHook(Hook):
     def before_val_epoch(self, runner) -> None:
         if not self._cache:
             return
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = unwrap(runner.model)
         batches = []
         for kept in self._cache:
             data = model.data_preprocessor({'inputs': kept, 'data_samples': {}}, False)

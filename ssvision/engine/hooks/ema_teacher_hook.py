@@ -6,6 +6,7 @@ import torch
 from mmengine.hooks import Hook
 from torch import nn
 
+from ssvision.engine.mmengine_compat import unwrap
 from ssvision.registry import HOOKS
 
 
@@ -61,9 +62,6 @@ class EMATeacherHook(Hook):
     place, so the teacher's tensors keep their identity (optimizers, DDP and
     checkpoint loading are unaffected).
 
-    When the model has ``teacher_update_fn`` (e.g. learning-from-the-future), that
-    is called instead with the momentum.
-
     Args:
         momentum (float): final teacher weight ``m`` in [0, 1). Default 0.999.
         ramp (bool): use the ramp above. Default True.
@@ -88,8 +86,7 @@ class EMATeacherHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = runner.model
-        return model.module if hasattr(model, 'module') else model
+        return unwrap(runner.model)
 
     def before_train(self, runner) -> None:
         model = self._model(runner)
@@ -114,8 +111,5 @@ class EMATeacherHook(Hook):
         model = self._model(runner)
         step = runner.iter // self.interval
         m = ema_momentum(step, self.momentum, self.ramp)
-        if hasattr(model, 'teacher_update_fn'):
-            model.teacher_update_fn(m, self.buffers)
-        else:
-            ema_update(model.teacher, model.student, m, self.buffers)
+        ema_update(model.teacher, model.student, m, self.buffers)
         runner.message_hub.update_scalar('train/ema_momentum', m)

@@ -10,6 +10,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from ssvision.engine.mmengine_compat import unwrap
 from ssvision.registry import HOOKS
 
 _SEL_N = re.compile(r'^train/sel_n_(\d+)$')
@@ -186,7 +187,7 @@ class HealthAlarmHook(Hook):
         sup = self._window(runner, 'train/sup_loss', min(self.interval, self._unsup_iters))
         if sup and self._unsup_iters:
             self._report(runner, 'sup_loss_growth', *self.check_sup_loss(sum(sup) / len(sup)))
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = unwrap(runner.model)
         momentum = self._window(runner, 'train/ema_momentum', 1)
         if (hasattr(model, 'teacher') and hasattr(model, 'student') and momentum
                 and momentum[0] > 0):

@@ -10,6 +10,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 
+from ssvision.engine.mmengine_compat import built_loop
 from ssvision.engine.rng import get_rng_states, set_rng_states
 from ssvision.registry import HOOKS
 
@@ -54,11 +55,9 @@ def _decode_message_hub(state: dict) -> dict:
     scalars = OrderedDict()
     for key, val in state.get('log_scalars', {}).items():
         if isinstance(val, dict) and val.get(_HISTORY_TAG):
-            buf = HistoryBuffer(max_length=val['max_length'])
             # mmengine may load checkpoints onto the GPU (map_location='cuda')
-            buf._log_history = val['log'].cpu().numpy()
-            buf._count_history = val['count'].cpu().numpy()
-            scalars[key] = buf
+            scalars[key] = HistoryBuffer(val['log'].cpu().numpy(), val['count'].cpu().numpy(),
+                                         max_length=val['max_length'])
         else:
             scalars[key] = val
     out = dict(state)
@@ -95,8 +94,7 @@ class ResumeStateHook(Hook):
         if 'meta' in checkpoint:
             checkpoint['meta'] = to_plain(checkpoint['meta'])
         state: dict[str, Any] = {'rng': get_rng_states()}
-        loader = getattr(runner.train_loop, 'dataloader', None) if hasattr(
-            runner, '_train_loop') and runner._train_loop is not None else None
+        loader = getattr(built_loop(runner, 'train'), 'dataloader', None)
         sampler = getattr(loader, 'sampler', None)
         if hasattr(sampler, 'set_position'):
             # mmengine records the number of finished iterations in meta['iter'].

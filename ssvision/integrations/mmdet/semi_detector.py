@@ -20,8 +20,13 @@ pseudo-boxes are chosen and used:
 * **regression gating** (``reg_uncertainty``, any detector): the teacher also predicts
   on the horizontally flipped batch; pseudo-boxes whose sides move more than
   ``reg_uncertainty`` of their size between the two (or that have no match) train
-  classification terms only (loss names with ``cls``), the others also the box terms
-  (``bbox``, ``iou``, ``centerness``, ...).
+  classification terms only, the others also the box terms.
+
+The pseudo-boxes come from ssvision's one pseudo-box policy
+(:class:`~ssvision.models.algorithms.pseudo_boxes.PseudoBoxPolicy`: select, gate, move
+into the student's view, health figures), the same code ssvision's own
+:class:`~ssvision.models.algorithms.SemiDetector` runs, so the two cannot drift apart.
+Only the glue (mmdetection's data samples and homographies) is here.
 
 A plain mmdetection checkpoint (e.g. from mmdetection's model zoo) loads into teacher
 and student (``SemiBaseDetector``'s key mapping), so ``load_from`` fine-tunes.
@@ -35,21 +40,23 @@ config; ``num_classes`` is filled in from the detector when missing),
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 from mmdet.models.detectors.semi_base import SemiBaseDetector
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS as MMDET_MODELS
-from mmdet.structures.bbox import bbox_project
+from mmdet.structures.bbox import get_box_tensor
+from mmengine.structures import InstanceData
 
-from ssvision.models.algorithms.semi_detector import box_precision, flip_uncertainty
+from ssvision.models.algorithms.pseudo_boxes import (
+    PseudoBoxes,
+    PseudoBoxPolicy,
+    split_loss_terms,
+)
 from ssvision.registry import MODELS as SSV_MODELS
 from ssvision.structures import DetInstances
 
 __all__ = ['SsvSemiDetector']
-
-_BOX_TERMS = ('bbox', 'iou', 'centerness', 'ctrness', 'dfl')
 
 
 def _num_classes(detector_cfg) -> int | None:
@@ -66,17 +73,23 @@ def _num_classes(detector_cfg) -> int | None:
     return None
 
 
+def _dets(instances) -> DetInstances:
+    """mmdetection's predicted (or true) instances as :class:`DetInstances`."""
+    scores = instances.scores if 'scores' in instances else None
+    return DetInstances(get_box_tensor(instances.bboxes), instances.labels, scores)
+
+
 @MMDET_MODELS.register_module()
 class SsvSemiDetector(SemiBaseDetector):
-    """Mean-teacher mmdetection detector with ssvision's pseudo-box selection (see the
+    """Mean-teacher mmdetection detector with ssvision's pseudo-box policy (see the
     module docstring)."""
 
     def __init__(self, detector, semi_train_cfg=None, semi_test_cfg=None,
                  data_preprocessor=None, init_cfg=None) -> None:
         semi_train_cfg = copy.deepcopy(dict(semi_train_cfg or {}))
         selector = semi_train_cfg.pop('selector', None)
-        self._reg_uncertainty = semi_train_cfg.pop('reg_uncertainty', None)
-        self._zero_warn_iters = int(semi_train_cfg.pop('zero_warn_iters', 50))
+        reg_uncertainty = semi_train_cfg.pop('reg_uncertainty', None)
+        zero_warn_iters = int(semi_train_cfg.pop('zero_warn_iters', 50))
         super().__init__(detector=detector, semi_train_cfg=semi_train_cfg,
                          semi_test_cfg=semi_test_cfg or {}, data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
@@ -92,133 +105,96 @@ class SsvSemiDetector(SemiBaseDetector):
         # built in ssvision's scope whatever the default scope (mmdet's here)
         with SSV_MODELS.switch_scope_and_registry('ssvision') as registry:
             self.selector = registry.build(selector)
-        self._zero_run = 0
+        # mmdetection's own size filter of pseudo-boxes becomes the policy's
+        min_wh = self.semi_train_cfg.get('min_pseudo_bbox_wh', (1e-2, 1e-2))
+        self.policy = PseudoBoxPolicy(self.selector, self.num_classes, reg_uncertainty,
+                                      min_box_size=float(max(min_wh)),
+                                      zero_warn_iters=zero_warn_iters,
+                                      name=type(self).__name__)
 
-    # ------------------------------------------------------------ pseudo-boxes
+    # ------------------------------------------------------------ the iteration
+    def loss(self, multi_batch_inputs: dict, multi_batch_data_samples: dict) -> dict:
+        """Labeled losses, then the policy's pseudo-boxes in the student's views and
+        their losses (mmdetection's ``SemiBaseDetector.loss`` with the policy in place
+        of its pseudo-instance steps)."""
+        losses = dict(self.loss_by_gt_instances(multi_batch_inputs['sup'],
+                                                multi_batch_data_samples['sup']))
+        pseudo = self.pseudo_boxes(multi_batch_inputs['unsup_teacher'],
+                                   multi_batch_data_samples['unsup_teacher'],
+                                   multi_batch_data_samples['unsup_student'])
+        losses.update(self.loss_by_pseudo_boxes(multi_batch_inputs['unsup_student'],
+                                                multi_batch_data_samples['unsup_student'],
+                                                pseudo))
+        return losses
+
     @torch.no_grad()
-    def get_pseudo_instances(self, batch_inputs, batch_data_samples):
-        """Teacher detections, selected per class, in original-image coordinates; the
-        uncertainty flag of each kept box rides along as ``gt_instances.reg_ok``."""
-        self.teacher.eval()
-        # mmdet's predict writes into (and returns) the samples it is given: clone them so
-        # a second (flipped) pass cannot overwrite these detections
+    def _detect(self, batch_inputs, batch_data_samples) -> list[DetInstances]:
+        # mmdet's predict writes into (and returns) the samples it is given: clone them
         results = self.teacher.predict(batch_inputs, [s.clone() for s in batch_data_samples],
                                        rescale=False)
-        preds = [r.pred_instances for r in results]
-        dets = [DetInstances(p.bboxes, p.labels, p.scores) for p in preds]
-        keep = self.selector(dets)
-        if self._reg_uncertainty is not None:
+        return [_dets(r.pred_instances) for r in results]
+
+    @torch.no_grad()
+    def pseudo_boxes(self, batch_inputs, teacher_samples, student_samples) -> PseudoBoxes:
+        """The teacher's detections on the weak views through the pseudo-box policy:
+        pseudo-boxes in the student's views, and their health."""
+        self.teacher.eval()
+        dets = self._detect(batch_inputs, teacher_samples)
+        flipped = widths = None
+        if self.policy.needs_flipped:
             # flip each image inside its own (unpadded) extent, so its content stays at
             # [0, w) and the heads' clipping to img_shape does not cut it
             flipped_inputs = batch_inputs.clone()
             widths = []
-            for i, s in enumerate(batch_data_samples):
+            for i, s in enumerate(teacher_samples):
                 h, w = s.img_shape[:2]
                 flipped_inputs[i, :, :h, :w] = batch_inputs[i, :, :h, :w].flip(-1)
                 widths.append(w)
-            flipped = self.teacher.predict(flipped_inputs,
-                                           [s.clone() for s in batch_data_samples],
-                                           rescale=False)
-            reg_ok = [flip_uncertainty(d, DetInstances(f.pred_instances.bboxes,
-                                                       f.pred_instances.labels,
-                                                       f.pred_instances.scores), w)
-                      <= self._reg_uncertainty for d, f, w in zip(dets, flipped, widths)]
-        else:
-            reg_ok = [torch.ones(len(d), dtype=torch.bool, device=d.bboxes.device)
-                      for d in dets]
-        # health rides to loss_by_pseudo_instances in mmdet's batch_info
-        batch_info = {'health': self._selection_health(dets, keep, batch_data_samples)}
-        for samples, pred, k, ok in zip(batch_data_samples, preds, keep, reg_ok):
-            inst = pred[k]
-            inst.reg_ok = ok[k]
-            inst.bboxes = bbox_project(
-                inst.bboxes, torch.from_numpy(samples.homography_matrix).inverse().to(
-                    inst.bboxes.device), samples.ori_shape)
-            samples.gt_instances = inst
-        return batch_data_samples, batch_info
+            flipped = self._detect(flipped_inputs, teacher_samples)
+        dev = batch_inputs.device
+        moves = [(torch.as_tensor(t.homography_matrix, device=dev),
+                  torch.as_tensor(s.homography_matrix, device=dev), tuple(s.img_shape[:2]))
+                 for t, s in zip(teacher_samples, student_samples)]
+        # true boxes of the unlabeled images, when the json has them (health only)
+        true = [_dets(s.gt_instances) if 'gt_instances' in s and 'bboxes' in s.gt_instances
+                else DetInstances() for s in teacher_samples]
+        return self.policy(dets, moves, flipped=flipped, widths=widths, true=true)
 
-    def _selection_health(self, dets, keep, samples) -> dict:
-        k = self.num_classes or 0
-        kept = [d.labels[m] for d, m in zip(dets, keep)]
-        counts = torch.bincount(torch.cat(kept).long(), minlength=k) if kept else \
-            torch.zeros(k, dtype=torch.long)
-        n = max(len(dets), 1)
-        log = {'pb_per_img': sum(len(x) for x in kept) / n,
-               'cand_per_img': sum(len(d) for d in dets) / n}
-        log.update({f'pb_n_{c}': float(counts[c]) for c in range(k)})
-        # precision against true boxes, when the unlabeled json had them (health only)
-        tp = npred = 0
-        for d, m, s in zip(dets, keep, samples):
-            gt = getattr(s, 'gt_instances', None)
-            if gt is None or 'bboxes' not in gt or len(gt) == 0:
-                continue
-            true = DetInstances(gt.bboxes, gt.labels)
-            a, b = box_precision(d[m], true)
-            tp, npred = tp + a, npred + b
-        if npred:
-            log['pb_prec'] = tp / npred
-        log.update(self.selector.extra_log())
-        return log
-
-    # ------------------------------------------------------------ losses
     def loss_by_gt_instances(self, batch_inputs, batch_data_samples):
         # the labeled boxes per class feed the class-aware selector's count prior
-        if hasattr(self.selector, 'observe'):
-            self.selector.observe([s.gt_instances.labels for s in batch_data_samples])
+        self.selector.observe([s.gt_instances.labels for s in batch_data_samples])
         return super().loss_by_gt_instances(batch_inputs, batch_data_samples)
 
-    def loss_by_pseudo_instances(self, batch_inputs, batch_data_samples, batch_info=None):
-        wh = self.semi_train_cfg.get('min_pseudo_bbox_wh', (1e-2, 1e-2))
-        idx, reg_idx = [], []
-        for i, s in enumerate(batch_data_samples):
-            g = s.gt_instances
-            w, h = g.bboxes[:, 2] - g.bboxes[:, 0], g.bboxes[:, 3] - g.bboxes[:, 1]
-            s.gt_instances = g[(w > wh[0]) & (h > wh[1])]
-            if len(s.gt_instances):
-                idx.append(i)
-                if s.gt_instances.reg_ok.any():
-                    reg_idx.append(i)
+    def loss_by_pseudo_boxes(self, batch_inputs, batch_data_samples,
+                             pseudo: PseudoBoxes) -> dict:
+        """``unsup_``-prefixed, ``unsup_weight``-scaled losses: classification terms over
+        the images with pseudo-boxes, box terms over those with reliable ones; the
+        health figures ride along."""
         zero = batch_inputs.new_zeros(())
-        weight = self.semi_train_cfg.get('unsup_weight', 1.0)
+        gate = self.policy.reg_uncertainty is not None
         losses = {}
+
+        def terms(part: str, idx: list[int]) -> tuple[dict, dict]:
+            samples = []
+            for i in idx:
+                s = batch_data_samples[i].clone()
+                b = getattr(pseudo, part)[i]
+                s.gt_instances = InstanceData(bboxes=b.bboxes, labels=b.labels)
+                samples.append(s)
+            return split_loss_terms(self.student.loss(batch_inputs[idx], samples))
+
+        idx = pseudo.images('cls')
         if idx:
-            samples = [self._strip(batch_data_samples[i], reg_only=False) for i in idx]
-            out = self.student.loss(batch_inputs[idx], samples)
-            if self._reg_uncertainty is None:
-                losses.update(out)
-            else:
-                losses.update({k: v for k, v in out.items() if not _is_box_term(k)})
-                if reg_idx:
-                    samples = [self._strip(batch_data_samples[i], reg_only=True)
-                               for i in reg_idx]
-                    out = self.student.loss(batch_inputs[reg_idx], samples)
-                    losses.update({k: v for k, v in out.items() if _is_box_term(k)})
+            cls_terms, reg_terms = terms('cls', idx)
+            losses.update(cls_terms)
+            if not gate:
+                losses.update(reg_terms)
+        idx = pseudo.images('reg')
+        if gate and idx:
+            losses.update(terms('reg', idx)[1])
         if not losses:
             losses = {'loss': zero}
-        n_boxes = sum(len(s.gt_instances) for s in batch_data_samples)
-        self._zero_run = 0 if n_boxes else self._zero_run + 1
-        if self._zero_run == self._zero_warn_iters:
-            warnings.warn(f'SsvSemiDetector: no pseudo-box for {self._zero_run} iterations in '
-                          'a row; the unsup loss is 0 (check the teacher score_thr and the '
-                          'selector floor)', stacklevel=2)
+        weight = self.semi_train_cfg.get('unsup_weight', 1.0)
         out = rename_loss_dict('unsup_', reweight_loss_dict(losses, weight))
-        dev = zero.device
-        health = (batch_info or {}).get('health', {})
-        out.update({k: torch.tensor(float(v), device=dev) for k, v in health.items()})
-        out['pb_reg_frac'] = torch.tensor(
-            sum(int(s.gt_instances.reg_ok.sum()) for s in batch_data_samples)
-            / max(n_boxes, 1), device=dev)
+        out.update({k: v.to(zero.device) for k, v in pseudo.health.items()})
         return out
-
-    @staticmethod
-    def _strip(sample, reg_only: bool):
-        """A copy whose gt_instances hold only boxes and labels (of the reliable boxes
-        when ``reg_only``): what the student's loss expects."""
-        s = sample.clone()
-        g = s.gt_instances[s.gt_instances.reg_ok] if reg_only else s.gt_instances
-        s.gt_instances = g.new(bboxes=g.bboxes, labels=g.labels)
-        return s
-
-
-def _is_box_term(name: str) -> bool:
-    return any(t in name for t in _BOX_TERMS) and 'cls' not in name

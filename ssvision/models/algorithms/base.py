@@ -1,9 +1,9 @@
-"""The one semi-supervised recipe every algorithm fills in."""
+"""The one semi-supervised recipe every algorithm and task fills in."""
 
 from __future__ import annotations
 
-import copy
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -13,6 +13,10 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from .checkpoint_keys import expand_plain_state_dict
+from .health import selection_health
+from .look_ahead import LookAhead
+from .mixing import UnlabeledCutMix
 from .teacher_bn import (
     TEACHER_BN_MODES,
     frozen_bn_stats,
@@ -20,24 +24,51 @@ from .teacher_bn import (
     teacher_bn_context,
 )
 
-_PARTS = ('student.', 'teacher.')
 STUDENT_FORWARDS = ('concat', 'separate', 'clean_stats')
+
+
+@dataclass
+class PseudoLabels:
+    """The teacher's targets for one batch of unlabeled images.
+
+    ``probs`` / ``labels`` / ``weight``: teacher probabilities ``(N, C, *)``, selected
+    pseudo-labels and weights ``(N, *)`` (after any batch mixing); ``inputs``: the views,
+    mixed alike; ``health``: figures logged with the losses (taken before mixing);
+    ``boxes``: detection's pseudo-boxes (:class:`~.pseudo_boxes.PseudoBoxes`) instead.
+    """
+
+    inputs: dict
+    probs: Any = None
+    labels: Any = None
+    weight: Any = None
+    boxes: Any = None
+    health: dict = field(default_factory=dict)
 
 
 class SemiBase(BaseModel):
     """Student, EMA teacher, task adapter and selector; subclasses define the unsup loss.
 
-    Per training iteration (``loss``)::
+    The whole recipe, per training iteration (:meth:`loss`)::
 
-        probs       = task.predict(teacher, unsup_teacher)       # no_grad, BN: teacher_bn
-        labels, w   = selector(probs)                                      # (+ CutMix, dense)
-        logits      = task.forward(student, cat([sup] + student views))   # one forward
-        sup_loss    = task.sup_loss(logits[sup], gt_label)
-        unsup_*     = self.unsup_loss(logits[student views], probs, labels, w) * weight(t)
+        selector.observe(task.targets(sup))                     # class-prior selectors
+        pseudo = self.pseudo_labels(...)    # teacher (no_grad, BN: teacher_bn), select,
+                                            # health, then CutMix (dense tasks)
+        losses = self.student_losses(...)   # sup_loss + unsup_* x weight(t)
+        losses += aux heads (aux_*)
 
-    The teacher is updated after the optimizer step by
+    with, for classification and segmentation, :meth:`student_losses`::
+
+        logits   = task.forward(student, cat([sup] + student views))   # one forward
+        sup_loss = task.sup_loss(logits[sup], gt)
+        unsup_*  = self.unsup_loss(logits, probs, labels, weight)     # the algorithm
+
+    (detection, :class:`SemiDetector`, fills in both steps with pseudo-boxes). The
+    teacher is updated after the optimizer step by
     :class:`~ssvision.engine.hooks.EMATeacherHook` and stays in eval mode (no dropout);
     only its BatchNorm layers follow ``teacher_bn`` during the pseudo-label forward.
+    Look-ahead (:class:`~.look_ahead.LookAhead`), batch mixing
+    (:class:`~.mixing.UnlabeledCutMix`), health figures (:mod:`.health`) and checkpoint
+    key mapping (:mod:`.checkpoint_keys`) live in their own modules.
 
     **One student forward.** The labeled view and the strong view(s) are concatenated
     and go through the student once (``student_forward='concat'``, the default), so
@@ -59,26 +90,22 @@ class SemiBase(BaseModel):
     - ``unsup_warmup_iters`` (int, 0): after burn-in, the weight ramps linearly from
       0 to ``unsup_weight`` over this many iterations.
     - ``student_forward`` (str, ``'concat'``): see above.
+    - ``teacher_bn`` (str, ``'auto'``): the teacher's BatchNorm statistics for
+      pseudo-labels, see :mod:`.teacher_bn`.
     - ``cutmix_prob`` (float, 0.0): dense tasks only: probability that an unlabeled
       image gets a CutMix box from another unlabeled image of the batch (the student's
-      views and the pseudo-labels are mixed alike, see :meth:`cutmix_unlabeled`;
+      views and the pseudo-labels are mixed alike, :class:`~.mixing.UnlabeledCutMix`;
       UniMatch and DSSN use 0.5). Health statistics are taken before mixing.
-    - ``look_ahead`` (bool, False): *learning from the future* (FST). Each iteration
-      first takes a virtual optimizer step on the batch, forms the future teacher
-      ``T' = m T + (1 - m) S'`` from that virtual student ``S'`` (``m`` = the EMA hook's
-      next momentum), restores the student and optimizer state, and then takes the
-      real step with pseudo-labels from ``T'``. The teacher itself is still updated
-      only by the EMA hook. Costs about one extra training step per iteration (see
-      BENCHMARKS.md). The virtual step uses the raw optimizer (no AMP loss scaling,
-      no gradient accumulation); the state it changes (student, aux heads, selector
-      statistics, optimizer) is restored before the real step. Single-process only
-      for now: under DDP the train loop refuses it.
+    - ``look_ahead`` (bool, False): *learning from the future* (FST), see
+      :class:`~.look_ahead.LookAhead`. Costs about one extra training step per
+      iteration (see BENCHMARKS.md). Single-process only for now: under DDP the train
+      loop refuses it.
 
     ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
     networks validation scores.
 
-    A checkpoint of a plain classifier (keys without ``student.`` / ``teacher.``)
-    loads into both networks; one with only ``student.`` keys fills the teacher too.
+    A checkpoint of a plain network (keys without ``student.`` / ``teacher.``) loads
+    into both networks; one with only ``student.`` keys fills the teacher too.
 
     Args:
         model (dict): config of the network (student and teacher are built from it).
@@ -101,6 +128,11 @@ class SemiBase(BaseModel):
     uses_unlabeled: bool = True
     #: Batch views the student sees besides ``sup``.
     student_views: tuple[str, ...] = ('unsup_student',)
+    #: ``student_forward`` values the algorithm supports.
+    student_forwards: tuple[str, ...] = STUDENT_FORWARDS
+    #: Default task adapter and data preprocessor.
+    default_task: dict = dict(type='ClassificationTask')
+    default_preprocessor: dict = dict(type='SemiDataPreprocessor')
 
     def __init__(self, model: dict, task: dict | None = None, selector: dict | None = None,
                  semi_train_cfg: dict | None = None, semi_test_cfg: dict | None = None,
@@ -108,54 +140,53 @@ class SemiBase(BaseModel):
                  data_preprocessor: dict | nn.Module | None = None,
                  init_cfg: dict | None = None) -> None:
         if data_preprocessor is None:
-            data_preprocessor = dict(type='SemiDataPreprocessor')
+            data_preprocessor = dict(self.default_preprocessor)
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.student = MODELS.build(model)
-        self.teacher = MODELS.build(model)
-        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher = self.build_teacher(model)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.task = MODELS.build(task if task is not None else dict(type='ClassificationTask'))
+        self.task = MODELS.build(task if task is not None else dict(self.default_task))
         self.selector = MODELS.build(selector) if selector is not None else None
         self.aux_heads = nn.ModuleList([MODELS.build(h) for h in (aux_heads or [])])
+        if len(self.aux_heads) and not self.task.has_logits:
+            raise ValueError(f'{type(self.task).__name__} gives no per-position student '
+                             'outputs, which auxiliary heads read; remove aux_heads')
         for head in self.aux_heads:
-            if hasattr(head, 'setup'):
-                head.setup(self.student)
+            head.setup(self.student)
         if self.uses_unlabeled and self.selector is None:
             raise ValueError(f'{type(self).__name__} needs a `selector` config')
-        self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
-        if self.semi_train_cfg['student_forward'] not in STUDENT_FORWARDS:
-            raise ValueError(f'semi_train_cfg.student_forward must be one of {STUDENT_FORWARDS}')
-        if self.semi_train_cfg['teacher_bn'] not in TEACHER_BN_MODES:
+        cfg = self.semi_train_cfg = self._merge_cfg(semi_train_cfg)
+        if cfg['student_forward'] not in self.student_forwards:
+            raise ValueError(f'semi_train_cfg.student_forward must be one of '
+                             f'{self.student_forwards}, got {cfg["student_forward"]!r}')
+        if cfg['teacher_bn'] not in TEACHER_BN_MODES:
             raise ValueError(f'semi_train_cfg.teacher_bn must be one of {TEACHER_BN_MODES}, '
-                             f"got {self.semi_train_cfg['teacher_bn']!r}")
+                             f"got {cfg['teacher_bn']!r}")
+        if cfg['cutmix_prob'] > 0 and not self.task.dense:
+            raise ValueError(f'cutmix_prob > 0 needs a dense task, not '
+                             f'{type(self.task).__name__}')
+        self.mixer = UnlabeledCutMix(cfg['cutmix_prob']) if cfg['cutmix_prob'] > 0 else None
         # 'auto' switches to running statistics here (momenta are fixed at build time,
         # so this is computed once rather than on every step)
         self._running_stats_from = steps_until_running_stats(self.teacher)
-        test_cfg = dict(predict_on=('teacher', 'student'))
-        test_cfg.update(semi_test_cfg or {})
-        unknown = set(test_cfg) - {'predict_on'}
-        if unknown:
-            raise ValueError(f'unknown semi_test_cfg keys {sorted(unknown)}; allowed: predict_on')
-        predict_on = test_cfg['predict_on']
-        if isinstance(predict_on, str):
-            predict_on = (predict_on,)
-        if not predict_on or set(predict_on) - {'teacher', 'student'}:
-            raise ValueError(f"predict_on must name 'teacher' and/or 'student', got {predict_on}")
-        self.predict_on = tuple(predict_on)
-        self._register_load_state_dict_pre_hook(self._expand_plain_state_dict)
+        self.predict_on = self._parse_test_cfg(semi_test_cfg)
+        self._register_load_state_dict_pre_hook(expand_plain_state_dict)
         # Set by EMATeacherHook before each iteration: momentum of the coming update.
         self.next_ema_momentum: float | None = None
         self.next_ema_buffers: str = 'ema'
-        # Teacher used for pseudo-labels when it is not ``self.teacher`` (look-ahead);
-        # kept out of the module tree so it is neither saved nor moved twice.
-        self._pl_teacher: list[nn.Module] = []
-        self._use_future = False
+        self.look_ahead = LookAhead()
         self._warned_no_unlabeled = False
 
     # ----------------------------------------------------------------- config
+    def build_teacher(self, model: dict) -> nn.Module:
+        """The teacher: a second network from the config with the student's weights."""
+        teacher = MODELS.build(model)
+        teacher.load_state_dict(self.student.state_dict())
+        return teacher
+
     def _merge_cfg(self, cfg: dict | None) -> dict:
         merged = dict(self.default_train_cfg)
         cfg = dict(cfg or {})
@@ -167,6 +198,20 @@ class SemiBase(BaseModel):
         merged.update(cfg)
         return merged
 
+    @staticmethod
+    def _parse_test_cfg(semi_test_cfg: dict | None) -> tuple[str, ...]:
+        test_cfg = dict(predict_on=('teacher', 'student'))
+        test_cfg.update(semi_test_cfg or {})
+        unknown = set(test_cfg) - {'predict_on'}
+        if unknown:
+            raise ValueError(f'unknown semi_test_cfg keys {sorted(unknown)}; allowed: predict_on')
+        predict_on = test_cfg['predict_on']
+        if isinstance(predict_on, str):
+            predict_on = (predict_on,)
+        if not predict_on or set(predict_on) - {'teacher', 'student'}:
+            raise ValueError(f"predict_on must name 'teacher' and/or 'student', got {predict_on}")
+        return tuple(predict_on)
+
     @property
     def num_classes(self) -> int | None:
         return getattr(self.student, 'num_classes', None)
@@ -176,77 +221,32 @@ class SemiBase(BaseModel):
         self.teacher.eval()
         return self
 
-    @staticmethod
-    def _expand_plain_state_dict(state_dict, prefix, *args) -> None:
-        keys = [k for k in state_dict if k.startswith(prefix)]
-        has_student = any(k.startswith(prefix + 'student.') for k in keys)
-        has_teacher = any(k.startswith(prefix + 'teacher.') for k in keys)
-        if has_student and not has_teacher:
-            for k in keys:
-                if k.startswith(prefix + 'student.'):
-                    rest = k[len(prefix + 'student.'):]
-                    state_dict[prefix + 'teacher.' + rest] = state_dict[k]
-        elif not has_student and not has_teacher:
-            own = ('selector.', 'data_preprocessor.')
-            for k in keys:
-                rest = k[len(prefix):]
-                if rest.startswith(own):
-                    continue
-                value = state_dict.pop(k)
-                for part in _PARTS:
-                    state_dict[prefix + part + rest] = value
+    def bind_data(self, dataset) -> None:
+        """Tell size-dependent parts about the training data (called by the train loop
+        before any checkpoint is loaded): the selector is sized to
+        ``dataset.num_unlabeled`` (:meth:`BaseSelector.set_num_unlabeled`)."""
+        from mmengine.dist import get_world_size
+        if self.semi_train_cfg['look_ahead'] and get_world_size() > 1:
+            # mmengine's DDP wrapper runs its own train_step, which would skip the
+            # virtual step silently.
+            raise NotImplementedError('semi_train_cfg.look_ahead is single-process only '
+                                      'for now (mmengine DDP bypasses model.train_step)')
+        n = getattr(dataset, 'num_unlabeled', None)
+        if n is not None and self.selector is not None:
+            self.selector.set_num_unlabeled(int(n))
 
     # ----------------------------------------------------------------- steps
     @property
     def pseudo_label_teacher(self) -> nn.Module:
         """The network whose predictions become pseudo-labels this iteration."""
-        return self._pl_teacher[0] if self._use_future else self.teacher
+        return self.look_ahead.teacher(self.teacher)
 
     def train_step(self, data, optim_wrapper):
         if not self.semi_train_cfg['look_ahead'] or self.next_ema_momentum is None:
             # no look-ahead, or no teacher update this iteration (hook interval > 1):
             # the future teacher would be the current one
             return super().train_step(data, optim_wrapper)
-        from ssvision.engine.hooks.ema_teacher_hook import ema_update
-        data = self.data_preprocessor(data, True)
-        # Everything the virtual step may change except the teacher: student, aux
-        # heads, selector statistics (restored so they advance once per iteration).
-        saved = {k: v.detach().clone() for k, v in self.state_dict().items()
-                 if not k.startswith('teacher.')}
-        optimizer = optim_wrapper.optimizer
-        saved_optim = copy.deepcopy(optimizer.state_dict())
-        # 1. virtual step with the current teacher, on the raw optimizer so the
-        #    wrapper's iteration / accumulation counters are untouched
-        with optim_wrapper.optim_context(self):
-            losses = self._run_forward(data, mode='loss')
-        parsed, _ = self.parse_losses(losses)
-        optimizer.zero_grad()
-        parsed.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        # 2. the future teacher from the virtual student
-        if not self._pl_teacher:
-            self._pl_teacher.append(copy.deepcopy(self.teacher))
-        future = self._pl_teacher[0]
-        future.load_state_dict(self.teacher.state_dict())
-        future.eval()
-        ema_update(future, self.student, self.next_ema_momentum, self.next_ema_buffers)
-        # 3. undo the virtual step, then the real step with the future teacher's labels.
-        #    In place, not load_state_dict: its plain-checkpoint hook would read the
-        #    teacher-less `saved` as a student checkpoint and copy it into the teacher.
-        current = self.state_dict()
-        for k, v in saved.items():
-            current[k].copy_(v)
-        optimizer.load_state_dict(saved_optim)
-        self._use_future = True
-        try:
-            with optim_wrapper.optim_context(self):
-                losses = self._run_forward(data, mode='loss')
-        finally:
-            self._use_future = False
-        parsed, log_vars = self.parse_losses(losses)
-        optim_wrapper.update_params(parsed)
-        return log_vars
+        return self.look_ahead.train_step(self, data, optim_wrapper)
 
     @staticmethod
     def current_iter() -> int:
@@ -262,6 +262,102 @@ class SemiBase(BaseModel):
         if cfg['unsup_warmup_iters'] > 0:
             return cfg['unsup_weight'] * min(1.0, (t + 1) / cfg['unsup_warmup_iters'])
         return cfg['unsup_weight']
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            x = inputs['sup'] if isinstance(inputs, dict) else inputs
+            return self.task.forward(self.student, x)
+        raise ValueError(f'unknown mode {mode!r}')
+
+    def loss(self, inputs: dict, data_samples: dict) -> dict[str, torch.Tensor]:
+        """One training iteration's losses: the whole recipe (see the class docstring)."""
+        it = self.current_iter()
+        use_unsup = self._check_batch(inputs, it)
+        if self.selector is not None:  # class-prior selectors count the labeled targets
+            self.selector.observe(self.task.targets(data_samples['sup']))
+        pseudo = self.pseudo_labels(inputs, data_samples, it) if use_unsup else None
+        losses, logits = self.student_losses(pseudo.inputs if pseudo else inputs,
+                                             data_samples, pseudo, self.unsup_weight_at(it))
+        if pseudo is not None:
+            losses.update(pseudo.health)
+        if len(self.aux_heads):
+            losses.update(self.aux_losses(pseudo.inputs if pseudo else inputs, data_samples,
+                                          logits, pseudo, it))
+        return losses
+
+    def _check_batch(self, inputs: dict, it: int) -> bool:
+        """Check the batch's views; whether the unlabeled part trains this iteration."""
+        if 'sup' not in inputs:
+            raise KeyError("training batch has no 'sup' (labeled) view")
+        if self.uses_unlabeled and 'unsup_teacher' in inputs:
+            missing = [v for v in self.student_views if v not in inputs]
+            if missing:
+                raise KeyError(f'{type(self).__name__} needs the unlabeled views {missing} '
+                               'in the batch (check the unlabeled MultiBranch pipeline)')
+        elif self.uses_unlabeled and not self._warned_no_unlabeled:
+            print_log(f'{type(self).__name__}: the batch has no unlabeled views '
+                      '(unlabeled_ratio=0?); training on labeled data only',
+                      logger='current', level=logging.WARNING)
+            self._warned_no_unlabeled = True
+        for head in self.aux_heads:
+            missing = [v for v in head.required_views if v not in inputs]
+            if missing and any(not v.startswith('unsup') for v in missing):
+                raise KeyError(f'{type(head).__name__} needs views {missing} in the batch')
+        return (self.uses_unlabeled and 'unsup_teacher' in inputs
+                and len(inputs['unsup_teacher']) > 0
+                and it >= self.semi_train_cfg['burn_in_iters'])
+
+    def teacher_predict(self, views, it: int):
+        """The pseudo-label teacher's predictions (no_grad, eval mode, BatchNorm as
+        ``teacher_bn`` says at iteration ``it``)."""
+        teacher = self.pseudo_label_teacher
+        bn_mode = self.semi_train_cfg['teacher_bn']
+        if bn_mode == 'auto':
+            bn_mode = 'batch' if it < self._running_stats_from else 'running'
+        with teacher_bn_context(teacher, bn_mode):
+            return self.task.predict(teacher, views)
+
+    def pseudo_labels(self, inputs: dict, data_samples: dict, it: int) -> PseudoLabels:
+        """Teacher pass, selection and health; then the batch mixer (dense tasks), which
+        mixes the student's views and the targets alike."""
+        probs = self.teacher_predict(inputs['unsup_teacher'], it)
+        meta = data_samples.get('unsup_teacher', {}) or {}
+        labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
+        valid = meta.get('valid_mask')
+        if isinstance(valid, torch.Tensor) and valid.shape == weight.shape:
+            weight = weight * valid.to(weight.dtype)  # padding is never a target
+        health = selection_health(probs, labels, weight, meta, self.selector.extra_log())
+        if self.mixer is not None:
+            inputs, probs, labels, weight = self.mixer(inputs, self.student_views, probs,
+                                                       labels, weight)
+        return PseudoLabels(inputs, probs, labels, weight, health=health)
+
+    def cutmix_unlabeled(self, inputs: dict, probs: torch.Tensor, labels: torch.Tensor,
+                         weight: torch.Tensor):
+        """CutMix the student's views and the targets with ``semi_train_cfg.cutmix_prob``
+        (:class:`~.mixing.UnlabeledCutMix`; for figures and tests)."""
+        mixer = self.mixer or UnlabeledCutMix(self.semi_train_cfg['cutmix_prob'])
+        return mixer(inputs, self.student_views, probs, labels, weight)
+
+    def student_losses(self, inputs: dict, data_samples: dict, pseudo: PseudoLabels | None,
+                       factor: float) -> tuple[dict[str, torch.Tensor], dict]:
+        """``sup_loss`` and the weighted ``unsup_*`` losses from the student's outputs on
+        its views; returns them and those outputs (``{view: logits}``)."""
+        names = self.views_for_student(inputs, pseudo is not None)
+        logits = dict(zip(names, self.student_logits([inputs[n] for n in names])))
+        losses = {'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
+        if pseudo is not None:
+            unsup = self.unsup_loss(logits, pseudo.probs, pseudo.labels, pseudo.weight,
+                                    inputs, data_samples)
+            for name, value in unsup.items():
+                if not name.startswith('unsup_'):
+                    raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
+                losses[name] = value * factor
+        return losses, logits
 
     def student_logits(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Student outputs for each view (the first is ``sup``): one forward with
@@ -279,51 +375,6 @@ class SemiBase(BaseModel):
             return [first, *rest.split([v.shape[0] for v in views[1:]], dim=0)]
         return [self.task.forward(self.student, v) for v in views]
 
-    def bind_data(self, dataset) -> None:
-        """Tell size-dependent parts about the training data (called by the train loop
-        before any checkpoint is loaded): a selector with per-sample state
-        (``set_num_unlabeled``) is sized to ``dataset.num_unlabeled``."""
-        from mmengine.dist import get_world_size
-        if self.semi_train_cfg['look_ahead'] and get_world_size() > 1:
-            # mmengine's DDP wrapper runs its own train_step, which would skip the
-            # virtual step silently.
-            raise NotImplementedError('semi_train_cfg.look_ahead is single-process only '
-                                      'for now (mmengine DDP bypasses model.train_step)')
-        n = getattr(dataset, 'num_unlabeled', None)
-        if n is not None and self.selector is not None and hasattr(self.selector,
-                                                                    'set_num_unlabeled'):
-            self.selector.set_num_unlabeled(int(n))
-
-    def cutmix_unlabeled(self, inputs: dict, probs: torch.Tensor, labels: torch.Tensor,
-                         weight: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor,
-                                                        torch.Tensor]:
-        """CutMix between the unlabeled images of the batch (dense tasks).
-
-        One set of boxes and partners ``perm`` (no image is its own partner) is drawn
-        per iteration and applied to every student view and, identically, to the
-        teacher's probabilities, pseudo-labels and weights, so each mixed pixel is
-        supervised by the pseudo-label of the image it came from. Boxes come from
-        ``cutmix_box_masks`` with probability ``semi_train_cfg.cutmix_prob`` per image.
-        Returns a shallow copy of ``inputs`` with the mixed views.
-        """
-        from ssvision.datasets.transforms.cutmix import (
-            apply_cutmix,
-            cutmix_box_masks,
-            cutmix_partners,
-        )
-        if probs.dim() != 4:
-            raise ValueError('cutmix_prob > 0 needs dense predictions (N, C, H, W); got '
-                             f'{tuple(probs.shape)}')
-        n, _, h, w = probs.shape
-        masks = cutmix_box_masks(n, h, w, prob=self.semi_train_cfg['cutmix_prob'],
-                                 device=probs.device)
-        perm = cutmix_partners(n, device=probs.device)
-        inputs = dict(inputs)
-        for view in self.student_views:
-            (inputs[view],) = apply_cutmix(inputs[view], masks, perm)
-        probs, labels, weight = apply_cutmix(probs, masks, perm, labels, weight)
-        return inputs, probs, labels, weight
-
     def views_for_student(self, inputs: dict, use_unsup: bool) -> list[str]:
         """Names of the views the student runs on: ``sup``, then (with unlabeled data)
         the algorithm's views and the views aux heads require."""
@@ -339,81 +390,22 @@ class SemiBase(BaseModel):
                 names.append(v)
         return names
 
-    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            x = inputs['sup'] if isinstance(inputs, dict) else inputs
-            return self.task.forward(self.student, x)
-        raise ValueError(f'unknown mode {mode!r}')
-
-    def loss(self, inputs: dict, data_samples: dict) -> dict[str, torch.Tensor]:
-        if 'sup' not in inputs:
-            raise KeyError("training batch has no 'sup' (labeled) view")
-        it = self.current_iter()
-        if self.uses_unlabeled and 'unsup_teacher' in inputs:
-            missing = [v for v in self.student_views if v not in inputs]
-            if missing:
-                raise KeyError(f'{type(self).__name__} needs the unlabeled views {missing} '
-                               'in the batch (check the unlabeled MultiBranch pipeline)')
-        elif self.uses_unlabeled and not self._warned_no_unlabeled:
-            print_log(f'{type(self).__name__}: the batch has no unlabeled views '
-                      '(unlabeled_ratio=0?); training on labeled data only',
-                      logger='current', level=logging.WARNING)
-            self._warned_no_unlabeled = True
-        use_unsup = (self.uses_unlabeled and 'unsup_teacher' in inputs
-                     and it >= self.semi_train_cfg['burn_in_iters'])
+    def aux_losses(self, inputs: dict, data_samples: dict, logits: dict,
+                   pseudo: PseudoLabels | None, it: int) -> dict[str, torch.Tensor]:
+        """Every auxiliary head's ``aux_*`` losses."""
+        from ssvision.models.heads import AuxContext
+        ctx = AuxContext(student=self.student, teacher=self.teacher, task=self.task,
+                         inputs=inputs, data_samples=data_samples, logits=logits,
+                         probs=pseudo.probs if pseudo else None,
+                         labels=pseudo.labels if pseudo else None,
+                         weight=pseudo.weight if pseudo else None, iter=it)
+        losses: dict[str, torch.Tensor] = {}
         for head in self.aux_heads:
-            missing = [v for v in head.required_views if v not in inputs]
-            if missing and any(not v.startswith('unsup') for v in missing):
-                raise KeyError(f'{type(head).__name__} needs views {missing} in the batch')
-        probs = labels = weight = None
-        health: dict[str, torch.Tensor] = {}
-        if self.selector is not None:  # class-prior selectors count the labeled targets
-            self.selector.observe(self.task.targets(data_samples['sup']))
-        if use_unsup:
-            # Teacher first (no_grad, eval): dense tasks may mix the student's views
-            # with CutMix, and the pseudo-labels must be mixed the same way.
-            teacher = self.pseudo_label_teacher
-            bn_mode = self.semi_train_cfg['teacher_bn']
-            if bn_mode == 'auto':
-                bn_mode = 'batch' if it < self._running_stats_from else 'running'
-            with teacher_bn_context(teacher, bn_mode):
-                probs = self.task.predict(teacher, inputs['unsup_teacher'])
-            meta = data_samples.get('unsup_teacher', {}) or {}
-            labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
-            valid = meta.get('valid_mask')
-            if isinstance(valid, torch.Tensor) and valid.shape == weight.shape:
-                weight = weight * valid.to(weight.dtype)  # padding is never a target
-            health = self.health(probs, labels, weight, meta)
-            if self.semi_train_cfg['cutmix_prob'] > 0:
-                inputs, probs, labels, weight = self.cutmix_unlabeled(inputs, probs, labels,
-                                                                      weight)
-        names = self.views_for_student(inputs, use_unsup)
-        logits = dict(zip(names, self.student_logits([inputs[n] for n in names])))
-        losses: dict[str, torch.Tensor] = {
-            'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
-        if use_unsup:
-            unsup = self.unsup_loss(logits, probs, labels, weight, inputs, data_samples)
-            factor = self.unsup_weight_at(it)
-            for name, value in unsup.items():
-                if not name.startswith('unsup_'):
-                    raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
-                losses[name] = value * factor
-            losses.update(health)
-        if len(self.aux_heads):
-            from ssvision.models.heads import AuxContext
-            ctx = AuxContext(student=self.student, teacher=self.teacher, task=self.task,
-                             inputs=inputs, data_samples=data_samples, logits=logits,
-                             probs=probs, labels=labels, weight=weight, iter=it)
-            for head in self.aux_heads:
-                for name, value in head.loss(ctx).items():
-                    if not name.startswith('aux_') or name in losses:
-                        raise KeyError(f'{type(head).__name__} returned key {name!r}; aux '
-                                       'heads return unique aux_* keys')
-                    losses[name] = value
+            for name, value in head.loss(ctx).items():
+                if not name.startswith('aux_') or name in losses:
+                    raise KeyError(f'{type(head).__name__} returned key {name!r}; aux '
+                                   'heads return unique aux_* keys')
+                losses[name] = value
         return losses
 
     def unsup_loss(self, student_out: dict[str, torch.Tensor], probs: torch.Tensor,
@@ -427,59 +419,17 @@ class SemiBase(BaseModel):
         raise NotImplementedError
 
     @torch.no_grad()
-    def health(self, probs: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
-               samples: dict) -> dict[str, torch.Tensor]:
-        """Selection health: fraction kept, per-class kept counts and rates, pseudo-label
-        accuracy.
-
-        ``sel_n_<c>``: kept samples (pixels, for dense tasks) whose pseudo-label is ``c``;
-        ``sel_frac_<c>``: their fraction of all samples / pixels the teacher labels ``c``
-        (0 when it labels none). ``true_label`` / ``true_seg`` (known for built-in data)
-        is used here only, never for training.
-        """
-        kept = weight > 0
-        num_classes = probs.shape[1]
-        out = {
-            'sel_frac': kept.float().mean(),
-            'sel_weight': weight.float().mean(),
-            'teacher_conf': probs.max(dim=1).values.mean(),
-        }
-        counts = torch.bincount(labels[kept].flatten(), minlength=num_classes)
-        totals = torch.bincount(labels.flatten(), minlength=num_classes)
-        rates = counts.float() / totals.clamp_min(1).float()
-        for c in range(num_classes):
-            out[f'sel_n_{c}'] = counts[c].float()
-            out[f'sel_frac_{c}'] = rates[c]
-        if self.selector is not None:
-            for key, value in self.selector.extra_log().items():
-                out[key] = torch.as_tensor(value, dtype=torch.float32)
-        true = None
-        if isinstance(samples, dict):
-            # per image (classification) or per pixel (dense tasks: true_seg)
-            true = samples.get('true_seg', samples.get('true_label'))
-        if isinstance(true, torch.Tensor) and true.shape == labels.shape[:1] \
-                and labels.dim() > 1:
-            true = true.view(-1, *([1] * (labels.dim() - 1))).expand_as(labels)
-        if isinstance(true, torch.Tensor) and true.shape == labels.shape:
-            known = (true >= 0) & (true < num_classes)  # drops -1 and ignore indices
-            if known.any():
-                out['pl_acc_all'] = (labels[known] == true[known]).float().mean()
-                sel = known & kept
-                if sel.any():
-                    out['pl_acc'] = (labels[sel] == true[sel]).float().mean()
-        return out
-
-    @torch.no_grad()
-    def predict(self, inputs: torch.Tensor, data_samples: dict | None = None) -> list[dict]:
+    def predict(self, inputs, data_samples: dict | None = None) -> list[dict]:
         """Per-image outputs of the ``predict_on`` networks, packed by the task adapter
         for its metric (``task.pack_predictions``)."""
         if isinstance(inputs, dict):
-            raise TypeError('predict expects a (N, C, H, W) tensor, got a dict of views')
-        scores = {}
+            raise TypeError('predict expects a batch of images, got a dict of views')
+        outputs = {}
         for name in self.predict_on:
             net = self.teacher if name == 'teacher' else self.student
             was_training = net.training
             net.eval()
-            scores[name] = self.task.infer(net, inputs).cpu()
+            out = self.task.infer(net, inputs)
+            outputs[name] = out.cpu() if isinstance(out, torch.Tensor) else out
             net.train(was_training)
-        return self.task.pack_predictions(scores, data_samples or {})
+        return self.task.pack_predictions(outputs, data_samples or {}, inputs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,7 +26,6 @@ class AuxContext:
         labels: selected pseudo-labels ``(M, *)`` or None.
         weight: selection weights ``(M, *)`` in [0, 1] or None.
         iter: 0-based training iteration.
-        extra: free-form dict for algorithm-specific values.
     """
 
     student: nn.Module
@@ -39,7 +38,6 @@ class AuxContext:
     labels: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     iter: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class BaseAuxHead(nn.Module):

@@ -40,6 +40,10 @@ class BaseSelector(nn.Module):
         training step; selectors whose rule uses the labeled class distribution keep
         counts, the others do nothing."""
 
+    def set_num_unlabeled(self, num_unlabeled: int) -> None:
+        """Size per-sample state to the unlabeled set (called by the train loop before
+        any checkpoint is loaded); selectors without per-sample state do nothing."""
+
     def extra_log(self) -> dict[str, float]:
         """Scalars worth logging (e.g. current thresholds); empty by default."""
         return {}

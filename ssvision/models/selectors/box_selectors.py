@@ -2,7 +2,8 @@
 
 A box selector is called with the teacher's detections of a batch, a list of
 :class:`~ssvision.structures.DetInstances` (scores set), and returns one bool keep-mask
-per image. It never modifies its input; state lives in buffers (checkpointed).
+per image (:class:`BaseBoxSelector`). It never modifies its input; state lives in
+buffers (checkpointed) and changes only in training mode.
 """
 
 from __future__ import annotations
@@ -17,11 +18,30 @@ from ssvision.structures import DetInstances
 
 from ._dist import cat_across_ranks, sum_across_ranks
 
-__all__ = ['FixedScoreBoxSelector', 'ClassAwareBoxSelector']
+__all__ = ['BaseBoxSelector', 'FixedScoreBoxSelector', 'ClassAwareBoxSelector']
+
+
+class BaseBoxSelector(nn.Module):
+    """The box selector contract: ``forward(dets) -> [keep mask per image]``;
+    :meth:`observe` sees the labeled boxes of every training step; statistics live in
+    buffers and are updated only in training mode (validation and look-ahead's
+    restore never move them)."""
+
+    def forward(self, dets: Sequence[DetInstances]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def observe(self, labels: Sequence[torch.Tensor]) -> None:
+        """The labeled batch's box labels, one tensor per image; default: ignored."""
+
+    def set_num_unlabeled(self, num_unlabeled: int) -> None:
+        """No per-image state."""
+
+    def extra_log(self) -> dict:
+        return {}
 
 
 @MODELS.register_module()
-class FixedScoreBoxSelector(nn.Module):
+class FixedScoreBoxSelector(BaseBoxSelector):
     """Keep detections scoring at least ``threshold`` (one number for every class: the
     usual mean-teacher detector baseline, 0.9 in mmdetection's and Soft Teacher's
     configs). A threshold above 1 keeps nothing.
@@ -36,15 +56,9 @@ class FixedScoreBoxSelector(nn.Module):
     def forward(self, dets: Sequence[DetInstances]) -> list[torch.Tensor]:
         return [d.scores >= self.threshold for d in dets]
 
-    def thresholds(self, num_classes: int) -> torch.Tensor:
-        return torch.full((num_classes,), self.threshold)
-
-    def extra_log(self) -> dict:
-        return {}
-
 
 @MODELS.register_module()
-class ClassAwareBoxSelector(nn.Module):
+class ClassAwareBoxSelector(BaseBoxSelector):
     """Per-class adaptive score thresholds: each class keeps its own top-scoring boxes.
 
     The DSSN idea for boxes. Each class's threshold comes from the scores of its own
@@ -122,7 +136,9 @@ class ClassAwareBoxSelector(nn.Module):
     @torch.no_grad()
     def observe(self, labels: Sequence[torch.Tensor]) -> None:
         """Count the ground-truth boxes of a labeled batch (every rank's): one tensor of
-        box labels (``0..K-1``) per labeled image."""
+        box labels (``0..K-1``) per labeled image. Training mode only."""
+        if not self.training:
+            return
         counts = torch.zeros(self.num_classes + 1, device=self.tau.device)
         for lab in labels:
             lab = torch.as_tensor(lab, dtype=torch.long).to(self.tau.device)
@@ -171,7 +187,8 @@ class ClassAwareBoxSelector(nn.Module):
                 self.seen[c] = True
 
     def forward(self, dets: Sequence[DetInstances]) -> list[torch.Tensor]:
-        self.update(dets)
+        if self.training:  # statistics move in training only
+            self.update(dets)
         thr = self.thresholds()
         return [d.scores >= thr.to(d.scores.device)[d.labels.clamp(0, self.num_classes - 1)]
                 if len(d) else torch.zeros(0, dtype=torch.bool, device=d.scores.device)

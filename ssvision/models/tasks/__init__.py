@@ -1,4 +1,6 @@
+from .base import BaseTask
 from .classification import ClassificationTask
+from .detection import DetectionTask
 from .segmentation import SegmentationTask
 
-__all__ = ['ClassificationTask', 'SegmentationTask']
+__all__ = ['BaseTask', 'ClassificationTask', 'DetectionTask', 'SegmentationTask']

@@ -8,9 +8,11 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from .base import BaseTask
+
 
 @MODELS.register_module()
-class ClassificationTask:
+class ClassificationTask(BaseTask):
     """What the semi-supervised recipe needs to know about image classification.
 
     Predictions are ``(N, C)`` probabilities. Losses reduce to a scalar as a mean over
@@ -77,7 +79,8 @@ class ClassificationTask:
         return (per * weight).sum() / max(logits.shape[0], 1)
 
     @staticmethod
-    def pack_predictions(scores: dict[str, torch.Tensor], data_samples: dict) -> list[dict]:
+    def pack_predictions(scores: dict[str, torch.Tensor], data_samples: dict,
+                         inputs: torch.Tensor | None = None) -> list[dict]:
         """Per image ``{'gt_label': int, 'scores': {name: (C,) probs}}`` for ``SemiAccuracy``.
 
         Args:
@@ -89,7 +92,3 @@ class ClassificationTask:
         gt = gt.tolist() if isinstance(gt, torch.Tensor) else [-1] * n
         return [{'gt_label': int(gt[i]), 'scores': {k: v[i] for k, v in scores.items()}}
                 for i in range(n)]
-
-    @staticmethod
-    def num_classes(model: nn.Module) -> int | None:
-        return getattr(model, 'num_classes', None)

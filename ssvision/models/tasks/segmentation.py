@@ -11,6 +11,8 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from .base import BaseTask
+
 #: Label of pixels that carry no class (VOC borders, padding); excluded from losses.
 IGNORE_INDEX = 255
 
@@ -34,7 +36,7 @@ def _starts(length: int, window: int, stride: int) -> list[int]:
 
 
 @MODELS.register_module()
-class SegmentationTask:
+class SegmentationTask(BaseTask):
     """What the semi-supervised recipe needs to know about semantic segmentation.
 
     Predictions are ``(N, K, H, W)`` probabilities. Per-pixel losses are normalised
@@ -54,6 +56,8 @@ class SegmentationTask:
         ignore_index (int): label of pixels without a class. Default 255.
         test_cfg (dict, optional): inference mode, see above.
     """
+
+    dense = True
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, test_cfg: dict | None = None) -> None:
         self.ignore_index = int(ignore_index)
@@ -155,9 +159,6 @@ class SegmentationTask:
             raise ValueError(f"kind must be 'mse' or 'kl', got {kind!r}")
         return (per * weight).sum() / max(per.numel(), 1)
 
-    @staticmethod
-    def num_classes(model: nn.Module) -> int | None:
-        return getattr(model, 'num_classes', None)
 
     @torch.no_grad()
     def sliding_window_predict(self, model: nn.Module, inputs: torch.Tensor,
@@ -203,7 +204,8 @@ class SegmentationTask:
         return (total / count)[:, :, :h, :w]
 
     def pack_predictions(self, scores: dict[str, torch.Tensor],
-                         data_samples: dict | None) -> list[dict]:
+                         data_samples: dict | None,
+                         inputs: torch.Tensor | None = None) -> list[dict]:
         """Per-image validation outputs for :class:`~ssvision.evaluation.SegIoU`.
 
         Args:

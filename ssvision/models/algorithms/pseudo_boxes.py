@@ -1,0 +1,311 @@
+"""The one pseudo-box policy: which teacher boxes train the student, and on what.
+
+Both semi-supervised detectors, ssvision's own :class:`SemiDetector` and the mmdetection
+plug-in ``SsvSemiDetector``, turn the teacher's detections into pseudo-boxes here, so a
+change to the policy reaches both. Per batch of unlabeled images::
+
+    keep      = selector(dets)                       # per-class score thresholds
+    reliable  = uncertainty(kept boxes) <= reg_uncertainty    # flip or box jitter
+    moved, ok = transfer_boxes(dets[keep], H_teacher -> H_student)  # clip, drop small
+    cls boxes = moved                               # train classification terms
+    reg boxes = moved[reliable]                     # also train box-regression terms
+
+and the health figures of the batch (:meth:`PseudoBoxPolicy.health`). The detector's
+loss dict is split into classification and regression terms by
+:func:`split_loss_terms` (one table of term names for torchvision and mmdetection).
+
+Box uncertainty, detector-agnostic (one-stage detectors get it too): the teacher also
+predicts on the horizontally flipped weak view; a box's uncertainty is the mean absolute
+difference of its four sides from its best-overlapping same-class box there (flipped
+back), divided by its width / height; no match at IoU >= 0.5 counts as uncertain.
+Two-stage detectors may use Soft Teacher's box jitter instead (``mode='jitter'``): each
+kept box is jittered ``jitter_times`` times (Gaussian offsets of ``jitter_scale`` times
+its width / height per side), the teacher's second stage regresses every copy, and the
+uncertainty is the standard deviation of the regressed sides over the copies divided by
+the box's width / height, averaged over the four sides. Its scale differs from the flip
+measure (Soft Teacher keeps boxes under 0.02), so ``reg_uncertainty`` is set with the
+mode.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ssvision.datasets.transforms.det_augment import project_boxes
+from ssvision.structures import DetInstances
+
+__all__ = ['PseudoBoxPolicy', 'PseudoBoxes', 'split_loss_terms', 'transfer_boxes',
+           'flip_uncertainty', 'jitter_uncertainty', 'box_precision', 'CLS_TERMS',
+           'REG_TERMS', 'UNCERTAINTY_MODES']
+
+UNCERTAINTY_MODES = ('flip', 'jitter')
+
+#: Classification-type loss terms (learn from every pseudo-box): torchvision's Faster
+#: R-CNN / RetinaNet / FCOS and mmdetection's heads.
+CLS_TERMS = frozenset({
+    'loss_classifier', 'loss_objectness', 'classification',           # torchvision
+    'loss_cls', 'loss_rpn_cls', 'loss_obj', 'loss_center_heatmap',   # mmdetection
+})
+#: Box-regression loss terms (learn only from boxes that pass the uncertainty gate).
+REG_TERMS = frozenset({
+    'loss_box_reg', 'loss_rpn_box_reg', 'bbox_regression', 'bbox_ctrness',  # torchvision
+    'loss_bbox', 'loss_rpn_bbox', 'loss_iou', 'loss_centerness', 'loss_dfl',  # mmdetection
+    'loss_l1', 'loss_wh', 'loss_offset',
+})
+
+
+def split_loss_terms(terms: dict) -> tuple[dict, dict]:
+    """``(classification terms, regression terms)`` of a detector's loss dict.
+
+    A decoder-layer prefix (``d0.loss_cls``) is ignored for the lookup. Entries that are
+    not losses (no ``loss`` in the name and not a known term, e.g. mmdetection's ``acc``)
+    are dropped. An unknown loss term is an error: silently training it on every
+    pseudo-box, or on none, would change the method.
+    """
+    cls, reg = {}, {}
+    for name, value in terms.items():
+        base = name.rsplit('.', 1)[-1]
+        if base in CLS_TERMS:
+            cls[name] = value
+        elif base in REG_TERMS:
+            reg[name] = value
+        elif 'loss' in base:
+            raise KeyError(f'detector loss term {name!r} is neither a classification '
+                           f'term {sorted(CLS_TERMS)} nor a box-regression term '
+                           f'{sorted(REG_TERMS)}; add it to one of them')
+    return cls, reg
+
+
+def transfer_boxes(inst: DetInstances, h_from: torch.Tensor, h_to: torch.Tensor,
+                   img_shape: Sequence[int], min_size: float = 2.0) -> tuple[DetInstances,
+                                                                              torch.Tensor]:
+    """Move boxes from one view to another of the same image (``h_*``: original image
+    -> view matrices); clip to ``img_shape``, drop boxes under ``min_size``.
+
+    Returns:
+        ``(moved instances, keep mask over the input boxes)``.
+    """
+    h_from, h_to = torch.as_tensor(h_from), torch.as_tensor(h_to)
+    m = h_to.double() @ torch.linalg.inv(h_from.double().to(h_to.device))
+    boxes, keep = project_boxes(inst.bboxes, m, img_shape, min_size)
+    moved = DetInstances(boxes, inst.labels, inst.scores)
+    return moved[keep], keep
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    from torchvision.ops import box_iou
+    if len(a) == 0 or len(b) == 0:
+        return a.new_zeros(len(a), len(b))
+    return box_iou(a, b)
+
+
+def flip_uncertainty(dets: DetInstances, flipped: DetInstances, width: float) -> torch.Tensor:
+    """Per box of ``dets``: mean |side difference| / (w, h) to the best same-class match
+    (IoU >= 0.5) among ``flipped`` (detections on the horizontally flipped image, mapped
+    back here); ``inf`` without a match."""
+    if len(dets) == 0:
+        return dets.bboxes.new_zeros(0)
+    fb = flipped.bboxes.clone()
+    fb[:, 0], fb[:, 2] = width - flipped.bboxes[:, 2], width - flipped.bboxes[:, 0]
+    iou = _iou(dets.bboxes, fb)
+    iou = iou * (dets.labels[:, None] == flipped.labels[None, :])
+    out = torch.full((len(dets),), float('inf'), device=dets.bboxes.device)
+    if iou.numel() == 0:
+        return out
+    best, idx = iou.max(dim=1)
+    matched = best >= 0.5
+    if matched.any():
+        b, m = dets.bboxes[matched], fb[idx[matched]]
+        wh = (b[:, 2:] - b[:, :2]).clamp_min(1e-6).repeat(1, 2)
+        out[matched] = ((b - m).abs() / wh).mean(dim=1)
+    return out
+
+
+def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetInstances],
+                       times: int = 10, scale: float = 0.06) -> list[torch.Tensor]:
+    """Per box of each ``dets``: Soft Teacher's box-jitter uncertainty (see the module
+    docstring) from ``detector.refine_boxes``; uses the global torch RNG."""
+    if times < 2:
+        raise ValueError(f'jitter_uncertainty needs times >= 2, got {times}')
+    boxes, labels, sizes = [], [], []
+    for d in dets:
+        wh = (d.bboxes[:, 2:] - d.bboxes[:, :2]).clamp_min(1.0).repeat(1, 2)
+        noise = torch.randn(times, len(d), 4, device=d.bboxes.device) * wh * scale
+        boxes.append((d.bboxes[None] + noise).reshape(-1, 4))
+        labels.append(d.labels.repeat(times))
+        sizes.append(wh)
+    refined = detector.refine_boxes(images, boxes, labels)
+    return [(r.reshape(times, len(d), 4).std(dim=0) / wh).mean(dim=1) if len(d) > 0
+            else d.bboxes.new_zeros(0) for d, r, wh in zip(dets, refined, sizes)]
+
+
+def box_precision(pred: DetInstances, true: DetInstances, iou_thr: float = 0.5) -> tuple[
+        int, int]:
+    """``(true positives, predictions)``: greedy by score, one match per true box,
+    same class, IoU >= ``iou_thr``."""
+    if len(pred) == 0:
+        return 0, 0
+    if len(true) == 0:
+        return 0, len(pred)
+    order = torch.argsort(pred.scores, descending=True) if pred.scores is not None else \
+        torch.arange(len(pred), device=pred.bboxes.device)
+    iou = _iou(pred.bboxes[order], true.bboxes)
+    iou = iou * (pred.labels[order][:, None] == true.labels[None, :])
+    used = torch.zeros(len(true), dtype=torch.bool, device=iou.device)
+    tp = 0
+    for i in range(len(order)):
+        cand = iou[i].masked_fill(used, 0)
+        j = int(cand.argmax())
+        if cand[j] >= iou_thr:
+            used[j] = True
+            tp += 1
+    return tp, len(pred)
+
+
+@dataclass
+class PseudoBoxes:
+    """One batch's pseudo-boxes, in the student's views.
+
+    Attributes:
+        cls: per image, the boxes that train the classification terms.
+        reg: per image, the subset that also trains the box-regression terms.
+        health: scalar figures of the selection (see :meth:`PseudoBoxPolicy.health`).
+    """
+
+    cls: list[DetInstances]
+    reg: list[DetInstances]
+    health: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def images(self, part: str = 'cls') -> list[int]:
+        """Indices of the images with at least one box in ``part`` (``'cls'`` /
+        ``'reg'``): only those enter the student's unlabeled forward, so an image with no
+        pseudo-box adds exactly 0 instead of being trained as all background."""
+        return [i for i, p in enumerate(getattr(self, part)) if len(p)]
+
+
+class PseudoBoxPolicy:
+    """Select, gate, move and report pseudo-boxes (see the module docstring).
+
+    Args:
+        selector: a box selector (``forward(dets) -> keep masks``, ``extra_log()``).
+        num_classes: classes of the detector (per-class health figures).
+        reg_uncertainty: boxes at or under it train regression; None trains regression
+            on every pseudo-box and skips the uncertainty pass.
+        mode: ``'flip'`` or ``'jitter'`` (two-stage detectors).
+        jitter_times / jitter_scale: box jitter's copies and scale.
+        min_box_size: moved boxes narrower or lower than this (pixels) are dropped.
+        zero_warn_iters: warn when this many batches in a row yield no pseudo-box.
+        name: who warns (the detector class).
+    """
+
+    def __init__(self, selector, num_classes: int | None, reg_uncertainty: float | None = 0.1,
+                 mode: str = 'flip', jitter_times: int = 10, jitter_scale: float = 0.06,
+                 min_box_size: float = 2.0, zero_warn_iters: int = 50,
+                 name: str = 'SemiDetector') -> None:
+        if mode not in UNCERTAINTY_MODES:
+            raise ValueError(f'reg_uncertainty_mode must be one of {UNCERTAINTY_MODES}, got '
+                             f'{mode!r}')
+        if mode == 'jitter' and int(jitter_times) < 2:
+            raise ValueError(f'jitter_times must be >= 2, got {jitter_times}')
+        self.selector, self.num_classes = selector, num_classes
+        self.reg_uncertainty = None if reg_uncertainty is None else float(reg_uncertainty)
+        self.mode, self.jitter_times, self.jitter_scale = mode, int(jitter_times), \
+            float(jitter_scale)
+        self.min_box_size, self.zero_warn_iters = float(min_box_size), int(zero_warn_iters)
+        self.name = name
+        self._zero_run = 0
+
+    @property
+    def needs_flipped(self) -> bool:
+        """Whether the caller must pass the teacher's detections on the flipped view."""
+        return self.reg_uncertainty is not None and self.mode == 'flip'
+
+    def __call__(self, dets: Sequence[DetInstances], moves: Sequence[tuple], *,
+                 flipped: Sequence[DetInstances] | None = None,
+                 widths: Sequence[float] | None = None,
+                 jitter: Callable[[list[DetInstances]], list[torch.Tensor]] | None = None,
+                 true: Sequence[DetInstances] | None = None) -> PseudoBoxes:
+        """Pseudo-boxes from the teacher's detections ``dets`` (teacher-view pixels).
+
+        Args:
+            dets: per image, the teacher's detections (scores set).
+            moves: per image ``(h_teacher, h_student, student_shape)``: original ->
+                view matrices and the student view's ``(H, W)``.
+            flipped / widths: the teacher's detections on the flipped weak views (in
+                flipped coordinates) and the views' widths (``mode='flip'``).
+            jitter: kept boxes -> their uncertainties (``mode='jitter'``).
+            true: per image, true boxes in the teacher's view (health only).
+        """
+        keep = self.selector(dets)
+        reliable = [torch.ones(len(d), dtype=torch.bool, device=d.bboxes.device)
+                    for d in dets]
+        if self.needs_flipped:
+            if flipped is None or widths is None:
+                raise ValueError("reg_uncertainty_mode='flip' needs the flipped detections")
+            reliable = [flip_uncertainty(d, f, w) <= self.reg_uncertainty
+                        for d, f, w in zip(dets, flipped, widths)]
+        elif self.reg_uncertainty is not None:  # box jitter, on the kept boxes only
+            if jitter is None:
+                raise ValueError("reg_uncertainty_mode='jitter' needs the jitter function")
+            unc = jitter([d[k] for d, k in zip(dets, keep)])
+            for r, k, u in zip(reliable, keep, unc):
+                r[:] = False
+                r[k] = u <= self.reg_uncertainty
+        cls, reg = [], []
+        for d, k, r, (h_from, h_to, shape) in zip(dets, keep, reliable, moves):
+            moved, ok = transfer_boxes(d[k], h_from, h_to, shape, self.min_box_size)
+            cls.append(moved)
+            reg.append(moved[r[k][ok]])
+        pseudo = PseudoBoxes(cls, reg)
+        pseudo.health = self.health(dets, keep, pseudo, true)
+        self._count_empty(pseudo, dets)
+        return pseudo
+
+    def _count_empty(self, pseudo: PseudoBoxes, dets) -> None:
+        n_boxes = sum(len(p) for p in pseudo.cls)
+        self._zero_run = 0 if n_boxes else self._zero_run + 1
+        if self._zero_run == self.zero_warn_iters:
+            n_cand = sum(len(d) for d in dets)
+            warnings.warn(
+                f'{self.name}: no pseudo-box for {self._zero_run} iterations in a row '
+                f'(teacher candidates this iteration: {n_cand}); the unsup loss is 0. For a '
+                'one-stage teacher lower its score threshold and use ClassAwareBoxSelector.',
+                stacklevel=3)
+
+    @torch.no_grad()
+    def health(self, dets, keep, pseudo: PseudoBoxes, true=None) -> dict[str, torch.Tensor]:
+        """``pb_per_img``, ``pb_n_<c>`` (the boxes the student trains on, after the move
+        into its view), ``cand_per_img`` (teacher detections), ``pb_reg_frac`` (share
+        trusted for regression), ``teacher_conf`` (mean detection score) and, when the
+        true boxes are known, ``pb_prec`` / ``pb_recall`` of the kept boxes (in the
+        teacher's view); plus the selector's ``extra_log``."""
+        k = self.num_classes or 0
+        dev = dets[0].bboxes.device if len(dets) else torch.device('cpu')
+        n = max(len(dets), 1)
+        kept_labels = [p.labels for p in pseudo.cls]
+        counts = torch.bincount(torch.cat(kept_labels), minlength=k) if kept_labels else \
+            torch.zeros(k, dtype=torch.long)
+        n_kept = sum(len(p) for p in pseudo.cls)
+        log = {'pb_per_img': torch.tensor(n_kept / n, device=dev),
+               'cand_per_img': torch.tensor(sum(len(d) for d in dets) / n, device=dev),
+               'pb_reg_frac': torch.tensor(sum(len(p) for p in pseudo.reg) / max(n_kept, 1),
+                                           device=dev),
+               'teacher_conf': torch.cat([d.scores for d in dets]).mean() if any(
+                   len(d) for d in dets) else torch.tensor(0.0, device=dev)}
+        for c in range(k):
+            log[f'pb_n_{c}'] = counts[c].float()
+        if true is not None and any(len(t) for t in true):
+            tp = npred = ntrue = 0
+            for d, m, t in zip(dets, keep, true):
+                a, b = box_precision(d[m], t.to(d.bboxes.device))
+                tp, npred, ntrue = tp + a, npred + b, ntrue + len(t)
+            if npred:
+                log['pb_prec'] = torch.tensor(tp / npred, device=dev)
+            log['pb_recall'] = torch.tensor(tp / max(ntrue, 1), device=dev)
+        for key, value in self.selector.extra_log().items():
+            log[key] = torch.as_tensor(value, dtype=torch.float32)
+        return log
