@@ -371,3 +371,23 @@ def test_box_selector_state_moves_in_training_mode_only():
     sel(dets)
     sel.observe([torch.tensor([0, 1])])
     assert sel.seen.all() and float(sel.labeled_images) == 1
+
+
+def test_clean_stats_keeps_pseudo_labeled_images_out_of_bn_statistics():
+    """student_forward='clean_stats': the strong, pseudo-labeled forwards must not move
+    the student's BN running statistics; 'separate' does move them (so the check is not
+    vacuous). Catches a clean_stats that is accepted but ignored for detection."""
+    def running_means(mode, threshold):
+        torch.manual_seed(0)
+        model = SemiDetector(detector=_detector('retinanet'),
+                             selector=dict(type='FixedScoreBoxSelector', threshold=threshold),
+                             semi_train_cfg=dict(student_forward=mode, reg_uncertainty=None))
+        model.train()
+        model(**model.data_preprocessor(_batch(), True), mode='loss')
+        return torch.cat([m.running_mean for m in model.student.modules()
+                          if isinstance(m, torch.nn.BatchNorm2d)])
+
+    labeled_only = running_means('separate', 1.01)  # no pseudo-box: labeled forward only
+    assert labeled_only.numel() > 0
+    assert not torch.equal(running_means('separate', 0.0), labeled_only)
+    assert torch.equal(running_means('clean_stats', 0.0), labeled_only)

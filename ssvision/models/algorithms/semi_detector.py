@@ -22,6 +22,7 @@ box uncertainty measures) is shared with the mmdetection plug-in, see
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -189,13 +190,11 @@ class SemiDetector(SemiBase):
         gate = self.semi_train_cfg['reg_uncertainty'] is not None
 
         def terms(part: str, idx: list[int]) -> dict:
-            forward = getattr(boxes, part)
-            if self.semi_train_cfg['student_forward'] == 'clean_stats':
-                with frozen_bn_stats(self.student):
-                    return self.task.losses(self.student, [strong[i] for i in idx],
-                                            [forward[i] for i in idx])
-            return self.task.losses(self.student, [strong[i] for i in idx],
-                                    [forward[i] for i in idx])
+            # 'clean_stats': the pseudo-labeled forwards leave BN running statistics alone
+            clean = self.semi_train_cfg['student_forward'] == 'clean_stats'
+            with frozen_bn_stats(self.student) if clean else contextlib.nullcontext():
+                return self.task.losses(self.student, [strong[i] for i in idx],
+                                        [getattr(boxes, part)[i] for i in idx])
 
         idx = boxes.images('cls')
         if idx:
