@@ -48,11 +48,7 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.structures.bbox import get_box_tensor
 from mmengine.structures import InstanceData
 
-from ssvision.models.algorithms.pseudo_boxes import (
-    PseudoBoxes,
-    PseudoBoxPolicy,
-    split_loss_terms,
-)
+from ssvision.models.algorithms.pseudo_boxes import PseudoBoxes, PseudoBoxPolicy
 from ssvision.registry import MODELS as SSV_MODELS
 from ssvision.structures import DetInstances
 
@@ -171,27 +167,18 @@ class SsvSemiDetector(SemiBaseDetector):
         the images with pseudo-boxes, box terms over those with reliable ones; the
         health figures ride along."""
         zero = batch_inputs.new_zeros(())
-        gate = self.policy.reg_uncertainty is not None
-        losses = {}
 
-        def terms(part: str, idx: list[int]) -> tuple[dict, dict]:
+        def student_loss(part: str, idx: list[int]) -> dict:
             samples = []
             for i in idx:
                 s = batch_data_samples[i].clone()
                 b = getattr(pseudo, part)[i]
                 s.gt_instances = InstanceData(bboxes=b.bboxes, labels=b.labels)
                 samples.append(s)
-            return split_loss_terms(self.student.loss(batch_inputs[idx], samples))
+            return self.student.loss(batch_inputs[idx], samples)
 
-        idx = pseudo.images('cls')
-        if idx:
-            cls_terms, reg_terms = terms('cls', idx)
-            losses.update(cls_terms)
-            if not gate:
-                losses.update(reg_terms)
-        idx = pseudo.images('reg')
-        if gate and idx:
-            losses.update(terms('reg', idx)[1])
+        cls_terms, reg_terms = self.policy.loss_terms(pseudo, student_loss)
+        losses = {**cls_terms, **reg_terms}
         if not losses:
             losses = {'loss': zero}
         weight = self.semi_train_cfg.get('unsup_weight', 1.0)

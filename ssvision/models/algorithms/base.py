@@ -280,13 +280,14 @@ class SemiBase(BaseModel):
         if self.selector is not None:  # class-prior selectors count the labeled targets
             self.selector.observe(self.task.targets(data_samples['sup']))
         pseudo = self.pseudo_labels(inputs, data_samples, it) if use_unsup else None
-        losses, logits = self.student_losses(pseudo.inputs if pseudo else inputs,
-                                             data_samples, pseudo, self.unsup_weight_at(it))
+        if pseudo is not None:
+            inputs = pseudo.inputs  # mixed alike with the targets (CutMix)
+        losses, logits = self.student_losses(inputs, data_samples, pseudo,
+                                             self.unsup_weight_at(it))
         if pseudo is not None:
             losses.update(pseudo.health)
         if len(self.aux_heads):
-            losses.update(self.aux_losses(pseudo.inputs if pseudo else inputs, data_samples,
-                                          logits, pseudo, it))
+            losses.update(self.aux_losses(inputs, data_samples, logits, pseudo, it))
         return losses
 
     def _check_batch(self, inputs: dict, it: int) -> bool:

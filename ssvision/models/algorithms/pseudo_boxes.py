@@ -265,6 +265,29 @@ class PseudoBoxPolicy:
         self._count_empty(pseudo, dets)
         return pseudo
 
+    def loss_terms(self, pseudo: PseudoBoxes,
+                   student_loss: Callable[[str, list[int]], dict]) -> tuple[dict, dict]:
+        """The student's loss terms on the pseudo-boxes: ``(classification terms,
+        regression terms)``.
+
+        ``student_loss(part, idx)`` runs the detector's loss on the images ``idx`` with
+        their ``pseudo.cls`` (``part='cls'``) or ``pseudo.reg`` boxes. Classification
+        terms come from the images with any pseudo-box; regression terms from the images
+        with a reliable one (a second forward), or, without a gate
+        (``reg_uncertainty=None``), from the first forward. Empty dicts when no image
+        qualifies.
+        """
+        cls, reg = {}, {}
+        idx = pseudo.images('cls')
+        if idx:
+            cls, reg = split_loss_terms(student_loss('cls', idx))
+            if self.reg_uncertainty is not None:
+                reg = {}
+        idx = pseudo.images('reg')
+        if self.reg_uncertainty is not None and idx:
+            reg = split_loss_terms(student_loss('reg', idx))[1]
+        return cls, reg
+
     def _count_empty(self, pseudo: PseudoBoxes, dets) -> None:
         n_boxes = sum(len(p) for p in pseudo.cls)
         self._zero_run = 0 if n_boxes else self._zero_run + 1

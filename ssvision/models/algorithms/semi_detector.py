@@ -38,7 +38,6 @@ from .pseudo_boxes import (
     box_precision,
     flip_uncertainty,
     jitter_uncertainty,
-    split_loss_terms,
     transfer_boxes,
 )
 from .teacher_bn import frozen_bn_stats
@@ -183,29 +182,19 @@ class SemiDetector(SemiBase):
 
     def pseudo_box_losses(self, strong: list[torch.Tensor], boxes) -> tuple[torch.Tensor,
                                                                             torch.Tensor]:
-        """Classification terms over the images with pseudo-boxes, regression terms over
-        the images with reliable ones (0 without)."""
-        zero = strong[0].new_zeros(())
-        cls_loss = reg_loss = zero
-        gate = self.semi_train_cfg['reg_uncertainty'] is not None
+        """Summed classification and regression terms of the policy
+        (:meth:`PseudoBoxPolicy.loss_terms`); 0 without pseudo-boxes."""
+        clean = self.semi_train_cfg['student_forward'] == 'clean_stats'
 
-        def terms(part: str, idx: list[int]) -> dict:
+        def student_loss(part: str, idx: list[int]) -> dict:
             # 'clean_stats': the pseudo-labeled forwards leave BN running statistics alone
-            clean = self.semi_train_cfg['student_forward'] == 'clean_stats'
             with frozen_bn_stats(self.student) if clean else contextlib.nullcontext():
                 return self.task.losses(self.student, [strong[i] for i in idx],
                                         [getattr(boxes, part)[i] for i in idx])
 
-        idx = boxes.images('cls')
-        if idx:
-            cls_terms, reg_terms = split_loss_terms(terms('cls', idx))
-            cls_loss = sum(cls_terms.values(), zero)
-            if not gate:  # every pseudo-box trains regression too
-                reg_loss = sum(reg_terms.values(), zero)
-        idx = boxes.images('reg')
-        if gate and idx:
-            reg_loss = sum(split_loss_terms(terms('reg', idx))[1].values(), zero)
-        return cls_loss, reg_loss
+        cls_terms, reg_terms = self.policy.loss_terms(boxes, student_loss)
+        zero = strong[0].new_zeros(())
+        return sum(cls_terms.values(), zero), sum(reg_terms.values(), zero)
 
 
 MODELS.register_module(name='MeanTeacherDetector', module=SemiDetector)
