@@ -35,6 +35,10 @@ RUNS = {
     'flexmatch_tinycnn': ('configs/flexmatch/flexmatch_tinycnn_2k_mnist5k-4pc.py', []),
     'dssn_aux_tinycnn': ('configs/dssn/dssn-aux_tinycnn_2k_mnist5k-4pc.py', []),
     'dssn_binscenes': ('configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py', []),
+    # the Siamese head's feature term from its own encoder pass (before 2026-12-01)
+    'dssn_binscenes_own_features': (
+        'configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py',
+        ['model.aux_heads.0.shared_features=False']),
     'fixmatch_binscenes_lookahead': (
         'configs/fixmatch/fixmatch_deeplabv3plus-r18_300_binscenes-n4.py',
         ['model.semi_train_cfg.look_ahead=True']),

@@ -299,3 +299,46 @@ def test_siamese_two_class_maps_get_a_smooth_consistency():
     from ssvision.models.heads.siamese_consistency import standardized_mse
     assert head.pair_loss(a11, b11, None).item() == pytest.approx(
         standardized_mse(a11, b11).mean().item(), rel=1e-5)
+
+
+def test_siamese_feature_level_reuses_the_main_forward():
+    """shared_features=True (the default): the feature pair starts from the features of
+    the student's concatenated forward, with no encoder pass of its own (UniMatch's
+    need_fp). The student is in training mode, so BatchNorm normalises with batch
+    statistics and a pass over the strong view alone gives other features. Catches a
+    head that still runs its own extract_feat (two encoder calls, features that differ
+    from the slice of the main forward) and features taken from another batch."""
+    calls, seen = {}, {}
+    for shared in (True, False):
+        torch.manual_seed(0)
+        model = _model([dict(SIAMESE, shared_features=shared)])
+        head = model.aux_heads[0]
+        extract, pair = model.student.extract_feat, head.feature_pair
+        calls[shared] = 0
+
+        def spy(x, _extract=extract, _shared=shared):
+            calls[_shared] += 1
+            return _extract(x)
+
+        def pair_spy(student, x, feat=None, _pair=pair, _shared=shared):
+            seen[_shared] = feat
+            return _pair(student, x, feat)
+
+        model.student.extract_feat = spy
+        head.feature_pair = pair_spy
+        data = model.data_preprocessor(_batch(), True)
+        losses = model(**data, mode='loss')
+        assert losses['aux_siamese_feat_loss'].item() > 0
+        if shared:
+            names = model.views_for_student(data['inputs'], True)
+            with torch.no_grad():
+                full = extract(torch.cat([data['inputs'][n] for n in names]))
+            i = names.index('unsup_student')
+            sizes = [data['inputs'][n].shape[0] for n in names]
+            start = sum(sizes[:i])
+            torch.testing.assert_close(seen[True].detach(), full[start:start + sizes[i]])
+            with torch.no_grad():  # the strong view alone: other batch statistics
+                alone = extract(data['inputs']['unsup_student'])
+            assert not torch.allclose(alone, seen[True].detach())
+    # the main forward calls extract_feat once (the split forward); the old head twice
+    assert calls[True] == 1 and calls[False] == 2 and seen[False] is None

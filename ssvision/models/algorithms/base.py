@@ -282,12 +282,13 @@ class SemiBase(BaseModel):
         pseudo = self.pseudo_labels(inputs, data_samples, it) if use_unsup else None
         if pseudo is not None:
             inputs = pseudo.inputs  # mixed alike with the targets (CutMix)
-        losses, logits = self.student_losses(inputs, data_samples, pseudo,
-                                             self.unsup_weight_at(it))
+        losses, logits, features = self.student_losses(inputs, data_samples, pseudo,
+                                                       self.unsup_weight_at(it))
         if pseudo is not None:
             losses.update(pseudo.health)
         if len(self.aux_heads):
-            losses.update(self.aux_losses(inputs, data_samples, logits, pseudo, it))
+            losses.update(self.aux_losses(inputs, data_samples, logits, features, pseudo,
+                                          it))
         return losses
 
     def _check_batch(self, inputs: dict, it: int) -> bool:
@@ -345,11 +346,16 @@ class SemiBase(BaseModel):
         return mixer(inputs, self.student_views, probs, labels, weight)
 
     def student_losses(self, inputs: dict, data_samples: dict, pseudo: PseudoLabels | None,
-                       factor: float) -> tuple[dict[str, torch.Tensor], dict]:
+                       factor: float) -> tuple[dict[str, torch.Tensor], dict, dict]:
         """``sup_loss`` and the weighted ``unsup_*`` losses from the student's outputs on
-        its views; returns them and those outputs (``{view: logits}``)."""
+        its views; returns them, those outputs (``{view: logits}``) and the encoder
+        features of the views aux heads asked for (``{view: features}``)."""
         names = self.views_for_student(inputs, pseudo is not None)
-        logits = dict(zip(names, self.student_logits([inputs[n] for n in names])))
+        wanted = {v for head in self.aux_heads for v in head.feature_views}
+        outs, feats = self.student_outputs([inputs[n] for n in names],
+                                           [n in wanted for n in names])
+        logits = dict(zip(names, outs))
+        features = {n: f for n, f in zip(names, feats) if f is not None}
         losses = {'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
         if pseudo is not None:
             unsup = self.unsup_loss(logits, pseudo.probs, pseudo.labels, pseudo.weight,
@@ -358,23 +364,48 @@ class SemiBase(BaseModel):
                 if not name.startswith('unsup_'):
                     raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
                 losses[name] = value * factor
-        return losses, logits
+        return losses, logits, features
+
+    def _forward(self, x: torch.Tensor, with_feat: bool):
+        """Student logits of ``x`` and, when asked, the encoder features they came from
+        (``extract_feat`` then ``forward_head``: the same computation as the student's
+        ``forward``)."""
+        if not with_feat:
+            return self.task.forward(self.student, x), None
+        from ssvision.models.heads import head_forward
+        feat = self.student.extract_feat(x)
+        return head_forward(self.student, feat, x.shape[-2:]), feat
 
     def student_logits(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Student outputs for each view (the first is ``sup``): one forward with
+        """Student outputs for each view (see :meth:`student_outputs`)."""
+        return self.student_outputs(views)[0]
+
+    def student_outputs(self, views: list[torch.Tensor], with_feat: list[bool] | None = None
+                        ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Student outputs for each view (the first is ``sup``), and the encoder features
+        of the views flagged in ``with_feat`` (None for the others): one forward with
         ``student_forward='concat'``, one per view with ``'separate'``, and with
         ``'clean_stats'`` the labeled view alone, then the other views together under
         :func:`frozen_bn_stats` (their BN running statistics are not updated)."""
+        flags = list(with_feat or [False] * len(views))
         mode = self.semi_train_cfg['student_forward']
+
+        def together(group: list[torch.Tensor], wants: list[bool]):
+            out, feat = self._forward(torch.cat(group, dim=0), any(wants))
+            sizes = [v.shape[0] for v in group]
+            feats = feat.split(sizes, dim=0) if feat is not None else [None] * len(group)
+            return (list(out.split(sizes, dim=0)),
+                    [f if w else None for f, w in zip(feats, wants)])
+
         if mode == 'concat' and len(views) > 1:
-            out = self.task.forward(self.student, torch.cat(views, dim=0))
-            return list(out.split([v.shape[0] for v in views], dim=0))
+            return together(views, flags)
         if mode == 'clean_stats' and len(views) > 1:
-            first = self.task.forward(self.student, views[0])
+            first, first_feat = self._forward(views[0], flags[0])
             with frozen_bn_stats(self.student):
-                rest = self.task.forward(self.student, torch.cat(views[1:], dim=0))
-            return [first, *rest.split([v.shape[0] for v in views[1:]], dim=0)]
-        return [self.task.forward(self.student, v) for v in views]
+                rest, rest_feats = together(views[1:], flags[1:])
+            return [first, *rest], [first_feat, *rest_feats]
+        pairs = [self._forward(v, w) for v, w in zip(views, flags)]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def views_for_student(self, inputs: dict, use_unsup: bool) -> list[str]:
         """Names of the views the student runs on: ``sup``, then (with unlabeled data)
@@ -391,7 +422,7 @@ class SemiBase(BaseModel):
                 names.append(v)
         return names
 
-    def aux_losses(self, inputs: dict, data_samples: dict, logits: dict,
+    def aux_losses(self, inputs: dict, data_samples: dict, logits: dict, features: dict,
                    pseudo: PseudoLabels | None, it: int) -> dict[str, torch.Tensor]:
         """Every auxiliary head's ``aux_*`` losses."""
         from ssvision.models.heads import AuxContext
@@ -399,7 +430,8 @@ class SemiBase(BaseModel):
                          inputs=inputs, data_samples=data_samples, logits=logits,
                          probs=pseudo.probs if pseudo else None,
                          labels=pseudo.labels if pseudo else None,
-                         weight=pseudo.weight if pseudo else None, iter=it)
+                         weight=pseudo.weight if pseudo else None, iter=it,
+                         features=features)
         losses: dict[str, torch.Tensor] = {}
         for head in self.aux_heads:
             for name, value in head.loss(ctx).items():

@@ -167,7 +167,7 @@ class SemiDetector(SemiBase):
         return PseudoLabels(inputs, boxes=boxes, health=boxes.health)
 
     def student_losses(self, inputs: dict, data_samples: dict, pseudo: PseudoLabels | None,
-                       factor: float) -> tuple[dict[str, torch.Tensor], dict]:
+                       factor: float) -> tuple[dict[str, torch.Tensor], dict, dict]:
         """``sup_loss`` (+ its terms as ``sup.<term>`` logs) and, with pseudo-boxes,
         ``unsup_loss_cls`` / ``unsup_loss_reg`` (times ``factor``)."""
         sup = self.task.losses(self.student, inputs['sup'],
@@ -178,7 +178,7 @@ class SemiDetector(SemiBase):
             cls_loss, reg_loss = self.pseudo_box_losses(inputs['unsup_student'], pseudo.boxes)
             out['unsup_loss_cls'] = cls_loss * factor
             out['unsup_loss_reg'] = reg_loss * factor
-        return out, {}
+        return out, {}, {}
 
     def pseudo_box_losses(self, strong: list[torch.Tensor], boxes) -> tuple[torch.Tensor,
                                                                             torch.Tensor]:

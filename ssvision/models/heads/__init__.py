@@ -1,9 +1,9 @@
-from .base import AuxContext, BaseAuxHead
+from .base import AuxContext, BaseAuxHead, head_forward
 from .deep_supervision import DeepSupervisionContrastHead
 from .rotation import RotationHead, rotate_batch
 from .siamese_consistency import DualSiameseConsistencyHead
 
 __all__ = [
     'AuxContext', 'BaseAuxHead', 'DeepSupervisionContrastHead', 'DualSiameseConsistencyHead',
-    'RotationHead', 'rotate_batch'
+    'RotationHead', 'head_forward', 'rotate_batch'
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,6 +26,9 @@ class AuxContext:
         labels: selected pseudo-labels ``(M, *)`` or None.
         weight: selection weights ``(M, *)`` in [0, 1] or None.
         iter: 0-based training iteration.
+        features: encoder features (``student.extract_feat``) of the views some head
+            asked for in ``feature_views``, taken from the same student forward as
+            ``logits``, ``{view: (N, D) or (N, C, h, w)}``.
     """
 
     student: nn.Module
@@ -38,6 +41,7 @@ class AuxContext:
     labels: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     iter: int = 0
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class BaseAuxHead(nn.Module):
@@ -54,6 +58,9 @@ class BaseAuxHead(nn.Module):
     """
 
     required_views: tuple[str, ...] = ()
+    #: Views whose encoder features the head reads from the student's main forward
+    #: (``ctx.features``), so it needs no forward of its own (UniMatch's ``need_fp``).
+    feature_views: tuple[str, ...] = ()
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -71,3 +78,11 @@ class BaseAuxHead(nn.Module):
 
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+
+def head_forward(student: nn.Module, feat: torch.Tensor, size) -> torch.Tensor:
+    """``student.forward_head`` on ``feat``: dense students (``(N, C, h, w)`` features)
+    also take the output size ``size`` (their logits are upsampled to the input)."""
+    if feat.dim() == 4:
+        return student.forward_head(feat, tuple(size))
+    return student.forward_head(feat)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ssvision.registry import MODELS
 
-from .base import AuxContext, BaseAuxHead
+from .base import AuxContext, BaseAuxHead, head_forward
 
 #: Added to the standard deviation so constant logit vectors do not divide by 0.
 _STD_EPS = 1e-6
@@ -75,10 +75,17 @@ class DualSiameseConsistencyHead(BaseAuxHead):
 
     - **Image level**: the student's outputs on two strong views of the same unlabeled
       images, ``a = ctx.logits['unsup_student']``, ``b = ctx.logits['unsup_student2']``.
-    - **Feature level**: ``f = student.extract_feat(x)`` on ``x = ctx.inputs[feature_view]``,
-      then ``a = student.forward_head(drop(f))``, ``b = student.forward_head(drop'(f))``
-      with two independent dropout masks (``F.dropout`` elementwise for ``(N, D)``
-      features, channel-wise ``F.dropout2d`` for ``(N, C, H, W)`` maps).
+    - **Feature level**: ``f`` = the student's encoder features of
+      ``x = ctx.inputs[feature_view]``, then ``a = student.forward_head(drop(f))``,
+      ``b = student.forward_head(drop'(f))`` with two independent dropout masks
+      (``F.dropout`` elementwise for ``(N, D)`` features, channel-wise ``F.dropout2d``
+      for ``(N, C, H, W)`` maps). With ``shared_features=True`` (the default) ``f``
+      comes from the student's main forward (``ctx.features``: the recipe splits that
+      forward into ``extract_feat`` + ``forward_head``), as UniMatch's ``need_fp`` takes
+      its perturbed prediction from the forward that gives the plain one: no second
+      encoder pass, and BatchNorm sees the view once. ``shared_features=False`` runs
+      ``student.extract_feat(x)`` again inside the head (the behaviour before
+      2026-12-01, kept to reproduce older figures).
 
     Per-sample (per-pixel for dense outputs) term ``l_i`` for a pair ``(a, b)``:
 
@@ -122,8 +129,10 @@ class DualSiameseConsistencyHead(BaseAuxHead):
             ``'contrastive'``. Default ``'auto'``.
         temperature (float): InfoNCE temperature. Default 0.5.
         use_selection (bool): weight samples by the selector's weights. Default True.
-        feature_view (str): unlabeled view whose features are perturbed (the student
-            runs one extra ``extract_feat`` on it). Default ``'unsup_student'``.
+        feature_view (str): unlabeled view whose features are perturbed. Default
+            ``'unsup_student'``.
+        shared_features (bool): take them from the student's main forward (see
+            above). Default True.
     """
 
     required_views = ('unsup_student', 'unsup_student2')
@@ -131,7 +140,8 @@ class DualSiameseConsistencyHead(BaseAuxHead):
     def __init__(self, loss_weight: float = 1.0, feature_weight: float = 1.0,
                  image_weight: float = 1.0, feature_dropout: float = 0.5,
                  consistency: str = 'auto', temperature: float = 0.5,
-                 use_selection: bool = True, feature_view: str = 'unsup_student') -> None:
+                 use_selection: bool = True, feature_view: str = 'unsup_student',
+                 shared_features: bool = True) -> None:
         super().__init__(loss_weight)
         if consistency not in _CONSISTENCIES:
             raise ValueError(f'consistency must be one of {_CONSISTENCIES}, got {consistency!r}')
@@ -152,6 +162,9 @@ class DualSiameseConsistencyHead(BaseAuxHead):
         self.temperature = float(temperature)
         self.use_selection = bool(use_selection)
         self.feature_view = feature_view
+        self.shared_features = bool(shared_features)
+        if self.shared_features and self.feature_weight > 0:
+            self.feature_views = (feature_view,)
 
     # ----------------------------------------------------------------- pieces
     def pair_loss(self, a: torch.Tensor, b: torch.Tensor,
@@ -187,22 +200,20 @@ class DualSiameseConsistencyHead(BaseAuxHead):
             return F.dropout2d(feat, self.feature_dropout, training=True)
         return F.dropout(feat, self.feature_dropout, training=True)
 
-    def feature_pair(self, student: torch.nn.Module,
-                     x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two outputs of one ``extract_feat`` under independent feature-dropout masks."""
+    def feature_pair(self, student: torch.nn.Module, x: torch.Tensor,
+                     feat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two head outputs of the features ``feat`` of ``x`` (``student.extract_feat(x)``
+        when not given) under independent feature-dropout masks."""
         if not (callable(getattr(student, 'extract_feat', None))
                 and callable(getattr(student, 'forward_head', None))):
             raise TypeError(f'{type(self).__name__} feature level needs a student with '
                             f'extract_feat() and forward_head(); {type(student).__name__} '
                             'has not both (set feature_weight=0 to use the image level only)')
-        feat = student.extract_feat(x)
-        if feat.dim() == 4:
-            # dense students (segmentors) upsample their logits to the input size
-            size = x.shape[-2:]
-            return (student.forward_head(self._dropout(feat), size),
-                    student.forward_head(self._dropout(feat), size))
-        return (student.forward_head(self._dropout(feat)),
-                student.forward_head(self._dropout(feat)))
+        if feat is None:
+            feat = student.extract_feat(x)
+        size = x.shape[-2:]  # dense students upsample their logits to the input size
+        return (head_forward(student, self._dropout(feat), size),
+                head_forward(student, self._dropout(feat), size))
 
     # ----------------------------------------------------------------- loss
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
@@ -214,7 +225,9 @@ class DualSiameseConsistencyHead(BaseAuxHead):
                 ctx.logits['unsup_student'], ctx.logits['unsup_student2'], weight)
         if (ctx.probs is not None and self.feature_view in ctx.logits
                 and self.feature_weight > 0):
-            a, b = self.feature_pair(ctx.student, ctx.inputs[self.feature_view])
+            a, b = self.feature_pair(ctx.student, ctx.inputs[self.feature_view],
+                                     ctx.features.get(self.feature_view)
+                                     if self.shared_features else None)
             feat = self.feature_weight * self.pair_loss(a, b, weight)
         return {'aux_siamese_img_loss': self.loss_weight * img,
                 'aux_siamese_feat_loss': self.loss_weight * feat}
