@@ -1,3 +1,3 @@
-from .torchvision_det import CLS_LOSS_KEYS, DETECTOR_ARCHS, REG_LOSS_KEYS, TorchvisionDetector
+from .torchvision_det import DETECTOR_ARCHS, TorchvisionDetector
 
-__all__ = ['TorchvisionDetector', 'CLS_LOSS_KEYS', 'REG_LOSS_KEYS', 'DETECTOR_ARCHS']
+__all__ = ['TorchvisionDetector', 'DETECTOR_ARCHS']

@@ -8,8 +8,9 @@ is background, so its labels are shifted by one inside; the one-stage heads scor
 sigmoid classes directly). It exposes:
 
 * ``loss(images, instances) -> dict`` of torchvision's losses, every key listed in
-  :data:`CLS_LOSS_KEYS` or :data:`REG_LOSS_KEYS` (so a semi-supervised detector can use
-  the classification and regression parts of a pseudo-box loss separately);
+  :data:`~ssvision.models.algorithms.pseudo_boxes.CLS_TERMS` or ``REG_TERMS`` (so a
+  semi-supervised detector can use the classification and regression parts of a
+  pseudo-box loss separately);
 * ``predict(images) -> list[DetInstances]`` (scores set), boxes in input pixels.
 """
 
@@ -23,12 +24,8 @@ from torch import nn
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
-__all__ = ['TorchvisionDetector', 'CLS_LOSS_KEYS', 'REG_LOSS_KEYS', 'DETECTOR_ARCHS']
+__all__ = ['TorchvisionDetector', 'DETECTOR_ARCHS']
 
-#: classification-type terms: learn from every kept pseudo-box
-CLS_LOSS_KEYS = ('loss_classifier', 'loss_objectness', 'classification')
-#: box-regression terms: learn only from pseudo-boxes that pass the uncertainty filter
-REG_LOSS_KEYS = ('loss_box_reg', 'loss_rpn_box_reg', 'bbox_regression', 'bbox_ctrness')
 DETECTOR_ARCHS = ('fasterrcnn', 'retinanet', 'fcos')
 _ONE_STAGE = ('retinanet', 'fcos')
 
