@@ -133,7 +133,8 @@ def test_timm_classifier_pretrained_offline_without_cache(monkeypatch, tmp_path)
     monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
     monkeypatch.delenv('HF_HUB_CACHE', raising=False)
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
-    with pytest.raises(RuntimeError, match='checkpoint='):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')  # online, it would download as timm does
+    with pytest.raises(FileNotFoundError, match='offline.*timm/resnet18'):
         TimmClassifier('resnet18', num_classes=10, pretrained=True)
 
 

@@ -115,7 +115,8 @@ def test_deeplabv3plus_checkpoint(tmp_path):
 def test_pretrained_not_cached_fails_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf'))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
-    with pytest.raises(RuntimeError, match='never downloads'):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')  # online, it would download as timm does
+    with pytest.raises(FileNotFoundError, match='offline.*HF_HOME'):
         DeepLabV3Plus(num_classes=2, pretrained=True)
 
 

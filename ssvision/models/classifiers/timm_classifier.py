@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from typing import Any, Optional
 
 import timm
@@ -62,27 +61,15 @@ def find_cached_pretrained(model_name: str) -> Optional[str]:
 
 
 def load_weight_file(path: str) -> dict[str, torch.Tensor]:
-    """Read a state dict from a local ``.safetensors`` / torch file (CPU, weights only).
+    """A state dict from a checkpoint source: a local ``.safetensors`` / torch file, a
+    URL, ``zoo://``, ``timm://`` or ``torchvision://`` (:func:`ssvision.checkpoints.resolve`:
+    downloads are cached and sha256-checked), read weights-only on the CPU.
 
     Nested ``{'state_dict': ...}`` / ``{'model': ...}`` / ``{'state_dict_ema': ...}``
     checkpoints are unwrapped and a DataParallel ``module.`` prefix is removed.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        state = load_file(path, device='cpu')
-    else:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    for key in ('state_dict', 'model', 'state_dict_ema'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict):
-        raise TypeError(f'{path} does not hold a state dict (got {type(state).__name__})')
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    return OrderedDict(state)
+    from ssvision.checkpoints import load_state_dict
+    return load_state_dict(path)
 
 
 @MODELS.register_module()
@@ -91,24 +78,27 @@ class TimmClassifier(nn.Module):
 
     The backbone is ``timm.create_model(model_name, pretrained=False, num_classes=0,
     in_chans=in_channels, **timm_kwargs)``, so ``backbone(x)`` returns pooled features
-    ``(N, backbone.num_features)``. Nothing is ever downloaded:
+    ``(N, backbone.num_features)``. Weights come through
+    :func:`ssvision.checkpoints.resolve` (cached, sha256-checked downloads):
 
-    * ``checkpoint='path'`` loads a local timm / torchvision state dict (``.pth``,
+    * ``checkpoint=SOURCE`` (a path, URL, ``zoo://``, ``timm://``, ``torchvision://``)
+      loads a timm / torchvision state dict (``.pth``,
       ``.bin`` or ``.safetensors``) into the backbone. Head keys (``fc.*``, ``head.*``,
       ``classifier.*``) go to this module's head when their shapes fit
       (``num_classes`` equal to the checkpoint's), else they are dropped with a
       warning; a 3-channel first conv is adapted to ``in_channels`` with timm's
       ``adapt_input_conv``. Missing / unexpected keys are logged.
-    * ``pretrained=True`` loads the same way from the local Hugging Face (or torch
-      hub) cache, and fails with a clear error when the weights are not cached.
+    * ``pretrained=True`` loads timm's weights the same way: from the local Hugging
+      Face (or torch hub) cache, else downloaded as timm does; with
+      ``HF_HUB_OFFLINE=1`` and no cached file, a clear error says where to put it.
 
     Args:
         model_name (str): timm model name. Default ``'resnet18'``.
         num_classes (int): number of logits. Default 10.
         in_channels (int): image channels. Default 3.
-        pretrained (bool): load timm's pretrained weights from the local cache.
-        checkpoint (str, optional): local weight file; takes precedence over
-            ``pretrained``.
+        pretrained (bool): load timm's pretrained weights (cache, else download).
+        checkpoint (str, optional): checkpoint source (path, URL, ``zoo://`` ...);
+            takes precedence over ``pretrained``.
         drop_rate (float): dropout probability on the pooled features, before the
             head (applied by this module, not by timm). Default 0.0.
         **timm_kwargs: more ``timm.create_model`` arguments (``drop_path_rate``, ...).
@@ -130,17 +120,8 @@ class TimmClassifier(nn.Module):
             raise ValueError(f'drop_rate must be in [0, 1), got {drop_rate}')
         weight_file = checkpoint
         if weight_file is None and pretrained:
-            weight_file = find_cached_pretrained(model_name)
-            if weight_file is None:
-                cfg = timm.models.get_pretrained_cfg(model_name)
-                hub_id = getattr(cfg, 'hf_hub_id', None) if cfg is not None else None
-                raise RuntimeError(
-                    f'TimmClassifier: pretrained weights of {model_name!r} are not in the '
-                    f'local cache ({_hf_cache_dir()}) and ssvision never downloads them '
-                    f'(HF_HUB_OFFLINE={os.environ.get("HF_HUB_OFFLINE", "unset")}). '
-                    'Download the weight file on a machine with network access'
-                    + (f' (e.g. huggingface-cli download {hub_id})' if hub_id else '')
-                    + ' and pass checkpoint=<local file path> instead of pretrained=True.')
+            # the local caches first, then a download as timm does (HF_HUB_OFFLINE: none)
+            weight_file = find_cached_pretrained(model_name) or f'timm://{model_name}'
 
         self.model_name = model_name
         self.num_classes = int(num_classes)

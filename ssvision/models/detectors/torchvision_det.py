@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ssvision.checkpoints import load_state_dict
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
@@ -28,16 +29,6 @@ __all__ = ['TorchvisionDetector', 'DETECTOR_ARCHS']
 
 DETECTOR_ARCHS = ('fasterrcnn', 'retinanet', 'fcos')
 _ONE_STAGE = ('retinanet', 'fcos')
-
-
-def _load_local(path: str) -> dict:
-    """A local weights file, loaded weights-only (a state dict or {'state_dict': ...})."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(state, dict) and 'state_dict' in state:
-        state = state['state_dict']
-    if not isinstance(state, dict):
-        raise ValueError(f'{path}: expected a state dict, got {type(state).__name__}')
-    return state
 
 
 @MODELS.register_module()
@@ -105,7 +96,7 @@ class TorchvisionDetector(nn.Module):
         else:
             raise ValueError(f'unsupported backbone {backbone!r}')
         if backbone_checkpoint is not None:
-            state = _load_local(backbone_checkpoint)
+            state = load_state_dict(backbone_checkpoint)
             if backbone == 'mobilenet_v3_large':  # ImageNet keys are 'features.N...'
                 state = {k[len('features.'):]: v for k, v in state.items()
                          if k.startswith('features.')}
@@ -151,7 +142,7 @@ class TorchvisionDetector(nn.Module):
             self.net = cls(body, num_classes=self.num_classes, **common)
         self.skipped_keys: list[str] = []
         if checkpoint is not None:
-            state = _load_local(checkpoint)
+            state = load_state_dict(checkpoint)
             own = self.net.state_dict()
             ok = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             self.skipped_keys = sorted(set(state) - set(ok))

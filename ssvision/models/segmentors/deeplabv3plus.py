@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -13,7 +12,6 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ssvision.models.classifiers.timm_classifier import (
-    _hf_cache_dir,
     find_cached_pretrained,
     load_weight_file,
 )
@@ -92,11 +90,13 @@ class DeepLabV3Plus(nn.Module):
     accept the argument (ViTs, ...) are built with their plain strides and a warning
     is logged; :attr:`output_stride` holds the stride actually obtained.
 
-    **Weights** (never downloaded): ``checkpoint`` is a local timm / torchvision
-    classifier file (``.pth`` / ``.bin`` / ``.safetensors``; head keys dropped,
+    **Weights** (through :func:`ssvision.checkpoints.resolve`): ``checkpoint`` is a
+    timm / torchvision classifier file (a path, URL, ``zoo://``, ``timm://`` or
+    ``torchvision://``; ``.pth`` / ``.bin`` / ``.safetensors``; head keys dropped,
     ``backbone.*`` keys of a segmentor checkpoint accepted, a 3-channel first conv
-    adapted to ``in_channels``); ``pretrained=True`` reads timm's weights from the
-    local Hugging Face / torch hub cache and fails clearly when they are not there.
+    adapted to ``in_channels``); ``pretrained=True`` reads timm's weights from the local
+    Hugging Face / torch hub cache, else downloads them as timm does (with
+    ``HF_HUB_OFFLINE=1`` and no cached file: a clear error).
 
     Args:
         backbone (str): timm model name. Default ``'resnet18'``.
@@ -109,8 +109,8 @@ class DeepLabV3Plus(nn.Module):
         low_level_channels (int): width of the projected low-level feature. Default 48.
         decoder_channels (int): width of the fused decoder feature. Default 128.
         dropout (float): dropout after the ASPP projection. Default 0.1.
-        pretrained (bool): load timm's pretrained backbone weights from the local cache.
-        checkpoint (str, optional): local backbone weight file; wins over ``pretrained``.
+        pretrained (bool): load timm's pretrained backbone weights (cache, else download).
+        checkpoint (str, optional): backbone checkpoint source; wins over ``pretrained``.
 
     Attributes:
         num_classes (int), in_channels (int), feat_dim (int, = decoder_channels),
@@ -127,13 +127,8 @@ class DeepLabV3Plus(nn.Module):
             raise ValueError(f'output_stride must be 8, 16 or 32, got {output_stride}')
         weight_file = checkpoint
         if weight_file is None and pretrained:
-            weight_file = find_cached_pretrained(backbone)
-            if weight_file is None:
-                raise RuntimeError(
-                    f'DeepLabV3Plus: pretrained weights of {backbone!r} are not in the local '
-                    f'cache ({_hf_cache_dir()}) and ssvision never downloads them '
-                    f'(HF_HUB_OFFLINE={os.environ.get("HF_HUB_OFFLINE", "unset")}). Download '
-                    'the file on a machine with network access and pass checkpoint=<path>.')
+            # the local caches first, then a download as timm does (HF_HUB_OFFLINE: none)
+            weight_file = find_cached_pretrained(backbone) or f'timm://{backbone}'
         self.backbone_name = backbone
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)

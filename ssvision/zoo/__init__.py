@@ -1,0 +1,132 @@
+"""ssvision's model zoo: a machine-readable index shipped inside the package.
+
+``index.json`` holds one entry per model:
+
+- ``name``, ``task``, ``config``;
+- ``checkpoint``: ``{'url': ..., 'sha256': ...}`` once published, ``null`` before;
+- ``metrics``: ``{'<metric>': value, 'date': ..., 'machine': ...}``;
+- ``command``: the command that produced the metrics;
+- ``build``: how ``tools/zoo.py build NAME`` trains it here: ``{'cfg_options': [...],
+  'keep': 'teacher' | 'student' | 'both'}`` (``config`` is trained with
+  ``tools/train.py``).
+
+``zoo://NAME`` resolves (:func:`checkpoint_path`) to the published file (downloaded into
+torch hub's cache and checked against ``sha256``) or, without one, to the file
+``tools/zoo.py build NAME`` wrote into :func:`built_dir`. ``model_zoo.md`` is generated
+from the index (:func:`render_markdown`, ``tools/zoo.py markdown``); a test keeps the
+two equal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os.path as osp
+
+import torch
+
+__all__ = ['entries', 'get', 'checkpoint_path', 'built_dir', 'built_path', 'sha256_for_url',
+           'render_markdown']
+
+INDEX = osp.join(osp.dirname(osp.abspath(__file__)), 'index.json')
+
+
+@functools.cache
+def _load(path: str = INDEX) -> tuple[dict, ...]:
+    with open(path) as f:
+        data = json.load(f)
+    names = [e['name'] for e in data]
+    if len(set(names)) != len(names):
+        raise ValueError(f'{path}: duplicate entry names')
+    return tuple(data)
+
+
+def entries() -> list[dict]:
+    """Every zoo entry, in index order."""
+    return [dict(e) for e in _load()]
+
+
+def get(name: str) -> dict:
+    for e in _load():
+        if e['name'] == name:
+            return dict(e)
+    known = ', '.join(e['name'] for e in _load())
+    raise KeyError(f'no zoo entry {name!r}; known: {known}')
+
+
+def sha256_for_url(url: str) -> str | None:
+    """The indexed sha256 of a published checkpoint URL, or None."""
+    for e in _load():
+        ckpt = e.get('checkpoint') or {}
+        if ckpt.get('url') == url:
+            return ckpt.get('sha256')
+    return None
+
+
+def built_dir() -> str:
+    """Where ``tools/zoo.py build`` puts checkpoints: ``<torch hub dir>/ssvision_zoo``."""
+    return osp.join(torch.hub.get_dir(), 'ssvision_zoo')
+
+
+def built_path(name: str) -> str:
+    return osp.join(built_dir(), f'{name}.pth')
+
+
+def checkpoint_path(name: str) -> str:
+    """A local file for ``zoo://name`` (see the module docstring)."""
+    from ssvision.checkpoints import resolve
+    entry = get(name)
+    ckpt = entry.get('checkpoint') or {}
+    if ckpt.get('url'):
+        return resolve(ckpt['url'], sha256=ckpt.get('sha256'))
+    path = built_path(name)
+    if osp.isfile(path):
+        return path
+    raise FileNotFoundError(f'zoo entry {name!r} has no published checkpoint yet and {path} '
+                            f'does not exist: run `python tools/zoo.py build {name}` (it '
+                            f'trains {entry["config"]} here and writes that file)')
+
+
+def _metric_cell(metrics: dict) -> str:
+    values = [f'{k} {v}' for k, v in metrics.items() if k not in ('date', 'machine')]
+    return ', '.join(values)
+
+
+def render_markdown() -> str:
+    """``model_zoo.md``, generated from the index."""
+    lines = [
+        '# Model zoo',
+        '',
+        '<!-- generated from ssvision/zoo/index.json by `python tools/zoo.py markdown`; '
+        'edit the index, not this file -->',
+        '',
+        'Each entry is a config with measured results. `load_from=\'zoo://NAME\'` (or '
+        '`checkpoint=\'zoo://NAME\'`) fine-tunes from it: a published checkpoint is '
+        'downloaded and its sha256 checked; an entry without one says to run '
+        '`python tools/zoo.py build NAME`, which trains the config here and puts the '
+        'weights where `zoo://NAME` finds them. `python tools/zoo.py list` shows the '
+        'index. Checkpoints load with `torch.load(weights_only=True)`; a plain state dict '
+        'loads into both teacher and student.',
+        '',
+        '| name | task | config | metrics | date, machine | checkpoint (sha256) | command |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for e in _load():
+        ckpt = e.get('checkpoint') or {}
+        cell = (f'[{osp.basename(ckpt["url"])}]({ckpt["url"]}) (`{ckpt["sha256"]}`)'
+                if ckpt.get('url') else 'not published: `python tools/zoo.py build '
+                f'{e["name"]}`')
+        m = e.get('metrics', {})
+        lines.append(f'| `{e["name"]}` | {e["task"]} | `{e["config"]}` | {_metric_cell(m)} | '
+                     f'{m.get("date", "")}, {m.get("machine", "")} | {cell} | '
+                     f'`{e["command"]}` |')
+    lines += [
+        '',
+        'Not in the index yet (no complete measurement): CIFAR-10 WRN-28-2, the timm '
+        'resnet18 classifier, FlexMatch / FreeMatch / DSSN on the digits, Cityscapes DSSN, '
+        'the binary scenes (BENCHMARKS.md has 300-iteration figures but no zoo entry), the '
+        'detection configs in `configs/semi_det/` and the mmdetection plug-in config in '
+        '`configs/mmdet/`. No entry has a hosted checkpoint yet. Figures and protocols: '
+        'BENCHMARKS.md.',
+        '']
+    return '\n'.join(lines)
