@@ -35,12 +35,13 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import torch
 
 __all__ = ['resolve', 'load_state_dict', 'load_checkpoint', 'ChecksumError', 'is_offline',
-           'hash_prefix', 'sha256_of', 'register_mmengine_schemes']
+           'hash_prefix', 'sha256_of', 'register_mmengine_schemes', 'LoadReport']
 
 SCHEMES = ('zoo://', 'timm://', 'torchvision://', 'http://', 'https://')
 _PREFIX = re.compile(r'-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|safetensors)$')
@@ -207,6 +208,52 @@ def load_state_dict(source: str) -> OrderedDict:
     if state and all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
     return OrderedDict(state)
+
+
+@dataclass
+class LoadReport:
+    """What loading a checkpoint into a module did, key by key.
+
+    ``loaded``: module keys filled from the checkpoint; ``reinitialized``: checkpoint keys
+    whose tensor did not fit (a classifier head for other classes) and whose module
+    weights keep their fresh initialisation; ``missing``: module keys the checkpoint
+    does not have; ``unexpected``: checkpoint keys the module does not have.
+    """
+
+    source: str
+    target: str
+    loaded: list[str] = field(default_factory=list)
+    reinitialized: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def check(self) -> LoadReport:
+        """Loading that matched nothing is an error, not a warning."""
+        if not self.loaded:
+            raise RuntimeError(f'{self.source}: no tensor matches {self.target} (unexpected '
+                               f'keys, first 5: {self.unexpected[:5]})')
+        return self
+
+    def table(self, names: bool = False) -> str:
+        """One short table; with ``names`` the keys of every column but ``loaded``."""
+        lines = [f'weights from {self.source} into {self.target}:',
+                 '| loaded | re-initialised (shape changed) | missing | unexpected |',
+                 f'| {len(self.loaded)} | {len(self.reinitialized)} | {len(self.missing)} | '
+                 f'{len(self.unexpected)} |']
+        if names:
+            for title, keys in (('re-initialised', self.reinitialized),
+                                ('missing', self.missing), ('unexpected', self.unexpected)):
+                if keys:
+                    lines.append(f'{title}: {", ".join(keys)}')
+        return '\n'.join(lines)
+
+    def log(self) -> LoadReport:
+        """Log :meth:`table`; key names too with ``SSVISION_LOAD_REPORT=names``."""
+        from mmengine.logging import print_log
+        names = os.environ.get('SSVISION_LOAD_REPORT', '').strip().lower() == 'names'
+        worry = self.missing or self.reinitialized or self.unexpected
+        print_log(self.table(names), logger='current', level=30 if worry else 20)
+        return self
 
 
 def _mmengine_loader(filename, map_location=None, logger=None):

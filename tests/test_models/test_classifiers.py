@@ -124,9 +124,17 @@ def test_timm_classifier_checkpoint_reports(tmp_path):
     torch.save({'state_dict': state}, path)
     model = TimmClassifier('resnet18', num_classes=10, pretrained=False)
     report = model.load_backbone_weights(str(path))
-    assert report['missing'] == ['layer4.1.bn2.bias']
-    assert report['unexpected'] == ['extra.weight']
-    assert sorted(report['dropped']) == ['fc.bias', 'fc.weight']
+    assert report.missing == ['layer4.1.bn2.bias']
+    assert report.unexpected == ['extra.weight']
+    assert sorted(report.reinitialized) == ['fc.bias', 'fc.weight']
+    assert len(report.loaded) == len(model.backbone.state_dict()) - 1
+    table = report.table(names=True)
+    assert '| loaded | re-initialised (shape changed) | missing | unexpected |' in table
+    assert 'missing: layer4.1.bn2.bias' in table
+    # a checkpoint that matches nothing is an error, not a warning
+    torch.save({'other.weight': torch.zeros(2)}, tmp_path / 'other.pth')
+    with pytest.raises(RuntimeError, match='no tensor matches'):
+        model.load_backbone_weights(str(tmp_path / 'other.pth'))
 
 
 def test_timm_classifier_pretrained_offline_without_cache(monkeypatch, tmp_path):

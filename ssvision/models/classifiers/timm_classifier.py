@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import timm
 import torch
-from mmengine.logging import print_log
 from torch import nn
 
+from ssvision.checkpoints import LoadReport
 from ssvision.registry import MODELS
 
 #: Key prefixes of classification heads in timm / torchvision state dicts.
@@ -136,19 +136,20 @@ class TimmClassifier(nn.Module):
         if weight_file is not None:
             self.load_backbone_weights(weight_file)
 
-    def load_backbone_weights(self, path: str) -> dict[str, list[str]]:
-        """Load a local weight file into the backbone (and the head when it fits).
+    def load_backbone_weights(self, path: str) -> LoadReport:
+        """Load a checkpoint into the backbone (and the head when it fits).
 
         Args:
-            path: ``.pth`` / ``.bin`` / ``.safetensors`` file of a timm or torchvision
-                model of the same architecture.
+            path: checkpoint source (:func:`ssvision.checkpoints.resolve`) of a timm or
+                torchvision model of the same architecture.
 
         Returns:
-            ``{'missing': [...], 'unexpected': [...], 'dropped': [...]}`` key lists
-            (backbone-relative names).
+            The logged :class:`~ssvision.checkpoints.LoadReport` (backbone-relative
+            names; a classifier head for other classes is ``reinitialized``).
 
         Raises:
-            RuntimeError: a non-head tensor has a shape the backbone cannot take.
+            RuntimeError: a non-head tensor has a shape the backbone cannot take, or no
+                tensor matched.
         """
         state = load_weight_file(path)
         own = self.backbone.state_dict()
@@ -187,24 +188,16 @@ class TimmClassifier(nn.Module):
                         f'{self.model_name} backbone expects {tuple(own[key].shape)}')
             backbone_state[key] = value
 
-        missing = [k for k in own if k not in backbone_state]
+        report = LoadReport(
+            str(path), f'TimmClassifier({self.model_name})',
+            loaded=list(backbone_state) + [f'head.{k}' for k in head_state],
+            reinitialized=dropped, missing=[k for k in own if k not in backbone_state],
+            unexpected=unexpected).check()
         self.backbone.load_state_dict(backbone_state, strict=False)
         if head_state:
             self.head.load_state_dict(head_state, strict=False)
-        print_log(f'TimmClassifier: loaded {len(backbone_state)} backbone tensors from '
-                  f'{path}' + (' and the classifier head' if head_state else ''),
-                  logger='current')
-        if dropped:
-            print_log(f'TimmClassifier: dropped classifier-head keys whose shape does not '
-                      f'fit num_classes={self.num_classes}: {dropped}',
-                      logger='current', level=30)
-        if missing:
-            print_log(f'TimmClassifier: keys missing from {path}: {missing}',
-                      logger='current', level=30)
-        if unexpected:
-            print_log(f'TimmClassifier: unexpected keys in {path} (ignored): {unexpected}',
-                      logger='current', level=30)
-        return {'missing': missing, 'unexpected': unexpected, 'dropped': dropped}
+        self.load_report = report.log()
+        return report
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Intermediate maps of the backbone's feature stages (timm ``feature_info``).

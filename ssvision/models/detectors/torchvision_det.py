@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ssvision.checkpoints import load_state_dict
+from ssvision.checkpoints import LoadReport, load_state_dict
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
@@ -29,6 +29,20 @@ __all__ = ['TorchvisionDetector', 'DETECTOR_ARCHS']
 
 DETECTOR_ARCHS = ('fasterrcnn', 'retinanet', 'fcos')
 _ONE_STAGE = ('retinanet', 'fcos')
+
+
+def _load_matching(module: nn.Module, state: dict, source: str, target: str) -> LoadReport:
+    """Load the tensors of ``state`` whose key and shape match ``module`` (non-strict);
+    a key whose shape differs keeps the module's initialisation. Logged, and an error
+    when nothing matched."""
+    own = module.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    report = LoadReport(source, target, loaded=list(loaded),
+                        reinitialized=[k for k in state if k in own and k not in loaded],
+                        missing=[k for k in own if k not in state],
+                        unexpected=[k for k in state if k not in own]).check()
+    module.load_state_dict(loaded, strict=False)
+    return report.log()
 
 
 @MODELS.register_module()
@@ -48,10 +62,17 @@ class TorchvisionDetector(nn.Module):
         norm: ``'bn'`` (trainable BatchNorm, the choice from random init) or
             ``'frozen_bn'`` (torchvision's default for pretrained backbones).
         trainable_layers: backbone stages trained (resnet: 0-5, mobilenet: 0-6).
-        backbone_checkpoint: local ImageNet weights of the backbone body (weights-only).
-        checkpoint: local weights of the whole detector (weights-only), e.g. a torchvision
-            zoo file; tensors whose shape differs (the class heads) are skipped and named
-            in :attr:`skipped_keys`.
+        backbone_checkpoint: ImageNet weights of the backbone body (a checkpoint source,
+            :func:`ssvision.checkpoints.resolve`; torchvision classifier key names).
+        checkpoint: weights of the whole detector in torchvision's layout, e.g. a
+            COCO-trained torchvision detector (``torchvision://FasterRCNN_ResNet50_FPN_
+            Weights.COCO_V1``) for another ``num_classes``: tensors whose shape differs
+            (the class-dependent box predictor) keep their fresh initialisation and are
+            reported as re-initialised.
+
+    Each load logs a :class:`~ssvision.checkpoints.LoadReport` table and keeps it in
+    :attr:`load_reports` (``{'backbone': ..., 'detector': ...}``); one that matches
+    nothing is an error.
         **kwargs: other arguments of the torchvision class (``score_thresh``,
             ``detections_per_img``, ``box_score_thresh``, ``nms_thresh`` ...).
     """
@@ -77,6 +98,7 @@ class TorchvisionDetector(nn.Module):
         if norm not in ('bn', 'frozen_bn'):
             raise ValueError(f"norm must be 'bn' or 'frozen_bn', got {norm!r}")
         self.arch, self.num_classes = arch, int(num_classes)
+        self.load_reports: dict[str, LoadReport] = {}
         self.one_stage = arch in _ONE_STAGE
         self.label_offset = 0 if self.one_stage else 1
         norm_layer = nn.BatchNorm2d if norm == 'bn' else misc.FrozenBatchNorm2d
@@ -100,13 +122,10 @@ class TorchvisionDetector(nn.Module):
             if backbone == 'mobilenet_v3_large':  # ImageNet keys are 'features.N...'
                 state = {k[len('features.'):]: v for k, v in state.items()
                          if k.startswith('features.')}
-            own = body.body.state_dict()
-            matched = [k for k in state if k in own and own[k].shape == state[k].shape]
-            if not matched:
-                raise ValueError(f'{backbone_checkpoint}: no tensor matches the {backbone} '
-                                 f'backbone (first keys: {list(state)[:3]})')
-            body.body.load_state_dict({k: state[k] for k in matched}, strict=False)
-            self.backbone_missing_keys = sorted(set(own) - set(matched))
+            # an ImageNet classifier's head has no place in a detector's body
+            state = {k: v for k, v in state.items() if not k.startswith(('fc.', 'classifier.'))}
+            self.load_reports['backbone'] = _load_matching(
+                body.body, state, str(backbone_checkpoint), f'the {backbone} backbone body')
         anchor_generator = None
         if anchor_sizes is not None or backbone == 'mobilenet_v3_large':
             if anchor_sizes is not None:
@@ -140,13 +159,10 @@ class TorchvisionDetector(nn.Module):
                     ((1.0,),) * num_levels)
             cls = RetinaNet if arch == 'retinanet' else FCOS
             self.net = cls(body, num_classes=self.num_classes, **common)
-        self.skipped_keys: list[str] = []
         if checkpoint is not None:
-            state = load_state_dict(checkpoint)
-            own = self.net.state_dict()
-            ok = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-            self.skipped_keys = sorted(set(state) - set(ok))
-            self.net.load_state_dict(ok, strict=False)
+            self.load_reports['detector'] = _load_matching(
+                self.net, load_state_dict(checkpoint), str(checkpoint),
+                f'{type(self.net).__name__} ({self.num_classes} classes)')
 
     def _targets(self, instances: Sequence[DetInstances]) -> list[dict]:
         for inst in instances:

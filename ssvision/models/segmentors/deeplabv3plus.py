@@ -157,7 +157,9 @@ class DeepLabV3Plus(nn.Module):
 
     def load_backbone_weights(self, path: str) -> dict[str, list[str]]:
         """Load a local weight file into the backbone; see ``load_backbone_state``."""
-        return load_backbone_state(self.backbone, load_weight_file(path), path)
+        self.backbone_load_report = load_backbone_state(self.backbone, load_weight_file(path),
+                                                        path)
+        return self.backbone_load_report
 
     def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
         """Fused decoder feature before the classifier.

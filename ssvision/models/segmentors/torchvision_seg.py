@@ -6,10 +6,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
+from ssvision.checkpoints import LoadReport
 from ssvision.models.classifiers.timm_classifier import load_weight_file
 from ssvision.registry import MODELS
 
@@ -24,8 +24,6 @@ ARCHS = {
 _WRAPPER_PREFIXES = ('backbone.', 'features.')
 #: Key prefixes of classification heads, dropped without a warning.
 _HEAD_PREFIXES = ('fc.', 'head.', 'classifier.')
-#: Logging level of mmengine's ``print_log`` for warnings.
-_WARNING = 30
 
 
 def _candidates(key: str) -> list[str]:
@@ -43,7 +41,7 @@ def _candidates(key: str) -> list[str]:
 
 
 def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
-                        source: str = 'state dict') -> dict[str, list[str]]:
+                        source: str = 'state dict') -> LoadReport:
     """Load the matching part of ``state`` into ``backbone`` (non-strict, logged).
 
     Each checkpoint key is matched to the first backbone key among
@@ -58,7 +56,8 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
         source: name of the checkpoint in messages.
 
     Returns:
-        ``{'missing': [...], 'unexpected': [...]}`` backbone / checkpoint key lists.
+        The logged :class:`~ssvision.checkpoints.LoadReport` (classifier-head keys of
+        the checkpoint count as ``reinitialized``: the segmentor has its own head).
 
     Raises:
         RuntimeError: a tensor has a shape the backbone cannot take, or nothing matched.
@@ -68,11 +67,11 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
     own = backbone.state_dict()
     loaded: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
+    head: list[str] = []
     for key, value in state.items():
         target = next((c for c in _candidates(key) if c in own), None)
         if target is None:
-            if not key.startswith(_HEAD_PREFIXES):
-                unexpected.append(key)
+            (head if key.startswith(_HEAD_PREFIXES) else unexpected).append(key)
             continue
         expected = own[target].shape
         if value.shape != expected:
@@ -84,18 +83,12 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
                 raise RuntimeError(f'{source}: {key} has shape {tuple(value.shape)} but the '
                                    f'backbone expects {tuple(expected)} ({target})')
         loaded[target] = value
-    if not loaded:
-        raise RuntimeError(f'{source}: no tensor matches the backbone '
-                           f'(first keys: {list(state)[:5]})')
-    missing = [k for k in own if k not in loaded]
+    report = LoadReport(source, f'the {type(backbone).__name__} backbone',
+                        loaded=list(loaded), reinitialized=head,
+                        missing=[k for k in own if k not in loaded],
+                        unexpected=unexpected).check()
     backbone.load_state_dict(loaded, strict=False)
-    print_log(f'loaded {len(loaded)} backbone tensors from {source}', logger='current')
-    if missing:
-        print_log(f'keys missing from {source}: {missing}', logger='current', level=_WARNING)
-    if unexpected:
-        print_log(f'unexpected keys in {source} (ignored): {unexpected}', logger='current',
-                  level=_WARNING)
-    return {'missing': missing, 'unexpected': unexpected}
+    return report.log()
 
 
 @MODELS.register_module()
@@ -166,8 +159,8 @@ class TorchvisionSegmentor(nn.Module):
         else:
             self.feat_dim = int(self.classifier[0].convs[0][0].in_channels)
         if backbone_checkpoint is not None:
-            load_backbone_state(self.backbone, load_weight_file(backbone_checkpoint),
-                                backbone_checkpoint)
+            self.backbone_load_report = load_backbone_state(
+                self.backbone, load_weight_file(backbone_checkpoint), backbone_checkpoint)
 
     def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder input map.
