@@ -4,6 +4,7 @@
     python benchmarks/seg_scenes.py --scenes binary --fractions n4 n8 --iters 300
         [--methods supervised fixmatch dssn] [--iters 2000] [--seed 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_seg]
+        [--init zoo://resnet18_fashionmnist-gray]   # a pretrained backbone start
 
 Scenes (``tools/prepare_data.py --scenes``, run here if missing): Fashion-MNIST items on
 real photos, 128x128, 11 classes; ``balanced`` draws the items uniformly, ``lt10`` draws
@@ -70,6 +71,9 @@ def main(argv=None) -> None:
     p.add_argument('--fractions', nargs='+', default=['1-16', '1-8'])
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     p.add_argument('--iters', type=int, default=2000)
+    p.add_argument('--init', default=None,
+                   help="backbone checkpoint source (model.model.checkpoint), e.g. "
+                        "zoo://resnet18_fashionmnist-gray; default: random init")
     add_run_arguments(p, 'work_dirs/bench_seg')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -86,8 +90,12 @@ def main(argv=None) -> None:
             opts = data_options(scenes, fraction, args.seed, args.workers) + \
                 schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
                                  log_every=50)
+            if args.init:
+                name += '_' + args.init.split('://')[-1].replace('/', '_')
+                opts.append(f'model.model.checkpoint={args.init}')
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
-                       iters=args.iters, seed=args.seed, parallel=args.parallel)
+                       iters=args.iters, seed=args.seed, parallel=args.parallel,
+                       init=args.init or 'random')
             jobs.append((name, config, opts, row))
     if args.timing_iters:
         for method in args.methods:

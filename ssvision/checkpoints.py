@@ -41,7 +41,8 @@ from urllib.parse import urlparse
 import torch
 
 __all__ = ['resolve', 'load_state_dict', 'load_checkpoint', 'ChecksumError', 'is_offline',
-           'hash_prefix', 'sha256_of', 'register_mmengine_schemes', 'LoadReport']
+           'hash_prefix', 'sha256_of', 'register_mmengine_schemes', 'LoadReport',
+           'adapt_first_conv']
 
 SCHEMES = ('zoo://', 'timm://', 'torchvision://', 'http://', 'https://')
 _PREFIX = re.compile(r'-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|safetensors)$')
@@ -254,6 +255,19 @@ class LoadReport:
         worry = self.missing or self.reinitialized or self.unexpected
         print_log(self.table(names), logger='current', level=30 if worry else 20)
         return self
+
+
+def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A first conv ``(O, I, k, k)`` for ``in_channels`` inputs: a gray (I = 1) filter is
+    repeated over the channels and divided by their number (so a gray image replicated
+    into every channel gives the same response); other cases use timm's
+    ``adapt_input_conv`` (RGB -> gray sums the channels, RGB -> N repeats them)."""
+    if weight.shape[1] == in_channels:
+        return weight
+    if weight.shape[1] == 1:
+        return (weight.float().repeat(1, in_channels, 1, 1) / in_channels).to(weight.dtype)
+    from timm.models import adapt_input_conv
+    return adapt_input_conv(in_channels, weight.float()).to(weight.dtype)
 
 
 def _mmengine_loader(filename, map_location=None, logger=None):

@@ -35,23 +35,29 @@ from ssvision import checkpoints, zoo  # noqa: E402
 KEEP = ('teacher', 'student', 'both')
 
 
-def weights(state: dict, keep: str) -> dict:
+def weights(state: dict, keep: str, rename: dict | None = None) -> dict:
     """The kept part of a training checkpoint's state dict (``teacher.`` / ``student.``
-    prefixes removed for one network; selector and preprocessor buffers dropped)."""
+    prefixes removed for one network; selector and preprocessor buffers dropped), with
+    key prefixes renamed by ``rename`` (e.g. ``{'backbone.': '', 'head.': 'fc.'}`` turns
+    a ``TimmClassifier`` into torchvision's classifier layout)."""
     if keep == 'both':
-        return {k: v for k, v in state.items() if k.startswith(('teacher.', 'student.'))}
-    prefix = keep + '.'
-    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        out = {k: v for k, v in state.items() if k.startswith(('teacher.', 'student.'))}
+    else:
+        prefix = keep + '.'
+        out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not out:
-        raise ValueError(f'the checkpoint has no {prefix}* weights')
+        raise ValueError(f'the checkpoint has no {keep}* weights')
+    for old, new in (rename or {}).items():
+        out = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in out.items()}
     return out
 
 
-def publish(ckpt: str, name: str, keep: str, out_dir: str) -> tuple[str, str]:
+def publish(ckpt: str, name: str, keep: str, out_dir: str,
+            rename: dict | None = None) -> tuple[str, str]:
     """Write ``<out_dir>/<name>-<sha8>.pth``; returns its path and sha256."""
     import torch
     state = checkpoints.load_state_dict(ckpt)
-    kept = weights(state, keep)
+    kept = weights(state, keep, rename)
     os.makedirs(out_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.pth')
     os.close(fd)
@@ -110,7 +116,8 @@ def cmd_build(args) -> int:
         return 1
     with open(osp.join(work, 'last_checkpoint')) as f:
         last = f.read().strip()
-    path, digest = publish(last, args.name, build.get('keep', 'teacher'), zoo.built_dir())
+    path, digest = publish(last, args.name, build.get('keep', 'teacher'), zoo.built_dir(),
+                           build.get('rename'))
     os.replace(path, zoo.built_path(args.name))
     print(f'{zoo.built_path(args.name)} (sha256 {digest}); zoo://{args.name} now loads it')
     return 0

@@ -7,8 +7,8 @@
 - ``metrics``: ``{'<metric>': value, 'date': ..., 'machine': ...}``;
 - ``command``: the command that produced the metrics;
 - ``build``: how ``tools/zoo.py build NAME`` trains it here: ``{'cfg_options': [...],
-  'keep': 'teacher' | 'student' | 'both'}`` (``config`` is trained with
-  ``tools/train.py``).
+  'keep': 'teacher' | 'student' | 'both', 'rename': {old key prefix: new}}``
+  (``config`` is trained with ``tools/train.py``).
 
 ``zoo://NAME`` resolves (:func:`checkpoint_path`) to the published file (downloaded into
 torch hub's cache and checked against ``sha256``) or, without one, to the file

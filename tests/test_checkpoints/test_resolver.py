@@ -148,6 +148,11 @@ def test_zoo_entry_resolves_to_its_built_file(hub, tmp_path):
     assert set(state) == {'w'} and torch.equal(state['w'], torch.ones(2))  # the teacher
     with pytest.raises(KeyError, match='no zoo entry'):
         checkpoints.resolve('zoo://no-such-model')
+    # a TimmClassifier published in torchvision's classifier layout
+    timm_state = {'teacher.backbone.conv1.weight': torch.ones(1), 'teacher.head.weight':
+                  torch.zeros(1), 'student.head.weight': torch.ones(1)}
+    renamed = zoo_tool.weights(timm_state, 'teacher', {'backbone.': '', 'head.': 'fc.'})
+    assert set(renamed) == {'conv1.weight', 'fc.weight'}
 
 
 def test_zoo_index_and_model_zoo_md_agree():

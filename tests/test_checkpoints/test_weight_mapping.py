@@ -81,3 +81,20 @@ def test_coco_detector_loads_with_another_num_classes(tmp_path, arch):
         torch.save({'x.weight': torch.zeros(1)}, tmp_path / 'junk.pth')
         TorchvisionDetector(arch, num_classes=10, backbone='resnet18',
                             checkpoint=str(tmp_path / 'junk.pth'))
+
+
+def test_gray_backbone_fills_an_rgb_detector_body(tmp_path):
+    """A 1-channel backbone (the zoo's Fashion-MNIST ResNet-18) into an RGB detector:
+    conv1 is adapted, not dropped. Catches a loader that re-initialises conv1 (the
+    report would list it)."""
+    net = torchvision.models.resnet18()
+    net.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    path, state = _save(tmp_path, net, 'gray.pth')
+    det = TorchvisionDetector('retinanet', num_classes=3, backbone='resnet18',
+                              backbone_checkpoint=path)
+    report = det.load_reports['backbone']
+    assert 'conv1.weight' in report.loaded and report.reinitialized == []
+    w = det.net.backbone.body.conv1.weight
+    assert w.shape == (64, 3, 7, 7)
+    # the gray filter repeated over RGB and divided by 3: the sum is the gray filter
+    torch.testing.assert_close(w.sum(dim=1, keepdim=True), state["conv1.weight"])

@@ -9,7 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from ssvision.checkpoints import LoadReport
+from ssvision.checkpoints import LoadReport, adapt_first_conv
 from ssvision.registry import MODELS
 
 #: Key prefixes of classification heads in timm / torchvision state dicts.
@@ -86,8 +86,9 @@ class TimmClassifier(nn.Module):
       ``.bin`` or ``.safetensors``) into the backbone. Head keys (``fc.*``, ``head.*``,
       ``classifier.*``) go to this module's head when their shapes fit
       (``num_classes`` equal to the checkpoint's), else they are dropped with a
-      warning; a 3-channel first conv is adapted to ``in_channels`` with timm's
-      ``adapt_input_conv``. Missing / unexpected keys are logged.
+      warning; a first conv for other input channels is adapted to ``in_channels``
+      (:func:`ssvision.checkpoints.adapt_first_conv`). Missing / unexpected keys are
+      logged.
     * ``pretrained=True`` loads timm's weights the same way: from the local Hugging
       Face (or torch hub) cache, else downloaded as timm does; with
       ``HF_HUB_OFFLINE=1`` and no cached file, a clear error says where to put it.
@@ -177,8 +178,7 @@ class TimmClassifier(nn.Module):
             if value.shape != own[key].shape:
                 if first_conv and key == f'{first_conv}.weight' and value.ndim == 4 \
                         and value.shape[0] == own[key].shape[0]:
-                    from timm.models import adapt_input_conv
-                    value = adapt_input_conv(self.in_channels, value.float()).to(value.dtype)
+                    value = adapt_first_conv(value, self.in_channels)
                 elif key.startswith(HEAD_PREFIXES):
                     dropped.append(key)
                     continue

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ssvision.checkpoints import LoadReport, load_state_dict
+from ssvision.checkpoints import LoadReport, adapt_first_conv, load_state_dict
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
@@ -32,10 +32,16 @@ _ONE_STAGE = ('retinanet', 'fcos')
 
 
 def _load_matching(module: nn.Module, state: dict, source: str, target: str) -> LoadReport:
-    """Load the tensors of ``state`` whose key and shape match ``module`` (non-strict);
-    a key whose shape differs keeps the module's initialisation. Logged, and an error
-    when nothing matched."""
+    """Load the tensors of ``state`` whose key and shape match ``module`` (non-strict;
+    a 4-d weight for other input channels is adapted, :func:`adapt_first_conv`);
+    a key whose shape differs otherwise keeps the module's initialisation. Logged, and
+    an error when nothing matched."""
     own = module.state_dict()
+    state = dict(state)
+    for k, v in state.items():  # a first conv for other input channels (gray -> RGB)
+        if k in own and v.ndim == 4 and v.shape != own[k].shape \
+                and v.shape[0] == own[k].shape[0] and v.shape[2:] == own[k].shape[2:]:
+            state[k] = adapt_first_conv(v, own[k].shape[1])
     loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     report = LoadReport(source, target, loaded=list(loaded),
                         reinitialized=[k for k in state if k in own and k not in loaded],

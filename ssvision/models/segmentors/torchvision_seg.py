@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
-from ssvision.checkpoints import LoadReport
+from ssvision.checkpoints import LoadReport, adapt_first_conv
 from ssvision.models.classifiers.timm_classifier import load_weight_file
 from ssvision.registry import MODELS
 
@@ -47,7 +47,8 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
     Each checkpoint key is matched to the first backbone key among
     :func:`_candidates`; a checkpoint with ``backbone.*`` keys (a whole segmentor)
     contributes only those. A 4-d weight whose input channels differ (a 3-channel
-    first conv for a gray backbone) is adapted with timm's ``adapt_input_conv``;
+    first conv for a gray backbone, or a gray one for RGB) is adapted
+    (:func:`~ssvision.checkpoints.adapt_first_conv`);
     any other shape mismatch is an error.
 
     Args:
@@ -77,8 +78,7 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
         if value.shape != expected:
             if value.ndim == 4 and value.shape[0] == expected[0] \
                     and value.shape[2:] == expected[2:]:
-                from timm.models import adapt_input_conv
-                value = adapt_input_conv(expected[1], value.float()).to(value.dtype)
+                value = adapt_first_conv(value, expected[1])
             else:
                 raise RuntimeError(f'{source}: {key} has shape {tuple(value.shape)} but the '
                                    f'backbone expects {tuple(expected)} ({target})')
