@@ -157,9 +157,16 @@ def _timm(name: str) -> str:
 
 
 def _torchvision(name: str) -> str:
+    """A weights enum (``ResNet18_Weights.IMAGENET1K_V1``), or a model name mapped to the
+    same URL as mmengine's ``torchvision://`` (so OpenMMLab configs get the weights
+    they always got), else to the model's default weights."""
     from torchvision.models import get_model_weights, get_weight
-    weights = get_weight(name) if '.' in name else get_model_weights(name).DEFAULT
-    return _download(weights.url, None, 60.0)  # torchvision names carry the hash prefix
+    if '.' in name:
+        url = get_weight(name).url
+    else:
+        from mmengine.runner.checkpoint import get_torchvision_models
+        url = get_torchvision_models().get(name) or get_model_weights(name).DEFAULT.url
+    return _download(url, None, 60.0)  # torchvision file names carry the hash prefix
 
 
 def resolve(source: str, sha256: str | None = None, timeout: float = 60.0) -> str:

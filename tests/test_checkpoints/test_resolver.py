@@ -205,3 +205,22 @@ def test_build_then_fine_tune_from_zoo(tmp_path):
         if key.startswith(('teacher.', 'student.')):
             rest = key.split('.', 1)[1]
             assert torch.equal(value, trained['teacher.' + rest]), key
+
+
+def test_torchvision_names_resolve_as_openmmlab_configs_expect(monkeypatch):
+    """torchvision://resnet50 (OpenMMLab configs' init_cfg) keeps mmengine's URL (the V1
+    ImageNet weights), not torchvision's newer default; an enum name gives its own URL.
+    Catches a resolver that silently swaps the pretrained weights of every mmdet config."""
+    from mmengine.runner.checkpoint import get_torchvision_models
+    seen = []
+    monkeypatch.setattr(checkpoints, '_download', lambda url, sha, timeout: seen.append(url))
+    checkpoints.resolve('torchvision://resnet50')
+    checkpoints.resolve('torchvision://ResNet18_Weights.IMAGENET1K_V1')
+    assert seen[0] == get_torchvision_models()['resnet50']
+    assert seen[1] == torchvision_weights_url('ResNet18_Weights.IMAGENET1K_V1')
+    assert checkpoints.hash_prefix(seen[0]) is not None  # so the download is verified
+
+
+def torchvision_weights_url(name):
+    from torchvision.models import get_weight
+    return get_weight(name).url
