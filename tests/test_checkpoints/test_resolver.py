@@ -177,10 +177,20 @@ def test_build_then_fine_tune_from_zoo(tmp_path):
     from ssvision.registry import MODELS
     name = 'fixmatch_tinycnn_mnist5k-4pc'
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'th'), PYTHONPATH=REPO)
+    from ssvision.datasets import MNIST5k, make_split, save_split
+    ds = MNIST5k()  # built-in data; a fresh split, as a clean checkout has none
+    split = make_split(ds.labels, list(range(len(ds))), num_labels_per_class=4,
+                       num_test_per_class=20, seed=0)
+    split['unlabeled'] = split['unlabeled'][::12]
+    split_file = str(tmp_path / 'split.json')
+    save_split(split, split_file)
     opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'param_scheduler.0.end=2',
             'param_scheduler.0.T_max=2', 'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=2']
+            'val_dataloader.persistent_workers=False', 'default_hooks.checkpoint.interval=2',
+            *(f'{k}.split_file={split_file}' for k in (
+                'train_dataloader.dataset.labeled', 'train_dataloader.dataset.unlabeled',
+                'val_dataloader.dataset', 'test_dataloader.dataset'))]
     proc = subprocess.run([sys.executable, osp.join(REPO, 'tools/zoo.py'), 'build', name,
                            '--work-dir', str(tmp_path / 'w'), '--cfg-options', *opts],
                           capture_output=True, text=True, env=env, cwd=str(tmp_path))
