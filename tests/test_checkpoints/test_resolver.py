@@ -3,12 +3,10 @@ the zoo index and model_zoo.md. Every server here listens on 127.0.0.1 only and 
 stopped by the test."""
 
 import hashlib
-import http.server
 import os
 import os.path as osp
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
@@ -16,41 +14,6 @@ import torch
 from ssvision import checkpoints, zoo
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An empty torch hub cache, no proxy, online."""
-    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
-    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
-    for var in ('http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY'):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('no_proxy', '127.0.0.1')
-    return tmp_path / 'hub' / 'checkpoints'
-
-
-@pytest.fixture
-def server(tmp_path):
-    """Serves tmp_path/www on 127.0.0.1 (a free port) for the test's duration."""
-    root = tmp_path / 'www'
-    root.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f'http://127.0.0.1:{httpd.server_address[1]}'
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def _checkpoint(path, seed=0):

@@ -164,11 +164,21 @@ def test_nothing_selected_gives_exactly_zero_unsup_loss(scenes, tmp_path):
     assert math.isfinite(hub.get_scalar('train/loss').current())
 
 
-def test_plain_mmdet_checkpoint_loads_into_teacher_and_student(scenes, tmp_path):
+def test_plain_mmdet_checkpoint_loads_into_teacher_and_student(scenes, tmp_path, hub,
+                                                              server):
+    """A plain mmdetection checkpoint, from a file and from an OpenMMLab-style URL
+    (``<name>-<sha256 prefix>.pth``, served on 127.0.0.1), fills teacher and student;
+    a URL whose file does not match its name's hash is refused (mmengine's own URL
+    loader would load it)."""
+    import hashlib
+    import os
+
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
 
     import ssvision.integrations.mmdet  # noqa: F401
+    from ssvision.checkpoints import ChecksumError
     init_default_scope('mmdet')
     cfg = _cfg(scenes, tmp_path)
     plain = MODELS.build(copy.deepcopy(cfg.model.detector))
@@ -177,12 +187,19 @@ def test_plain_mmdet_checkpoint_loads_into_teacher_and_student(scenes, tmp_path)
             p.normal_()
     path = str(tmp_path / 'plain.pth')
     torch.save({'state_dict': plain.state_dict()}, path)
-    semi = MODELS.build(cfg.model)
-    from mmengine.runner import load_checkpoint
-    load_checkpoint(semi, path, map_location='cpu')
-    for name, value in plain.state_dict().items():
-        torch.testing.assert_close(semi.teacher.state_dict()[name], value)
-        torch.testing.assert_close(semi.student.state_dict()[name], value)
+    with open(path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    root, url = server
+    os.link(path, root / f'retinanet_r18-{digest[:8]}.pth')
+    os.link(path, root / 'retinanet_r18-00000000.pth')
+    for source in (path, f'{url}/retinanet_r18-{digest[:8]}.pth'):
+        semi = MODELS.build(cfg.model)
+        load_checkpoint(semi, source, map_location='cpu')
+        for name, value in plain.state_dict().items():
+            torch.testing.assert_close(semi.teacher.state_dict()[name], value)
+            torch.testing.assert_close(semi.student.state_dict()[name], value)
+    with pytest.raises(ChecksumError):
+        load_checkpoint(MODELS.build(cfg.model), f'{url}/retinanet_r18-00000000.pth')
 
 
 def test_pseudo_boxes_are_the_unflipped_teacher_detections(scenes, tmp_path):
