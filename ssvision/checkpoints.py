@@ -7,7 +7,8 @@
   (``<torch.hub.get_dir()>/checkpoints/<file name>``) and checked: against the sha256
   the caller or ssvision's zoo index gives for that URL, else against the hash prefix in
   the file name (OpenMMLab's and torchvision's ``<name>-<first hex of sha256>.pth``
-  convention). A mismatch deletes the download and raises :class:`ChecksumError`;
+  convention). A mismatch deletes the download and raises :class:`ChecksumError`; a URL
+  with neither is downloaded unchecked, with a warning (as torch hub does);
 - ``zoo://NAME``: an entry of ssvision's model zoo (:mod:`ssvision.zoo`): its published
   URL, or, until it has one, the file ``tools/zoo.py build NAME`` wrote;
 - ``timm://MODEL[.TAG]``: timm's pretrained weights, from the Hugging Face hub (its own
@@ -111,6 +112,10 @@ def _download(url: str, sha256: str | None, timeout: float) -> str:
         with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r:
             shutil.copyfileobj(r, out, 1 << 20)
         _check(tmp, sha256, prefix, url)
+        if sha256 is None and prefix is None:
+            from mmengine.logging import print_log
+            print_log(f'{url}: no sha256 known (not in the zoo index, no -<hash> in the file '
+                      'name); downloaded unchecked', logger='current', level=30)
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError) as err:
         if osp.exists(tmp):
