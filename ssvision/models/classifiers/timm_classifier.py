@@ -9,6 +9,7 @@ import timm
 import torch
 from torch import nn
 
+from ssvision import checkpoints
 from ssvision.checkpoints import LoadReport, adapt_first_conv
 from ssvision.registry import MODELS
 
@@ -58,18 +59,6 @@ def find_cached_pretrained(model_name: str) -> Optional[str]:
         if os.path.isfile(path):
             return path
     return None
-
-
-def load_weight_file(path: str) -> dict[str, torch.Tensor]:
-    """A state dict from a checkpoint source: a local ``.safetensors`` / torch file, a
-    URL, ``zoo://``, ``timm://`` or ``torchvision://`` (:func:`ssvision.checkpoints.resolve`:
-    downloads are cached and sha256-checked), read weights-only on the CPU.
-
-    Nested ``{'state_dict': ...}`` / ``{'model': ...}`` / ``{'state_dict_ema': ...}``
-    checkpoints are unwrapped and a DataParallel ``module.`` prefix is removed.
-    """
-    from ssvision.checkpoints import load_state_dict
-    return load_state_dict(path)
 
 
 @MODELS.register_module()
@@ -152,7 +141,7 @@ class TimmClassifier(nn.Module):
             RuntimeError: a non-head tensor has a shape the backbone cannot take, or no
                 tensor matched.
         """
-        state = load_weight_file(path)
+        state = checkpoints.load_state_dict(path)
         own = self.backbone.state_dict()
         cfg = getattr(self.backbone, 'pretrained_cfg', None) or {}
         classifier = cfg.get('classifier') if isinstance(cfg, dict) else None

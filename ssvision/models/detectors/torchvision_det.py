@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ssvision.checkpoints import LoadReport, adapt_first_conv, load_state_dict
+from ssvision import checkpoints
+from ssvision.checkpoints import LoadReport, adapt_first_conv
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
@@ -124,7 +125,7 @@ class TorchvisionDetector(nn.Module):
         else:
             raise ValueError(f'unsupported backbone {backbone!r}')
         if backbone_checkpoint is not None:
-            state = load_state_dict(backbone_checkpoint)
+            state = checkpoints.load_state_dict(backbone_checkpoint)
             if backbone == 'mobilenet_v3_large':  # ImageNet keys are 'features.N...'
                 state = {k[len('features.'):]: v for k, v in state.items()
                          if k.startswith('features.')}
@@ -167,7 +168,7 @@ class TorchvisionDetector(nn.Module):
             self.net = cls(body, num_classes=self.num_classes, **common)
         if checkpoint is not None:
             self.load_reports['detector'] = _load_matching(
-                self.net, load_state_dict(checkpoint), str(checkpoint),
+                self.net, checkpoints.load_state_dict(checkpoint), str(checkpoint),
                 f'{type(self.net).__name__} ({self.num_classes} classes)')
 
     def _targets(self, instances: Sequence[DetInstances]) -> list[dict]:

@@ -11,10 +11,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import nn
 
-from ssvision.models.classifiers.timm_classifier import (
-    find_cached_pretrained,
-    load_weight_file,
-)
+from ssvision import checkpoints
+from ssvision.models.classifiers.timm_classifier import find_cached_pretrained
 from ssvision.registry import MODELS
 
 from .torchvision_seg import load_backbone_state
@@ -157,8 +155,8 @@ class DeepLabV3Plus(nn.Module):
 
     def load_backbone_weights(self, path: str) -> dict[str, list[str]]:
         """Load a local weight file into the backbone; see ``load_backbone_state``."""
-        self.backbone_load_report = load_backbone_state(self.backbone, load_weight_file(path),
-                                                        path)
+        self.backbone_load_report = load_backbone_state(
+            self.backbone, checkpoints.load_state_dict(path), path)
         return self.backbone_load_report
 
     def extract_feat(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
+from ssvision import checkpoints
 from ssvision.checkpoints import LoadReport, adapt_first_conv
-from ssvision.models.classifiers.timm_classifier import load_weight_file
 from ssvision.registry import MODELS
 
 #: Builders wrapped by :class:`TorchvisionSegmentor`.
@@ -160,7 +160,8 @@ class TorchvisionSegmentor(nn.Module):
             self.feat_dim = int(self.classifier[0].convs[0][0].in_channels)
         if backbone_checkpoint is not None:
             self.backbone_load_report = load_backbone_state(
-                self.backbone, load_weight_file(backbone_checkpoint), backbone_checkpoint)
+                self.backbone, checkpoints.load_state_dict(backbone_checkpoint),
+                backbone_checkpoint)
 
     def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder input map.
