@@ -1,5 +1,6 @@
 """ssvision: semi-supervised computer vision on mmengine."""
 
+# The one version source: setup.cfg reads it (``version = attr: ssvision.__version__``).
 __version__ = '0.1.0'
 
 
@@ -10,4 +11,11 @@ def _register_checkpoint_schemes() -> None:
     register_mmengine_schemes()
 
 
+def _register_config_prefix() -> None:
+    # _base_ = ['ssvision::GROUP/NAME.py'] inherits a config shipped in the package
+    from ssvision.engine.mmengine_compat import register_config_prefix
+    register_config_prefix()
+
+
 _register_checkpoint_schemes()
+_register_config_prefix()

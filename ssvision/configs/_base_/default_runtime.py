@@ -27,7 +27,8 @@ custom_hooks = [
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    # no backend: tools/train.py picks NCCL with CUDA and Gloo on CPUs (set one to force it)
+    dist_cfg=dict(),
 )
 # Means of the last 50 logged values for losses, timings and every pseudo-label health
 # figure (mmengine's default averages only losses and timings and logs the rest as the

@@ -147,7 +147,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
+               dist_cfg=dict())  # backend follows the device (ssvision train)
 # window means for the pseudo-box health too (mmengine averages only losses and timings)
 log_processor = dict(by_epoch=False, window_size=50,
                      mean_pattern=r'loss|time|grad_norm|^(pb_|cand_|teacher_conf)')

@@ -1,0 +1,115 @@
+"""Train a semi-supervised model from a config.
+
+    ssvision train CONFIG [--work-dir D] [--amp] [--resume [CKPT]]
+                          [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+
+(``python tools/train.py ...`` in a checkout runs the same code.) CONFIG is a file or a
+packaged config, ``ssvision::GROUP/NAME.py``.
+
+Distributed: ``torchrun --nproc_per_node N -m ssvision.cli train CONFIG --launcher
+pytorch``. The process-group backend follows the device (NCCL with CUDA, Gloo on CPUs)
+unless the config sets ``env_cfg.dist_cfg.backend``. On a machine without CUDA the Gloo
+group is started here, before the Runner: mmengine 0.10's PyTorch launcher calls
+``torch.cuda.set_device`` unconditionally, and skips its launcher when a group exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from ssvision.utils.config import config_path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a semi-supervised model')
+    parser.add_argument('config', help='config file, or ssvision::GROUP/NAME.py')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (needs CUDA)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or from the latest checkpoint in the '
+                        'work dir when no CKPT is given')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    import ssvision  # noqa: F401  (ssvision:: _base_ entries, checkpoint schemes)
+    cfg = Config.fromfile(config_path(args.config))
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(config_path(args.config)))[0]
+        cfg.work_dir = osp.join('work_dirs', name)
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA device; none is available here')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    setup_dist(cfg)
+    return cfg
+
+
+def setup_dist(cfg: Config) -> None:
+    """Pick the process-group backend for the device and, on a machine without CUDA,
+    start the Gloo group before the Runner does (see the module docstring).
+
+    A config that sets ``env_cfg.dist_cfg.backend`` keeps it; NCCL on a machine without
+    CUDA is refused with a message instead of mmengine's driver error.
+    """
+    if cfg.get('launcher', 'none') == 'none':
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.get('dist_cfg') or {}
+    cuda = torch.cuda.is_available()
+    if not dist_cfg.get('backend'):
+        dist_cfg['backend'] = 'nccl' if cuda else 'gloo'
+    env_cfg['dist_cfg'] = dist_cfg
+    if cuda or cfg.launcher != 'pytorch':
+        return
+    if dist_cfg['backend'] == 'nccl':
+        raise SystemExit('env_cfg.dist_cfg.backend is nccl but this machine has no CUDA '
+                         'device; use gloo (or leave the backend unset)')
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+        dist.init_process_group(backend=dist_cfg['backend'], **kwargs)
+    # DDP over CPU modules takes no device ids (mmengine's default is [LOCAL_RANK])
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = build_config(args)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,166 @@
+"""ssvision's model zoo from the command line.
+
+    python tools/zoo.py list
+    python tools/zoo.py get NAME_OR_SOURCE [--out PATH]    # zoo://, URL, timm://, ...
+    python tools/zoo.py build NAME [--work-dir DIR] [--cfg-options K=V ...]
+    python tools/zoo.py publish CKPT --name NAME [--keep teacher|student|both]
+        [--out-dir DIR]
+    python tools/zoo.py markdown [--check]                  # model_zoo.md from the index
+
+``get`` resolves a checkpoint as training does (download into torch hub's cache, sha256
+checked) and exits with status 1 on a hash mismatch or a missing file. ``build`` trains
+the entry's config here (``ssvision train`` with the entry's build options), then
+publishes the last checkpoint into the place ``zoo://NAME`` reads. ``publish`` keeps the
+weights only (no optimizer, no log history): the teacher's or the student's as a plain
+network state dict (which loads into teacher and student alike), or both; it writes
+``<name>-<first 8 hex of sha256>.pth`` and prints the index line for its entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from ssvision import checkpoints, zoo
+from ssvision.utils.config import PACKAGE_PREFIX
+
+KEEP = ('teacher', 'student', 'both')
+
+
+def weights(state: dict, keep: str, rename: dict | None = None) -> dict:
+    """The kept part of a training checkpoint's state dict (``teacher.`` / ``student.``
+    prefixes removed for one network; selector and preprocessor buffers dropped), with
+    key prefixes renamed by ``rename`` (e.g. ``{'backbone.': '', 'head.': 'fc.'}`` turns
+    a ``TimmClassifier`` into torchvision's classifier layout)."""
+    if keep == 'both':
+        out = {k: v for k, v in state.items() if k.startswith(('teacher.', 'student.'))}
+    else:
+        prefix = keep + '.'
+        out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not out:
+        raise ValueError(f'the checkpoint has no {keep}* weights')
+    for old, new in (rename or {}).items():
+        out = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in out.items()}
+    return out
+
+
+def publish(ckpt: str, name: str, keep: str, out_dir: str,
+            rename: dict | None = None) -> tuple[str, str]:
+    """Write ``<out_dir>/<name>-<sha8>.pth``; returns its path and sha256."""
+    import torch
+    state = checkpoints.load_state_dict(ckpt)
+    kept = weights(state, keep, rename)
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.pth')
+    os.close(fd)
+    torch.save(kept, tmp)
+    digest = checkpoints.sha256_of(tmp)
+    path = osp.join(out_dir, f'{name}-{digest[:8]}.pth')
+    os.replace(tmp, path)
+    return path, digest
+
+
+def cmd_list(args) -> int:
+    for e in zoo.entries():
+        ckpt = e.get('checkpoint') or {}
+        state = ckpt.get('url') or ('built' if osp.isfile(zoo.built_path(e['name']))
+                                    else 'not built')
+        metrics = {k: v for k, v in e['metrics'].items() if k not in ('date', 'machine')}
+        print(f"{e['name']:42s} {e['task']:15s} {json.dumps(metrics)}  [{state}]")
+    return 0
+
+
+def cmd_get(args) -> int:
+    source = args.source if '://' in args.source or osp.exists(args.source) \
+        else f'zoo://{args.source}'
+    try:
+        path = checkpoints.resolve(source)
+    except (checkpoints.ChecksumError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    if args.out:
+        shutil.copyfile(path, args.out)
+        path = args.out
+    print(path)
+    return 0
+
+
+def cmd_publish(args) -> int:
+    path, digest = publish(args.ckpt, args.name, args.keep, args.out_dir)
+    print(path)
+    print(json.dumps({'name': args.name, 'checkpoint': {'url': f'<host>/{osp.basename(path)}',
+                                                         'sha256': digest}}))
+    return 0
+
+
+def cmd_build(args) -> int:
+    entry = zoo.get(args.name)
+    build = entry.get('build') or {}
+    work = args.work_dir or osp.join('work_dirs', 'zoo', args.name)
+    config = entry['config']
+    if config.startswith('configs/'):  # index entries name the packaged configs
+        config = PACKAGE_PREFIX + config[len('configs/'):]
+    cmd = [sys.executable, '-m', 'ssvision.cli', 'train', config, '--work-dir', work]
+    opts = list(build.get('cfg_options', [])) + list(args.cfg_options or [])
+    if opts:
+        cmd += ['--cfg-options', *opts]
+    print('+', ' '.join(cmd), flush=True)
+    if subprocess.run(cmd).returncode:
+        print('error: training failed', file=sys.stderr)
+        return 1
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    path, digest = publish(last, args.name, build.get('keep', 'teacher'), zoo.built_dir(),
+                           build.get('rename'))
+    os.replace(path, zoo.built_path(args.name))
+    print(f'{zoo.built_path(args.name)} (sha256 {digest}); zoo://{args.name} now loads it')
+    return 0
+
+
+def cmd_markdown(args) -> int:
+    text = zoo.render_markdown()
+    path = args.out
+    if args.check:
+        with open(path) as f:
+            same = f.read() == text
+        print('model_zoo.md is up to date' if same else
+              'model_zoo.md differs from the index: run python tools/zoo.py markdown')
+        return 0 if same else 1
+    with open(path, 'w') as f:
+        f.write(text)
+    print(f'wrote {path}')
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    sub = p.add_subparsers(dest='cmd', required=True)
+    sub.add_parser('list')
+    g = sub.add_parser('get')
+    g.add_argument('source', help='zoo entry name, zoo://NAME, URL, timm://, torchvision://')
+    g.add_argument('--out')
+    b = sub.add_parser('build')
+    b.add_argument('name')
+    b.add_argument('--work-dir')
+    b.add_argument('--cfg-options', nargs='+', help='extra options after the entry\'s')
+    pub = sub.add_parser('publish')
+    pub.add_argument('ckpt')
+    pub.add_argument('--name', required=True)
+    pub.add_argument('--keep', choices=KEEP, default='teacher')
+    pub.add_argument('--out-dir', default='.')
+    m = sub.add_parser('markdown')
+    m.add_argument('--check', action='store_true')
+    m.add_argument('--out', default='model_zoo.md', help='the page (default: ./model_zoo.md)')
+    args = p.parse_args(argv)
+    return {'list': cmd_list, 'get': cmd_get, 'build': cmd_build, 'publish': cmd_publish,
+            'markdown': cmd_markdown}[args.cmd](args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
