@@ -34,8 +34,10 @@ env_cfg = dict(
 # figure (mmengine's default averages only losses and timings and logs the rest as the
 # value of the logging iteration alone); lr, EMA momentum and thresholds (box_thr_*,
 # thr_*, FreeMatch's sel_global, SoftMatch's sel_mu / sel_sigma) stay current.
+# SemiLogProcessor keeps per-class figures (sel_n_<c>, thr_<c>, recall_<c>, ...) in
+# scalars.json / TensorBoard and off the console line (console_per_class=True prints them).
 log_processor = dict(
-    by_epoch=False, window_size=50,
+    type='SemiLogProcessor', by_epoch=False, window_size=50,
     mean_pattern=r'loss|time|grad_norm|'
                  r'^(?!sel_(global|mu|sigma)$)(pb_|cand_|sel_|pl_|teacher_conf|unsup\.|sup\.)')
 log_level = 'INFO'

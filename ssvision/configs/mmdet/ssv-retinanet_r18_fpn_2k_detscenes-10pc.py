@@ -149,7 +149,7 @@ default_hooks = dict(
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict())  # backend follows the device (ssvision train)
 # window means for the pseudo-box health too (mmengine averages only losses and timings)
-log_processor = dict(by_epoch=False, window_size=50,
+log_processor = dict(type='ssvision.SemiLogProcessor', by_epoch=False, window_size=50,
                      mean_pattern=r'loss|time|grad_norm|^(pb_|cand_|teacher_conf)')
 log_level = 'INFO'
 load_from = None
