@@ -234,11 +234,14 @@ def plot_selection(history: dict[str, np.ndarray], out_png: str,
                    class_names: Sequence[str] | None = None, title: str | None = None,
                    window: int = 1, num_unlabeled: float | None = None,
                    dpi: int = 100) -> str:
-    """Draws selection health into one PNG with three panels sharing the step axis.
+    """Draws selection health into one PNG with up to three panels sharing the step axis.
 
     (a) per-class selection rate (see the module docstring) and ``sel_frac``;
-    (b) per-class thresholds ``thr_<c>`` (or a note when none are logged);
+    (b) per-class thresholds ``thr_<c>`` (or the global ``thr``);
     (c) ``pl_acc``, ``pl_acc_all`` and ``teacher_conf`` where logged.
+
+    A panel with nothing logged is left out (a fixed threshold logs no thresholds) and
+    named under the title; the remaining panels are lettered in order.
 
     Args:
         history (dict[str, np.ndarray]): ``step`` and health keys, as returned by
@@ -280,72 +283,83 @@ def selection_figure(history: dict[str, np.ndarray], class_names: Sequence[str] 
             return f'{c}: {class_names[c]}'
         return str(c)
 
-    fig = Figure(figsize=(12, 10), dpi=dpi)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(3, 1, sharex=True)
-
-    # (a) selection rates
-    ax = axes[0]
     rates, ylabel = selection_rates(history, num_unlabeled)
     classes = sorted(rates)
-    for i, c in enumerate(classes):
-        ax.plot(steps, moving_average(rates[c], window), label=name(c), linewidth=1.2,
-                **_class_style(i, len(classes), cmap_small, cmap_large))
-    if 'sel_frac' in history:
-        # own right-hand axis: the total would squash the per-class curves
-        twin = ax.twinx()
-        line, = twin.plot(steps, moving_average(history['sel_frac'], window), color='black',
-                          linewidth=2.0, linestyle='--', label='sel_frac (all, right axis)')
-        twin.set_ylabel('sel_frac', fontsize='small')
-        ax.plot([], [], color='black', linewidth=2.0, linestyle='--', label=line.get_label())
-    if not classes and 'sel_frac' not in history:
-        _note(ax, 'selection not logged')
-    ax.set_ylabel(ylabel, fontsize='small')
-    ax.set_title('(a) selection per class', loc='left', fontsize='medium')
-    ax.grid(alpha=0.3)
-    _legend_outside(ax, len(classes) + 1, x=1.08 if 'sel_frac' in history else 1.01)
-
-    # (b) thresholds
-    ax = axes[1]
     thr_classes = class_indices(history, _THR)
-    for c in thr_classes:
-        i = classes.index(c) if c in classes else c
-        ax.plot(steps, moving_average(history[f'thr_{c}'], window), label=name(c),
-                linewidth=1.2, **_class_style(i, max(len(classes), len(thr_classes)),
-                                              cmap_small, cmap_large))
-    if 'thr' in history:
-        ax.plot(steps, moving_average(history['thr'], window), color='black',
-                linewidth=2.0, linestyle='--', label='thr')
-    if not thr_classes and 'thr' not in history:
-        _note(ax, 'fixed threshold / not logged')
-    ax.set_ylabel('threshold')
-    ax.set_title('(b) per-class threshold', loc='left', fontsize='medium')
-    ax.grid(alpha=0.3)
-    _legend_outside(ax, len(thr_classes) + 1)
-
-    # (c) pseudo-label quality
-    ax = axes[2]
     quality = [('pl_acc', 'pl_acc (selected)', 'tab:green'),
                ('pl_acc_all', 'pl_acc_all (all)', 'tab:olive'),
                ('teacher_conf', 'teacher_conf', 'tab:purple'),
                ('sel_weight', 'sel_weight', 'tab:gray')]
-    drawn = 0
-    for key, label, color in quality:
-        if key in history:
-            ax.plot(steps, moving_average(history[key], window), label=label, color=color,
-                    linewidth=1.5)
-            drawn += 1
-    if not drawn:
-        _note(ax, 'pseudo-label accuracy not logged')
-    ax.set_ylabel('accuracy / confidence')
-    ax.set_xlabel('iteration')
-    ax.set_title('(c) pseudo-label quality', loc='left', fontsize='medium')
-    ax.grid(alpha=0.3)
-    _legend_outside(ax, drawn)
+    quality = [q for q in quality if q[0] in history]
+
+    # Panels with nothing to show are left out (a fixed threshold logs no thresholds);
+    # what was left out is said under the title.
+    panels, missing = [], []
+    if classes or 'sel_frac' in history:
+        panels.append('rates')
+    else:
+        missing.append('selection')
+    if thr_classes or 'thr' in history:
+        panels.append('thresholds')
+    else:
+        missing.append('thresholds (fixed threshold)')
+    if quality:
+        panels.append('quality')
+    else:
+        missing.append('pseudo-label accuracy')
+
+    fig = Figure(figsize=(12, 10 * max(len(panels), 1) / 3 + 0.5), dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(max(len(panels), 1), 1, sharex=True, squeeze=False)[:, 0]
+    letters = iter('abc')
+    if not panels:
+        _note(axes[0], 'nothing logged')
+
+    for ax, panel in zip(axes, panels):
+        letter = next(letters)
+        if panel == 'rates':
+            for i, c in enumerate(classes):
+                ax.plot(steps, moving_average(rates[c], window), label=name(c), linewidth=1.2,
+                        **_class_style(i, len(classes), cmap_small, cmap_large))
+            if 'sel_frac' in history:
+                # own right-hand axis: the total would squash the per-class curves
+                twin = ax.twinx()
+                line, = twin.plot(steps, moving_average(history['sel_frac'], window),
+                                  color='black', linewidth=2.0, linestyle='--',
+                                  label='sel_frac (all, right axis)')
+                twin.set_ylabel('sel_frac', fontsize='small')
+                ax.plot([], [], color='black', linewidth=2.0, linestyle='--',
+                        label=line.get_label())
+            ax.set_ylabel(ylabel, fontsize='small')
+            ax.set_title(f'({letter}) selection per class', loc='left', fontsize='medium')
+            _legend_outside(ax, len(classes) + 1, x=1.08 if 'sel_frac' in history else 1.01)
+        elif panel == 'thresholds':
+            for c in thr_classes:
+                i = classes.index(c) if c in classes else c
+                ax.plot(steps, moving_average(history[f'thr_{c}'], window), label=name(c),
+                        linewidth=1.2, **_class_style(i, max(len(classes), len(thr_classes)),
+                                                      cmap_small, cmap_large))
+            if 'thr' in history:
+                ax.plot(steps, moving_average(history['thr'], window), color='black',
+                        linewidth=2.0, linestyle='--', label='thr')
+            ax.set_ylabel('threshold')
+            ax.set_title(f'({letter}) per-class threshold', loc='left', fontsize='medium')
+            _legend_outside(ax, len(thr_classes) + 1)
+        else:
+            for key, label, color in quality:
+                ax.plot(steps, moving_average(history[key], window), label=label, color=color,
+                        linewidth=1.5)
+            ax.set_ylabel('accuracy / confidence')
+            ax.set_title(f'({letter}) pseudo-label quality', loc='left', fontsize='medium')
+            _legend_outside(ax, len(quality))
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel('iteration')
 
     suptitle = title or 'pseudo-label selection'
     if window > 1:
         suptitle += f'  (moving average, window {window})'
+    if missing and panels:
+        suptitle += '\nnot logged: ' + ', '.join(missing)
     fig.suptitle(suptitle)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig

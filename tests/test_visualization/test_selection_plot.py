@@ -151,14 +151,19 @@ def test_plot_with_thresholds_and_names(resumed_work_dir, tmp_path):
     assert acc[:3] == ['pl_acc (selected)', 'pl_acc_all (all)', 'teacher_conf']
 
 
-def test_plot_without_thresholds_notes_fixed(tmp_path):
+def test_plot_without_thresholds_leaves_the_panel_out(tmp_path):
+    # A fixed threshold logs no thresholds: the figure used to keep an empty panel for
+    # them. Catches an empty panel kept, or the quality panel dropped with it.
     write_run(str(tmp_path / 'run' / '20240101_000000'),
               [train_record(s, 1, with_thr=False) for s in range(10, 110, 10)])
     hist = load_selection_history(str(tmp_path / 'run'))
     assert not [k for k in hist if k.startswith('thr')]
     fig = selection_figure(hist)
-    texts = [t.get_text() for t in fig.axes[1].texts]
-    assert 'fixed threshold / not logged' in texts
+    titles = [ax.get_title(loc='left') for ax in fig.axes]
+    assert '(a) selection per class' in titles and '(b) pseudo-label quality' in titles
+    assert not any('threshold' in t for t in titles)
+    assert all(ax.get_lines() for ax in fig.axes)  # every panel draws something
+    assert 'not logged: thresholds (fixed threshold)' in fig._suptitle.get_text()
     out = plot_selection(hist, str(tmp_path / 'fixed.png'))
     assert_png(out)
 
