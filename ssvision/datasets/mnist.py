@@ -138,18 +138,23 @@ class MNISTIdx(BaseClsDataset):
 class FashionMNIST(MNISTIdx):
     """Fashion-MNIST from its standard gzipped idx files.
 
+    60,000 train / 10,000 test images ``(28, 28, 1)`` uint8, 10 balanced classes.
     Debian ships them (``apt-get install dataset-fashion-mnist``) in
-    ``/usr/share/datasets/fashion-mnist``: 60,000 train / 10,000 test images
-    ``(28, 28, 1)`` uint8, 10 balanced classes.
+    ``/usr/share/datasets/fashion-mnist``.
 
     Args:
-        root: folder of ``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``.
+        root: folder of ``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``. Default:
+            searched as ``fashion-mnist`` in ``$SSVISION_DATA``, ``./data``, then the
+            system dataset folders (:func:`ssvision.utils.paths.find_dataset`).
         train: the train files, else the t10k (test) files.
         **kwargs: :class:`BaseClsDataset` arguments.
     """
 
-    def __init__(self, root: str = '/usr/share/datasets/fashion-mnist', train: bool = True,
-                 **kwargs) -> None:
+    def __init__(self, root: str | None = None, train: bool = True, **kwargs) -> None:
+        if root is None:
+            from ssvision.utils.paths import find_dataset
+            root = find_dataset('fashion-mnist', 'Fashion-MNIST',
+                                'install with `apt-get install dataset-fashion-mnist`')
         prefix = 'train' if train else 't10k'
         image_file = os.path.join(root, f'{prefix}-images-idx3-ubyte.gz')
         label_file = os.path.join(root, f'{prefix}-labels-idx1-ubyte.gz')

@@ -315,9 +315,10 @@ def _scenes(n: int, seed: int, items: ItemsLike, class_probs, imbalance_ratio, *
         if class_probs is not None:
             raise ValueError('give at most one of class_probs and imbalance_ratio')
         class_probs = long_tail_probs(bank.num_classes, imbalance_ratio)
+    from ssvision.utils.progress import progress
     rng = np.random.default_rng(seed)
     gen = ((f'{i + 1:06d}', make_scene(rng, bank, class_probs=class_probs, **kwargs))
-           for i in range(n))
+           for i in progress(range(n), f'scenes ({n})'))
     return bank, class_probs, gen
 
 

@@ -176,6 +176,9 @@ def save_split(split: dict[str, Any], path: str) -> None:
 def load_split(path: str) -> dict[str, Any]:
     """Read and check a split json.
 
+    A relative ``data/...`` path is looked up in ``$SSVISION_DATA`` first (see
+    :func:`ssvision.utils.paths.find_data`), then relative to the current folder.
+
     Returns:
         dict: the split, with missing subsets set to ``[]``.
 
@@ -184,8 +187,12 @@ def load_split(path: str) -> dict[str, Any]:
         ValueError: not a split (bad json, an id list missing or not a list, an id
             twice, or an id in two subsets); the message names the file.
     """
+    from ssvision.utils.paths import DATA_ENV, find_data
+    path = find_data(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'split file not found: {path}')
+        raise FileNotFoundError(
+            f'split file not found: {path} (relative to {os.getcwd()}; ${DATA_ENV} may name '
+            'the data folder; `ssvision prepare` writes the built-in splits)')
     try:
         with open(path, encoding='utf-8') as f:
             split = json.load(f)

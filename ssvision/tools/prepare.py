@@ -132,9 +132,18 @@ def prepare_det_scenes(force: bool = False, root: str = DET_SCENES_ROOT, num_tra
     print('splits:', ', '.join(paths))
 
 
+def under_data(path: str) -> str:
+    """``data/...`` with ``data`` replaced by the data folder (``$SSVISION_DATA`` when
+    set), where the configs' ``data/...`` paths are then found."""
+    from ssvision.utils.paths import data_dir
+    return osp.join(data_dir(), path[len('data/'):]) if path.startswith('data/') else path
+
+
 def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out-dir', default='data/splits')
+    parser.add_argument('--out-dir', default=None,
+                        help='where the split files go (default: data/splits, or '
+                        '$SSVISION_DATA/splits)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--only', nargs='+', choices=sorted(SOURCES), default=sorted(SOURCES))
     parser.add_argument('--force', action='store_true', help='rewrite existing files')
@@ -147,21 +156,24 @@ def main(argv=None) -> list[str]:
     parser.add_argument('--det-scenes', action='store_true',
                         help='also write the built-in detection scenes (COCO json)')
     args = parser.parse_args(argv)
+    if args.out_dir is None:
+        args.out_dir = under_data('data/splits')
     if args.scenes or args.scenes_only:
-        prepare_scenes(args.force)
-        prepare_scenes(args.force, root=SCENES_LT_ROOT, imbalance_ratio=SCENES_LT_RATIO,
-                       with_val=False)
+        prepare_scenes(args.force, root=under_data(SCENES_ROOT))
+        prepare_scenes(args.force, root=under_data(SCENES_LT_ROOT),
+                       imbalance_ratio=SCENES_LT_RATIO, with_val=False)
     if args.binary_scenes:
-        prepare_binary_scenes(args.force)
+        prepare_binary_scenes(args.force, root=under_data(BINARY_ROOT))
     if args.det_scenes:
-        prepare_det_scenes(args.force)
-        prepare_det_scenes(args.force, root=DET_SCENES_LT_ROOT,
+        prepare_det_scenes(args.force, root=under_data(DET_SCENES_ROOT))
+        prepare_det_scenes(args.force, root=under_data(DET_SCENES_LT_ROOT),
                            imbalance_ratio=SCENES_LT_RATIO, with_val=False)
     if args.scenes_only:
         return []
     os.makedirs(args.out_dir, exist_ok=True)
     written = []
-    for source in args.only:
+    from ssvision.utils.progress import progress
+    for source in progress(args.only, 'split files'):
         build, test_per_class = SOURCES[source]
         try:
             dataset = build()

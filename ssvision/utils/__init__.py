@@ -1,10 +1,10 @@
 """Small helpers shared by the tools: packaged configs, data search paths, progress."""
 
 from .config import PACKAGE_PREFIX, config_path, configs_dir, load_config
-from .paths import DATA_ENV, data_dir, find_data, search_paths
+from .paths import DATA_ENV, data_dir, find_data, find_dataset, search_paths
 from .progress import progress
 
 __all__ = [
     'PACKAGE_PREFIX', 'config_path', 'configs_dir', 'load_config', 'DATA_ENV', 'data_dir',
-    'find_data', 'search_paths', 'progress',
+    'find_data', 'find_dataset', 'search_paths', 'progress',
 ]

@@ -62,3 +62,24 @@ def find_data(path: str | None, system: Sequence[str] = ()) -> str | None:
         if osp.exists(cand):
             return cand
     return os.fspath(path)
+
+
+def find_dataset(name: str, what: str | None = None, hint: str = '') -> str:
+    """The folder of a named dataset: ``$SSVISION_DATA/NAME``, ``./data/NAME``, then
+    ``NAME`` under :data:`SYSTEM_DATA_DIRS`; the first that exists.
+
+    Raises:
+        FileNotFoundError: none exists; the message lists every place looked in, the
+            environment variable, and ``hint`` (how to install the data).
+    """
+    cands = []
+    if os.environ.get(DATA_ENV):
+        cands.append(osp.join(os.environ[DATA_ENV], name))
+    cands.append(osp.join('data', name))
+    cands += [osp.join(root, name) for root in SYSTEM_DATA_DIRS]
+    for cand in cands:
+        if osp.isdir(cand):
+            return cand
+    raise FileNotFoundError(
+        f'{what or name} not found; looked in {", ".join(cands)} (set ${DATA_ENV} to the '
+        f'folder that holds {name}/, or pass root=){"; " + hint if hint else ""}')

@@ -1,7 +1,8 @@
 # Fashion-MNIST from Debian's dataset-fashion-mnist package: 60,000 train images give
 # the labeled / unlabeled split (tools/prepare_data.py); the 10,000 t10k images test.
 num_classes = 10
-data_root = '/usr/share/datasets/fashion-mnist'
+# None: searched as fashion-mnist/ in $SSVISION_DATA, ./data, then /usr/share/datasets
+data_root = None
 split_file = 'data/splits/fashion_mnist_4pc_seed0.json'
 labeled_batch_size = 32
 unlabeled_ratio = 7
