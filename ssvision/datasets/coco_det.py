@@ -20,10 +20,26 @@ key                value
 ``img_path``       str
 =================  ============================================================
 
-Annotation hygiene (counted in :attr:`CocoDetDataset.skipped`, never silent):
-``iscrowd=1`` boxes are not trained on (``crowd``); boxes are clipped to the image and
-dropped when narrower or lower than one pixel afterwards (``degenerate``); a category id
-missing from ``categories`` is an error naming the annotation.
+Annotation hygiene: every annotation is checked when the dataset is built, and what is
+not trained on is counted by reason in :attr:`CocoDetDataset.skipped` and logged in one
+line (a warning when anything but crowd boxes is dropped), with the first annotation id
+of each reason:
+
+=================  ============================================================
+reason             annotation
+=================  ============================================================
+``crowd``          ``iscrowd=1`` (COCO's crowd regions are not trained on)
+``malformed``      ``bbox`` missing, not four numbers, or not finite
+``negative_size``  negative width or height
+``degenerate``     narrower or lower than one pixel
+``outside_image``  less than one pixel wide or high once clipped to the image
+``unknown_image``  ``image_id`` not among the file's images
+=================  ============================================================
+
+Boxes reaching over the image border are clipped to it (counted in
+:attr:`CocoDetDataset.clipped`). A category id missing from ``categories`` is an error
+naming the annotation; a file that is not JSON is an error naming the file, line and
+column.
 """
 
 from __future__ import annotations
@@ -32,21 +48,50 @@ import contextlib
 import copy
 import io
 import json
+import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
 from ssvision.registry import DATASETS
 
 from .base import build_pipeline, parse_index, read_image
 
-__all__ = ['CocoDetDataset', 'make_coco_split', 'write_coco_split']
+__all__ = ['CocoDetDataset', 'load_json', 'make_coco_split', 'write_coco_split',
+           'SKIP_REASONS']
 
 DET_SUBSETS = ('labeled', 'unlabeled')
+#: why an annotation is not trained on, in the order they are checked (module docstring)
+SKIP_REASONS = ('crowd', 'malformed', 'negative_size', 'degenerate', 'outside_image',
+                'unknown_image')
+#: the smallest box side kept, in pixels
+MIN_BOX_SIZE = 1.0
+
+
+def load_json(path: str) -> Any:
+    """Read a json file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not JSON (the message names the file, line and column)
+            or not UTF-8 text.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'json file not found: {path}')
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'{path}: not valid JSON: {e.msg} at line {e.lineno}, column '
+                         f'{e.colno}') from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f'{path}: not a UTF-8 text (JSON) file: {e}') from e
 
 
 @DATASETS.register_module()
@@ -65,7 +110,8 @@ class CocoDetDataset(Dataset):
 
     Attributes:
         img_ids (list[int]), classes (tuple[str]), cat_ids (list[int]),
-        skipped (Counter): annotations not trained on, by reason.
+        skipped (Counter): annotations not trained on, by reason (``SKIP_REASONS``),
+        clipped (int): boxes clipped to their image.
     """
 
     def __init__(self, ann_file: str, img_dir: str | None = None, subset: str | None = None,
@@ -80,8 +126,15 @@ class CocoDetDataset(Dataset):
         self.img_dir = img_dir if img_dir is not None else os.path.join(
             os.path.dirname(ann_file), 'images')
         self.subset = subset
+        data = load_json(ann_file)
+        if not isinstance(data, dict) or not isinstance(data.get('images', []), list) or \
+                not isinstance(data.get('annotations', []), list):
+            raise ValueError(f'{ann_file}: not a COCO file (a json object with lists '
+                             "'images', 'annotations' and 'categories')")
+        self.coco = COCO()
+        self.coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO(ann_file)
+            self.coco.createIndex()
         cats = self.coco.dataset.get('categories', [])
         if not cats:
             raise ValueError(f'{ann_file}: no categories')
@@ -94,35 +147,81 @@ class CocoDetDataset(Dataset):
         if missing:
             raise ValueError(f'{ann_file}: image ids not in the file: {missing[:10]}')
         self.skipped: Counter = Counter()
+        self.clipped = 0
+        self._first_skipped: dict[str, Any] = {}
         self._boxes = {i: self._load_boxes(i) for i in ids}
+        image_ids = set(self.coco.imgs)
+        for ann in self.coco.dataset.get('annotations', []):
+            if ann.get('image_id') not in image_ids:
+                self._skip('unknown_image', ann)
+        self._log_annotations(len(ids))
         if filter_empty:
             ids = [i for i in ids if len(self._boxes[i][0])]
         self.img_ids = ids
         self.pipeline = build_pipeline(pipeline)
 
     # ----------------------------------------------------------------- boxes
+    def _skip(self, reason: str, ann: dict) -> None:
+        self.skipped[reason] += 1
+        self._first_skipped.setdefault(reason, ann.get('id'))
+
+    def _box(self, ann: dict, h: float | None, w: float | None) -> tuple | None:
+        """``(x1, y1, x2, y2)`` of a non-crowd annotation, clipped; None when skipped."""
+        try:
+            x, y, bw, bh = (float(v) for v in ann.get('bbox'))
+            reason = None if all(math.isfinite(v) for v in (x, y, bw, bh)) else 'malformed'
+        except (TypeError, ValueError):  # missing, not 4 values, not numbers
+            reason = 'malformed'
+        if reason is None:
+            if bw < 0 or bh < 0:
+                reason = 'negative_size'
+            elif bw < MIN_BOX_SIZE or bh < MIN_BOX_SIZE:
+                reason = 'degenerate'
+        if reason is not None:
+            self._skip(reason, ann)
+            return None
+        box = (x, y, x + bw, y + bh)
+        if w is None or h is None:
+            return box
+        clipped = (min(max(box[0], 0.0), w), min(max(box[1], 0.0), h),
+                   min(max(box[2], 0.0), w), min(max(box[3], 0.0), h))
+        if clipped[2] - clipped[0] < MIN_BOX_SIZE or clipped[3] - clipped[1] < MIN_BOX_SIZE:
+            self._skip('outside_image', ann)
+            return None
+        self.clipped += clipped != box
+        return clipped
+
     def _load_boxes(self, img_id: int) -> tuple[np.ndarray, np.ndarray]:
         info = self.coco.imgs[img_id]
         h, w = info.get('height'), info.get('width')
         boxes, labels = [], []
         for ann in self.coco.imgToAnns.get(img_id, []):
-            if ann['category_id'] not in self.cat2label:
+            if ann.get('category_id') not in self.cat2label:
                 raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} has category '
-                                 f'{ann["category_id"]} not in categories {self.cat_ids}')
+                                 f'{ann.get("category_id")} not in categories {self.cat_ids}')
             if ann.get('iscrowd', 0):
-                self.skipped['crowd'] += 1
+                self._skip('crowd', ann)
                 continue
-            x, y, bw, bh = (float(v) for v in ann['bbox'])
-            x1, y1, x2, y2 = x, y, x + bw, y + bh
-            if w is not None and h is not None:
-                x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)
-                y1, y2 = min(max(y1, 0.0), h), min(max(y2, 0.0), h)
-            if x2 - x1 < 1 or y2 - y1 < 1:
-                self.skipped['degenerate'] += 1
-                continue
-            boxes.append((x1, y1, x2, y2))
-            labels.append(self.cat2label[ann['category_id']])
+            box = self._box(ann, h, w)
+            if box is not None:
+                boxes.append(box)
+                labels.append(self.cat2label[ann['category_id']])
         return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64))
+
+    def _log_annotations(self, num_images: int) -> None:
+        """One line: boxes kept, and the annotations not trained on by reason."""
+        kept = sum(len(b) for b, _ in self._boxes.values())
+        line = (f'CocoDetDataset({self.ann_file}, subset={self.subset}): {kept} boxes on '
+                f'{num_images} images')
+        if self.skipped:
+            reasons = ', '.join(f'{r} {self.skipped[r]} (first: annotation '
+                                f'{self._first_skipped[r]})'
+                                for r in SKIP_REASONS if self.skipped[r])
+            line += f'; not trained on: {reasons}'
+        if self.clipped:
+            line += f'; {self.clipped} boxes clipped to their image'
+        worry = any(self.skipped[r] for r in SKIP_REASONS if r != 'crowd')
+        print_log(line, logger='current', level=logging.WARNING if worry else logging.INFO)
 
     # ----------------------------------------------------------------- access
     @property
@@ -208,8 +307,7 @@ def write_coco_split(ann_file: str, out_dir: str, percents: Sequence[float] = (1
     Returns:
         list[str]: written paths, labeled then unlabeled per (seed, percent).
     """
-    with open(ann_file, encoding='utf-8') as f:
-        coco = json.load(f)
+    coco = load_json(ann_file)
     stem = os.path.splitext(os.path.basename(ann_file))[0]
     os.makedirs(out_dir, exist_ok=True)
     paths = []
