@@ -2,9 +2,10 @@ from . import transforms  # noqa: F401  (registers the transforms)
 from .base import BaseClsDataset, read_image
 from .cifar import CIFAR10, CIFAR100
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_MAP, CityscapesDataset
-from .coco_det import CocoDetDataset, make_coco_split, write_coco_split
+from .coco_det import CocoDetDataset, load_json, make_coco_split, write_coco_split
 from .collate import semi_collate
 from .digits import Digits8x8
+from .image_files import IMG_EXTENSIONS, UnreadableLog, check_images, find_images
 from .image_folder import ImageFolder
 from .mnist import FashionMNIST, MNIST5k, MNISTIdx, read_idx, save_idx
 from .samplers import SemiSampler
@@ -20,6 +21,12 @@ from .scenes import (
 )
 from .semi_dataset import SemiDataset
 from .split import load_split, make_split, save_split
+from .unlabeled_folder import (
+    UnlabeledDetFolder,
+    UnlabeledImageFolder,
+    UnlabeledImages,
+    UnlabeledSegFolder,
+)
 from .voc_seg import VOCSegDataset, make_seg_split, read_seg_mask, save_seg_splits
 
 __all__ = [
@@ -31,4 +38,6 @@ __all__ = [
     'SceneItems', 'build_scene_items', 'compose_scene', 'long_tail_probs', 'make_scene',
     'sample_backgrounds', 'write_coco_scenes', 'write_voc_scenes',
     'VOCSegDataset', 'make_seg_split', 'read_seg_mask', 'save_seg_splits',
+    'IMG_EXTENSIONS', 'UnreadableLog', 'check_images', 'find_images', 'load_json',
+    'UnlabeledImages', 'UnlabeledImageFolder', 'UnlabeledSegFolder', 'UnlabeledDetFolder',
 ]

@@ -8,6 +8,8 @@ from torch.utils.data import Dataset
 
 from ssvision.registry import DATASETS
 
+from .unlabeled_folder import UnlabeledImages
+
 Index = Union[int, tuple]
 
 
@@ -18,6 +20,8 @@ class SemiDataset(Dataset):
     Indices ``[0, len(labeled))`` are labeled samples, ``[len(labeled), len(self))``
     unlabeled ones. :class:`~ssvision.datasets.SemiSampler` draws from both parts.
     An index may be ``(index, sample_seed)``; the seed is passed on unchanged.
+    An unlabeled image folder (:class:`~ssvision.datasets.UnlabeledImages`) without
+    class names of its own takes the labeled part's.
 
     Args:
         labeled (dict | Dataset): the labeled dataset (config or object).
@@ -25,22 +29,30 @@ class SemiDataset(Dataset):
             ``gt_label = -1``.
 
     Raises:
-        ValueError: when the labeled part is empty or the two parts disagree on the
-            class names.
+        ValueError: when the labeled part is empty, the two parts disagree on the
+            class names, or they decode images to different ``color_type``.
     """
 
     def __init__(self, labeled: dict | Dataset, unlabeled: dict | Dataset) -> None:
         self.labeled = DATASETS.build(labeled) if isinstance(labeled, dict) else labeled
         self.unlabeled = DATASETS.build(unlabeled) if isinstance(unlabeled, dict) else unlabeled
         if len(self.labeled) == 0:
-            raise ValueError('SemiDataset: the labeled dataset is empty')
+            raise ValueError(f'SemiDataset: the labeled dataset is empty: {self.labeled!r}')
         meta_l = getattr(self.labeled, 'metainfo', {}) or {}
+        if isinstance(self.unlabeled, UnlabeledImages) and not self.unlabeled.classes:
+            self.unlabeled.classes = tuple(meta_l.get('classes') or ())
         meta_u = getattr(self.unlabeled, 'metainfo', {}) or {}
         if meta_l.get('classes') and meta_u.get('classes') and \
                 tuple(meta_l['classes']) != tuple(meta_u['classes']):
             raise ValueError(
                 'SemiDataset: labeled and unlabeled datasets have different classes: '
                 f'{meta_l["classes"]} vs {meta_u["classes"]}')
+        # image folders decode every file to their color_type; array sources have none
+        colors = (getattr(self.labeled, 'color_type', None),
+                  getattr(self.unlabeled, 'color_type', None))
+        if None not in colors and colors[0] != colors[1]:
+            raise ValueError(f"SemiDataset: the labeled images are read as {colors[0]!r} but "
+                             f"the unlabeled ones as {colors[1]!r}; set one color_type")
 
     @property
     def num_labeled(self) -> int:

@@ -200,8 +200,12 @@ class VOCSegDataset(Dataset):
         if ids is not None:
             return [str(i) for i in ids]
         if split_file is None:
-            return sorted(os.path.splitext(fn)[0] for fn in os.listdir(self.img_dir)
-                          if fn.endswith(self.img_suffix))
+            names = sorted(os.path.splitext(fn)[0] for fn in os.listdir(self.img_dir)
+                           if fn.endswith(self.img_suffix))
+            if not names:
+                raise ValueError(f'{self.img_dir}: no image files ending with '
+                                 f'{self.img_suffix}')
+            return names
         path = split_file
         if not os.path.isabs(path) and not os.path.isfile(path):
             path = os.path.join(self.data_root, path)

@@ -7,6 +7,7 @@ from .cutmix import apply_cutmix, cutmix_box_masks, cutmix_partners
 from .det_augment import DetStrongAugment, DetWeakAugment, PackDetInputs, project_boxes
 from .formatting import PackClsInputs
 from .multi_branch import MultiBranch, branch_seed
+from .resize import ResizeImage
 from .seg_augment import PackSegInputs, SegStrongAugment, SegWeakAugment
 
 # photometric-only strong ops serve detection too (boxes and masks keep their place)
@@ -16,5 +17,5 @@ __all__ = [
     'WeakAugment', 'RandAugment', 'Cutout', 'RANDAUGMENT_OPS', 'cutout', 'PackClsInputs',
     'MultiBranch', 'branch_seed', 'SegWeakAugment', 'SegStrongAugment', 'PackSegInputs',
     'cutmix_box_masks', 'apply_cutmix', 'cutmix_partners', 'DetWeakAugment',
-    'DetStrongAugment', 'PackDetInputs', 'project_boxes',
+    'DetStrongAugment', 'PackDetInputs', 'project_boxes', 'ResizeImage',
 ]
