@@ -126,6 +126,8 @@ class SemiBase(BaseModel):
         look_ahead=False, cutmix_prob=0.0, teacher_bn='auto')
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
+    #: Whether batches without a labeled view are accepted (source-free adaptation).
+    unlabeled_only: bool = False
     #: Batch views the student sees besides ``sup``.
     student_views: tuple[str, ...] = ('unsup_student',)
     #: ``student_forward`` values the algorithm supports.
@@ -151,9 +153,14 @@ class SemiBase(BaseModel):
         self.task = MODELS.build(task if task is not None else dict(self.default_task))
         self.selector = MODELS.build(selector) if selector is not None else None
         self.aux_heads = nn.ModuleList([MODELS.build(h) for h in (aux_heads or [])])
-        if len(self.aux_heads) and not self.task.has_logits:
-            raise ValueError(f'{type(self.task).__name__} gives no per-position student '
-                             'outputs, which auxiliary heads read; remove aux_heads')
+        for head in self.aux_heads:
+            if head.box_level == self.task.has_logits:
+                raise ValueError(
+                    f'{type(head).__name__} reads '
+                    + ('pseudo-boxes and instance features' if head.box_level else
+                       'per-position student outputs')
+                    + f', which {type(self.task).__name__} does not give; remove it from '
+                    'aux_heads')
         for head in self.aux_heads:
             head.setup(self.student)
         if self.uses_unlabeled and self.selector is None:
@@ -277,7 +284,8 @@ class SemiBase(BaseModel):
         """One training iteration's losses: the whole recipe (see the class docstring)."""
         it = self.current_iter()
         use_unsup = self._check_batch(inputs, it)
-        if self.selector is not None:  # class-prior selectors count the labeled targets
+        if self.selector is not None and 'sup' in inputs:
+            # class-prior selectors count the labeled targets
             self.selector.observe(self.task.targets(data_samples['sup']))
         pseudo = self.pseudo_labels(inputs, data_samples, it) if use_unsup else None
         if pseudo is not None:
@@ -293,7 +301,7 @@ class SemiBase(BaseModel):
 
     def _check_batch(self, inputs: dict, it: int) -> bool:
         """Check the batch's views; whether the unlabeled part trains this iteration."""
-        if 'sup' not in inputs:
+        if 'sup' not in inputs and not self.unlabeled_only:
             raise KeyError("training batch has no 'sup' (labeled) view")
         if self.uses_unlabeled and 'unsup_teacher' in inputs:
             missing = [v for v in self.student_views if v not in inputs]
@@ -431,7 +439,7 @@ class SemiBase(BaseModel):
                          probs=pseudo.probs if pseudo else None,
                          labels=pseudo.labels if pseudo else None,
                          weight=pseudo.weight if pseudo else None, iter=it,
-                         features=features)
+                         features=features, boxes=pseudo.boxes if pseudo else None)
         losses: dict[str, torch.Tensor] = {}
         for head in self.aux_heads:
             for name, value in head.loss(ctx).items():

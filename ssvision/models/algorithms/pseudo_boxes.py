@@ -174,11 +174,16 @@ class PseudoBoxes:
         cls: per image, the boxes that train the classification terms.
         reg: per image, the subset that also trains the box-regression terms.
         health: scalar figures of the selection (see :meth:`PseudoBoxPolicy.health`).
+        weak: per image, the boxes of ``cls`` in the teacher's (weak) view, row for row
+            (box-level auxiliary heads pair weak and strong instances with them).
+        dets: per image, all the teacher's detections (teacher-view pixels).
     """
 
     cls: list[DetInstances]
     reg: list[DetInstances]
     health: dict[str, torch.Tensor] = field(default_factory=dict)
+    weak: list[DetInstances] = field(default_factory=list)
+    dets: list[DetInstances] = field(default_factory=list)
 
     def images(self, part: str = 'cls') -> list[int]:
         """Indices of the images with at least one box in ``part`` (``'cls'`` /
@@ -255,12 +260,13 @@ class PseudoBoxPolicy:
             for r, k, u in zip(reliable, keep, unc):
                 r[:] = False
                 r[k] = u <= self.reg_uncertainty
-        cls, reg = [], []
+        cls, reg, weak = [], [], []
         for d, k, r, (h_from, h_to, shape) in zip(dets, keep, reliable, moves):
             moved, ok = transfer_boxes(d[k], h_from, h_to, shape, self.min_box_size)
             cls.append(moved)
             reg.append(moved[r[k][ok]])
-        pseudo = PseudoBoxes(cls, reg)
+            weak.append(d[k][ok])
+        pseudo = PseudoBoxes(cls, reg, weak=weak, dets=list(dets))
         pseudo.health = self.health(dets, keep, pseudo, true)
         self._count_empty(pseudo, dets)
         return pseudo

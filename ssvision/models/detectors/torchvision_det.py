@@ -231,6 +231,43 @@ class TorchvisionDetector(nn.Module):
             out.append(part)
         return out
 
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the FPN levels that :meth:`instance_features` pools."""
+        return int(self.net.backbone.out_channels)
+
+    def instance_features(self, images: list[torch.Tensor],
+                          boxes: Sequence[torch.Tensor], output_size: int = 7) -> torch.Tensor:
+        """One feature vector per box: RoIAlign over the FPN levels, averaged spatially.
+
+        Runs the detector's own transform (normalisation, resize) and backbone + FPN on
+        ``images``, maps each image's ``boxes`` (``(n, 4)`` xyxy, image pixels) into the
+        resized frame and pools them with torchvision's ``MultiScaleRoIAlign`` (level
+        chosen by box size). Works for every architecture here (one- and two-stage);
+        gradients flow into the backbone when called in a grad-enabled context.
+
+        Returns:
+            ``(sum n, feature_channels)``, boxes in image order.
+        """
+        from torchvision.ops import MultiScaleRoIAlign
+        net = self.net
+        sizes = [tuple(img.shape[-2:]) for img in images]
+        batch, _ = net.transform(list(images))
+        scaled = []
+        for b, (h, w), (nh, nw) in zip(boxes, sizes, batch.image_sizes):
+            scaled.append(b.float() * b.new_tensor([nw / w, nh / h, nw / w, nh / h]).float())
+        feats = net.backbone(batch.tensors)
+        names = [k for k in feats if k != 'pool']
+        pool = self.__dict__.get('_roi_pool')
+        if pool is None or pool.output_size != (output_size,) * 2:
+            # no parameters; kept out of the module tree (state dict, DDP) on purpose
+            pool = MultiScaleRoIAlign(names, output_size, sampling_ratio=2)
+            object.__setattr__(self, '_roi_pool', pool)
+        if sum(len(b) for b in scaled) == 0:
+            return batch.tensors.new_zeros(0, self.feature_channels)
+        pooled = pool(feats, scaled, batch.image_sizes)  # (K, C, s, s)
+        return pooled.mean(dim=(2, 3))
+
     def forward(self, images, instances=None):
         if instances is not None:
             return self.loss(images, instances)

@@ -29,6 +29,10 @@ class AuxContext:
         features: encoder features (``student.extract_feat``) of the views some head
             asked for in ``feature_views``, taken from the same student forward as
             ``logits``, ``{view: (N, D) or (N, C, h, w)}``.
+        boxes: detection's pseudo-boxes this iteration
+            (:class:`~ssvision.models.algorithms.pseudo_boxes.PseudoBoxes`: ``cls`` in
+            the student's views, ``weak`` the same boxes in the teacher's, ``dets``
+            every teacher detection) or None; read by box-level heads.
     """
 
     student: nn.Module
@@ -42,6 +46,7 @@ class AuxContext:
     weight: torch.Tensor | None = None
     iter: int = 0
     features: dict[str, torch.Tensor] = field(default_factory=dict)
+    boxes: Any = None
 
 
 class BaseAuxHead(nn.Module):
@@ -58,6 +63,9 @@ class BaseAuxHead(nn.Module):
     """
 
     required_views: tuple[str, ...] = ()
+    #: True for heads that work on pseudo-boxes and instance features (detection)
+    #: rather than on per-position outputs; only those attach to a detector.
+    box_level: bool = False
     #: Views whose encoder features the head reads from the student's main forward
     #: (``ctx.features``), so it needs no forward of its own (UniMatch's ``need_fp``).
     feature_views: tuple[str, ...] = ()
