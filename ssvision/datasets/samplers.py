@@ -40,32 +40,45 @@ class SemiSampler:
     every seed); ranks do not partition the data, so a global batch may repeat an
     image (harmless for infinite sampling, and it keeps resume exact per rank).
 
+    ``labeled_batch_size=0`` gives unlabeled-only batches of ``unlabeled_batch_size``
+    items (source-free adaptation: no labeled data at all).
+
     Args:
         dataset: a ``SemiDataset``.
-        labeled_batch_size (int): ``B``, labeled items per batch (> 0).
+        labeled_batch_size (int): ``B``, labeled items per batch (>= 0).
         unlabeled_ratio (int): ``mu``; ``mu * B`` unlabeled items per batch (>= 0).
             ``0`` gives supervised-only batches.
         seed (int | None): base seed; ``None`` takes mmengine's run seed
             (``sync_random_seed``).
+        unlabeled_batch_size (int | None): unlabeled items per batch when
+            ``labeled_batch_size`` is 0 (required then, ignored otherwise).
     """
 
     def __init__(self, dataset, labeled_batch_size: int, unlabeled_ratio: int = 7,
-                 seed: int | None = None) -> None:
-        if labeled_batch_size <= 0:
-            raise ValueError(f'labeled_batch_size must be > 0, got {labeled_batch_size}')
+                 seed: int | None = None, unlabeled_batch_size: int | None = None) -> None:
+        if labeled_batch_size < 0:
+            raise ValueError(f'labeled_batch_size must be >= 0, got {labeled_batch_size}')
+        if labeled_batch_size == 0 and not (unlabeled_batch_size or 0) > 0:
+            raise ValueError('labeled_batch_size=0 (unlabeled-only batches) needs '
+                             f'unlabeled_batch_size > 0, got {unlabeled_batch_size}')
         if unlabeled_ratio < 0 or int(unlabeled_ratio) != unlabeled_ratio:
             raise ValueError(f'unlabeled_ratio must be an integer >= 0, got {unlabeled_ratio}')
         if not hasattr(dataset, 'num_labeled'):
             raise TypeError('SemiSampler needs a SemiDataset (labeled + unlabeled parts), '
                             f'got {type(dataset).__name__}')
-        if unlabeled_ratio > 0 and dataset.num_unlabeled == 0:
-            raise ValueError('unlabeled_ratio > 0 but the unlabeled dataset is empty')
+        if (unlabeled_ratio > 0 or labeled_batch_size == 0) and dataset.num_unlabeled == 0:
+            raise ValueError('unlabeled items are asked for but the unlabeled dataset is '
+                             'empty')
+        if labeled_batch_size > 0 and dataset.num_labeled == 0:
+            raise ValueError(f'labeled_batch_size={labeled_batch_size} but the labeled '
+                             'dataset is empty')
         if seed is None:
             from mmengine.dist import sync_random_seed
             seed = sync_random_seed()
         self.dataset = dataset
         self.labeled_batch_size = int(labeled_batch_size)
         self.unlabeled_ratio = int(unlabeled_ratio)
+        self.unlabeled_batch_size = int(unlabeled_batch_size or 0)
         self.seed = int(seed)
         self.rank, self.world_size = get_dist_info()
         self.num_labeled = dataset.num_labeled
@@ -75,7 +88,9 @@ class SemiSampler:
 
     @property
     def batch_size(self) -> int:
-        """Items per batch, ``B * (1 + mu)``."""
+        """Items per batch, ``B * (1 + mu)`` (or ``unlabeled_batch_size`` when B = 0)."""
+        if self.labeled_batch_size == 0:
+            return self.unlabeled_batch_size
         return self.labeled_batch_size * (1 + self.unlabeled_ratio)
 
     def set_position(self, position: int) -> None:
@@ -107,7 +122,7 @@ class SemiSampler:
         """The ``(dataset_index, sample_seed)`` at ``position`` of this rank's stream."""
         per_batch = self.batch_size
         batch, offset = divmod(position, per_batch)
-        if offset < self.labeled_batch_size:
+        if 0 < self.labeled_batch_size and offset < self.labeled_batch_size:
             n = batch * self.labeled_batch_size + offset
             epoch, k = divmod(n, self.num_labeled)
             index = int(self._perm(_LABELED_SALT, self.num_labeled, epoch)[k])

@@ -67,8 +67,9 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
             if self.dataloader.batch_size != sampler.batch_size:
                 raise ValueError(
                     f'train_dataloader.batch_size={self.dataloader.batch_size} but the '
-                    f'SemiSampler yields B * (1 + mu) = {sampler.labeled_batch_size} * '
-                    f'(1 + {sampler.unlabeled_ratio}) = {sampler.batch_size} items per batch')
+                    f'SemiSampler yields {sampler.batch_size} items per batch (B * (1 + mu) '
+                    f'with B = {sampler.labeled_batch_size}, mu = {sampler.unlabeled_ratio}; '
+                    'unlabeled_batch_size when B = 0)')
         model = unwrap(self.runner.model)
         model_classes = getattr(model, 'num_classes', None)
         loaders = [('train_dataloader', self.dataloader.dataset)]

@@ -102,18 +102,28 @@ class SemiDetector(SemiBase):
             detector; ``'jitter'``: Soft Teacher's box jitter, two-stage only, with
             ``jitter_times`` 10 and ``jitter_scale`` 0.06), ``min_box_size`` (2.0
             pixels), ``zero_warn_iters`` (50: warn when the teacher yields no pseudo-box
-            for this many iterations in a row after burn-in).
+            for this many iterations in a row after burn-in), and ``source_free``
+            (False; see below).
         predict_on: networks validated, default ``('teacher', 'student')``.
         data_preprocessor: default :class:`DetDataPreprocessor`.
 
     The EMA teacher is updated by :class:`~ssvision.engine.hooks.EMATeacherHook`. A
     plain detector checkpoint loads into teacher and student.
+
+    **Source-free adaptation** (``semi_train_cfg.source_free=True``): batches hold
+    unlabeled target images only (``SemiSampler(labeled_batch_size=0,
+    unlabeled_batch_size=N)``), there is no supervised loss, and the detector must start
+    from a trained one (``load_from``, ``init_cfg`` or the detector's ``checkpoint``): a
+    teacher still at its random initialisation at the first step is refused, since it
+    has nothing to adapt. Box-level auxiliary heads (``WeakStrongContrastHead``, WSCoL)
+    attach through ``aux_heads``.
     """
 
     default_train_cfg = {
         **SemiBase.default_train_cfg, 'teacher_bn': 'running', 'student_forward': 'separate',
         'reg_uncertainty': 0.1, 'reg_uncertainty_mode': 'flip', 'jitter_times': 10,
-        'jitter_scale': 0.06, 'min_box_size': 2.0, 'zero_warn_iters': 50}
+        'jitter_scale': 0.06, 'min_box_size': 2.0, 'zero_warn_iters': 50,
+        'source_free': False}
     student_forwards = ('separate', 'clean_stats')
     default_task = dict(type='DetectionTask')
     default_preprocessor = dict(type='DetDataPreprocessor')
@@ -132,6 +142,15 @@ class SemiDetector(SemiBase):
                 self.student.one_stage or not hasattr(self.student, 'refine_boxes')):
             raise ValueError("reg_uncertainty_mode='jitter' needs a two-stage detector (its "
                              "second stage refines the jittered boxes); use 'flip'")
+        self.unlabeled_only = bool(cfg['source_free'])
+        self._random_start = None
+        if self.unlabeled_only:
+            if self.selector is None:
+                raise ValueError('source_free=True needs a box selector: without labels '
+                                 'the pseudo-boxes are the only training signal')
+            if 'detector' not in getattr(self.student, 'load_reports', {}):
+                # compared at the first step: load_from / init_cfg load after the build
+                self._random_start = _fingerprint(self.teacher)
         self.policy = None if self.selector is None else PseudoBoxPolicy(
             self.selector, self.num_classes, cfg['reg_uncertainty'],
             cfg['reg_uncertainty_mode'], cfg['jitter_times'], cfg['jitter_scale'],
@@ -145,6 +164,21 @@ class SemiDetector(SemiBase):
         # a copy rather than a second build: the same random stream as before the
         # shared recipe, so the detection benchmarks' seeds still mean the same runs
         return copy.deepcopy(self.student)
+
+    def loss(self, inputs: dict, data_samples: dict) -> dict[str, torch.Tensor]:
+        if self.unlabeled_only:
+            if 'sup' in inputs:
+                raise ValueError('source_free=True but the batch has a labeled view: use '
+                                 'SemiSampler(labeled_batch_size=0, unlabeled_batch_size=N)')
+            if self._random_start is not None:
+                if torch.equal(_fingerprint(self.teacher), self._random_start):
+                    raise RuntimeError(
+                        'source_free=True: the detector is still at its random '
+                        'initialisation; start from a trained detector (load_from=..., '
+                        "init_cfg=dict(type='Pretrained', checkpoint=...) or the "
+                        "detector's checkpoint=...)")
+                self._random_start = None  # checked once
+        return super().loss(inputs, data_samples)
 
     # ------------------------------------------------------------ the two steps
     def pseudo_labels(self, inputs: dict, data_samples: dict, it: int) -> PseudoLabels:
@@ -170,10 +204,14 @@ class SemiDetector(SemiBase):
                        factor: float) -> tuple[dict[str, torch.Tensor], dict, dict]:
         """``sup_loss`` (+ its terms as ``sup.<term>`` logs) and, with pseudo-boxes,
         ``unsup_loss_cls`` / ``unsup_loss_reg`` (times ``factor``)."""
-        sup = self.task.losses(self.student, inputs['sup'],
-                               data_samples['sup']['gt_instances'])
-        out = {'sup_loss': sum(sup.values())}
-        out.update({f'sup.{k.replace("loss_", "")}': v.detach() for k, v in sup.items()})
+        if 'sup' in inputs:
+            sup = self.task.losses(self.student, inputs['sup'],
+                                   data_samples['sup']['gt_instances'])
+            out = {'sup_loss': sum(sup.values())}
+            out.update({f'sup.{k.replace("loss_", "")}': v.detach() for k, v in sup.items()})
+        else:  # source-free: no labels; a 0 tied to the weights keeps backward defined
+            out = {'sup_loss': sum(p.sum() for p in self.student.parameters()
+                                   if p.requires_grad) * 0.0}
         if pseudo is not None:
             cls_loss, reg_loss = self.pseudo_box_losses(inputs['unsup_student'], pseudo.boxes)
             out['unsup_loss_cls'] = cls_loss * factor
@@ -195,6 +233,11 @@ class SemiDetector(SemiBase):
         cls_terms, reg_terms = self.policy.loss_terms(boxes, student_loss)
         zero = strong[0].new_zeros(())
         return sum(cls_terms.values(), zero), sum(reg_terms.values(), zero)
+
+
+def _fingerprint(net: nn.Module) -> torch.Tensor:
+    """Float64 sums of every parameter: equal before and after only if nothing loaded."""
+    return torch.stack([p.detach().double().sum() for p in net.parameters()])
 
 
 MODELS.register_module(name='MeanTeacherDetector', module=SemiDetector)
