@@ -373,18 +373,19 @@ def _train(config: str, work_dir, options: list[str]) -> dict:
     return MessageHub.get_current_instance().log_scalars
 
 
-def test_fixmatch_on_class_folders_and_a_flat_folder_trains(tmp_path, photos):
-    data = tmp_path / 'own_images'
+def test_fixmatch_on_class_folders_and_a_flat_folder_trains(tmp_path, photos, monkeypatch):
+    """The user's story: images in the config's documented layout under ./data, the
+    config unchanged (its default num_classes is 2); the options below only shrink."""
+    data = tmp_path / 'data' / 'own_images'
     _class_folders(data / 'labeled', photos)
     _unlabeled_folder(data / 'unlabeled', photos)
     (data / 'unlabeled' / 'x' / 'broken.jpg').parent.mkdir()
     (data / 'unlabeled' / 'x' / 'broken.jpg').write_bytes(b'\xff\xd8 truncated')
+    monkeypatch.chdir(tmp_path)
     ds = 'train_dataloader.dataset'
     scalars = _train('fixmatch_resnet18_own-folders.py', tmp_path / 'work', [
-        f'{ds}.labeled.root={data}/labeled', f'{ds}.unlabeled.root={data}/unlabeled',
-        f'val_dataloader.dataset.root={data}/labeled', 'val_dataloader.batch_size=3',
-        f'{ds}.labeled.pipeline.0.size=32', f'{ds}.unlabeled.pipeline.0.size=32',
-        'val_dataloader.dataset.pipeline.0.size=32'])
+        'val_dataloader.batch_size=3', f'{ds}.labeled.pipeline.0.size=32',
+        f'{ds}.unlabeled.pipeline.0.size=32', 'val_dataloader.dataset.pipeline.0.size=32'])
     assert 'train/unsup_loss' in scalars and 'val/teacher/top1' in scalars
     assert 'train/sel_frac' in scalars and 'train/pl_acc_all' not in scalars
 
