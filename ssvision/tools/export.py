@@ -1,0 +1,79 @@
+"""Export a trained network as plain weights for its own library, or as ONNX.
+
+    ssvision export CONFIG CKPT --format plain|onnx [--out DIR] [--name NAME]
+                    [--network teacher|student] [--input-size H [W]] [--opset 17]
+                    [--device cpu] [--cfg-options k=v ...]
+
+(``python tools/export.py ...`` in a checkout runs the same code.) The EMA teacher is
+exported unless ``--network student``. Files written to DIR (default ``work_dirs/export``),
+NAME defaulting to ``<config name>_<network>``:
+
+* ``--format plain``: ``NAME.pth``, a state dict that loads into the library's own
+  model without ssvision: timm (``TimmClassifier``), torchvision (``TorchvisionSegmentor``,
+  ``TorchvisionDetector``) or mmdetection (the plug-in; with ``NAME_config.py`` for
+  ``mmdet.apis.init_detector``). ssvision's own networks (``TinyCNN``, ``WideResNet``,
+  ``DeepLabV3Plus``) have no outside library: ``NAME.pth`` is their state dict for
+  ssvision and ``NAME.pt2`` a ``torch.export`` program that needs torch alone.
+* ``--format onnx``: ``NAME.onnx`` taking pixel values (normalisation inside);
+  classifiers and segmentors with a dynamic batch axis, torchvision detectors one image
+  of any size per call. The mmdetection plug-in is refused (use mmdeploy).
+
+Each export writes ``NAME.plain.json`` / ``NAME.onnx.json``, a manifest with the
+library, builder and arguments, a Python snippet that rebuilds the model from the files,
+the input (colour type, size, mean / std) and output, and the class names. See
+docs/inference_export.md and :mod:`ssvision.apis.export`.
+
+``--input-size`` is the size the network is traced at: needed for classifiers whose
+config shows none (ONNX keeps it; the built-in datasets' sizes are known).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+DEFAULT_OUT = osp.join('work_dirs', 'export')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from ssvision.apis.export import FORMATS, ONNX_OPSET
+    parser = argparse.ArgumentParser(
+        description='Export a trained network: plain weights for timm / torchvision / '
+        "mmdetection (ssvision's own networks: state dict + torch.export program), or ONNX")
+    parser.add_argument('config', help='config file or ssvision::GROUP/NAME.py')
+    parser.add_argument('checkpoint', help='checkpoint: path, URL or zoo://NAME')
+    parser.add_argument('--format', choices=FORMATS, required=True, help='what to write')
+    parser.add_argument('--out', default=DEFAULT_OUT, help=f'output folder ({DEFAULT_OUT})')
+    parser.add_argument('--name', help='file stem (default: <config name>_<network>)')
+    parser.add_argument('--network', choices=['teacher', 'student'], default='teacher',
+                        help='which network to export (default: the EMA teacher)')
+    parser.add_argument('--input-size', type=int, nargs='+', metavar='H [W]',
+                        help='input size to trace at (classifiers keep it)')
+    parser.add_argument('--opset', type=int, default=ONNX_OPSET,
+                        help=f'ONNX opset ({ONNX_OPSET})')
+    parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda'")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys')
+    args = parser.parse_args(argv)
+    if args.input_size is not None and len(args.input_size) not in (1, 2):
+        parser.error('--input-size takes H or H W')
+    return args
+
+
+def main(argv=None) -> dict:
+    """Run ``ssvision export``; returns the manifest."""
+    from ssvision.apis import export_model, init_model
+    args = parse_args(argv)
+    model = init_model(args.config, args.checkpoint, device=args.device,
+                       network=args.network, cfg_options=args.cfg_options)
+    manifest = export_model(model, args.format, args.out, name=args.name,
+                            size=args.input_size, opset=args.opset)
+    files = ', '.join(manifest['files'].values())
+    print(f'{model.network} ({model.task}, {manifest["library"]}) -> {args.out}: {files}')
+    return manifest
+
+
+if __name__ == '__main__':
+    main()
