@@ -4,7 +4,9 @@ from .fixmatch import FixMatch
 from .freematch import FreeMatch
 from .mean_teacher import MeanTeacher
 from .semi_detector import DetDataPreprocessor, SemiDetector
+from .shrinkmatch import ShrinkMatch
 from .supervised import SupervisedOnly
+from .uda import UDA
 
 __all__ = ['DSSN', 'DetDataPreprocessor', 'FixMatch', 'FreeMatch', 'MeanTeacher', 'SemiBase',
-           'SemiDetector', 'SupervisedOnly']
+           'SemiDetector', 'ShrinkMatch', 'SupervisedOnly', 'UDA']

@@ -100,6 +100,10 @@ class SemiBase(BaseModel):
       :class:`~.look_ahead.LookAhead`. Costs about one extra training step per
       iteration (see BENCHMARKS.md). Single-process only for now: under DDP the train
       loop refuses it.
+    - ``look_ahead_steps`` (int, 1): with ``look_ahead``, virtual steps in a row
+      (FST-D, ``k``): ``1 + k`` training steps per iteration.
+    - ``look_ahead_width`` (int, 1): with ``look_ahead``, virtual students averaged
+      (FST-W, ``w``), each on a ``1 / w`` slice of the unlabeled views.
 
     ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
     networks validation scores.
@@ -123,7 +127,8 @@ class SemiBase(BaseModel):
     #: Knobs and defaults; subclasses add theirs with ``{**SemiBase.default_train_cfg, ...}``.
     default_train_cfg: dict[str, Any] = dict(
         unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat',
-        look_ahead=False, cutmix_prob=0.0, teacher_bn='auto')
+        look_ahead=False, look_ahead_steps=1, look_ahead_width=1, cutmix_prob=0.0,
+        teacher_bn='auto')
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
     #: Whether batches without a labeled view are accepted (source-free adaptation).
@@ -184,7 +189,7 @@ class SemiBase(BaseModel):
         # Set by EMATeacherHook before each iteration: momentum of the coming update.
         self.next_ema_momentum: float | None = None
         self.next_ema_buffers: str = 'ema'
-        self.look_ahead = LookAhead()
+        self.look_ahead = LookAhead(cfg['look_ahead_steps'], cfg['look_ahead_width'])
         self._warned_no_unlabeled = False
 
     # ----------------------------------------------------------------- config
@@ -364,7 +369,7 @@ class SemiBase(BaseModel):
                                            [n in wanted for n in names])
         logits = dict(zip(names, outs))
         features = {n: f for n, f in zip(names, feats) if f is not None}
-        losses = {'sup_loss': self.task.sup_loss(logits['sup'], data_samples['sup'])}
+        losses = self.sup_losses(logits['sup'], data_samples['sup'])
         if pseudo is not None:
             unsup = self.unsup_loss(logits, pseudo.probs, pseudo.labels, pseudo.weight,
                                     inputs, data_samples)
@@ -373,6 +378,12 @@ class SemiBase(BaseModel):
                     raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
                 losses[name] = value * factor
         return losses, logits, features
+
+    def sup_losses(self, logits, data_samples: dict) -> dict[str, torch.Tensor]:
+        """``{'sup_loss': task.sup_loss(logits, data_samples)}`` on the labeled view;
+        algorithms that reshape the supervised loss (UDA's training-signal annealing)
+        override it and may add logged figures."""
+        return {'sup_loss': self.task.sup_loss(logits, data_samples)}
 
     def _forward(self, x: torch.Tensor, with_feat: bool):
         """Student logits of ``x`` and, when asked, the encoder features they came from

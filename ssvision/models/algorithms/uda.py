@@ -1,0 +1,119 @@
+"""UDA: sharpened soft targets, KL consistency, confidence masking and TSA."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+
+from ssvision.registry import MODELS
+
+from ..tasks import ClassificationTask
+from .mean_teacher import MeanTeacher
+
+#: Training-signal annealing schedules: ``alpha(r)`` for training progress ``r`` in [0, 1].
+TSA_SCHEDULES = ('none', 'linear', 'log', 'exp')
+#: Steepness of the log / exp schedules (UDA's ``scale = 5``: exp runs from e^-5 to 1).
+TSA_SCALE = 5.0
+
+
+def tsa_threshold(schedule: str, progress: float, num_classes: int) -> float:
+    """UDA's training-signal annealing threshold ``eta = alpha(r) (1 - 1/K) + 1/K``.
+
+    ``alpha(r)`` is ``r`` (``'linear'``), ``1 - exp(-5 r)`` (``'log'``) or
+    ``exp(5 (r - 1))`` (``'exp'``), with ``r`` = training progress clipped to [0, 1];
+    ``'none'`` gives 1 (no sample is ever dropped).
+    """
+    if schedule not in TSA_SCHEDULES:
+        raise ValueError(f'tsa schedule must be one of {TSA_SCHEDULES}, got {schedule!r}')
+    if schedule == 'none':
+        return 1.0
+    r = min(max(float(progress), 0.0), 1.0)
+    alpha = {'linear': r, 'log': 1.0 - math.exp(-TSA_SCALE * r),
+             'exp': math.exp(TSA_SCALE * (r - 1.0))}[schedule]
+    return alpha * (1.0 - 1.0 / num_classes) + 1.0 / num_classes
+
+
+@MODELS.register_module()
+class UDA(MeanTeacher):
+    """Unsupervised Data Augmentation (Xie et al., NeurIPS 2020) on the shared recipe.
+
+    Unlabeled loss: KL from the teacher's sharpened weak-view distribution to the
+    student's strong-view distribution, on confident samples only::
+
+        q_i        = softmax(log p_i / T)           (= softmax(z_i / T), p = softmax(z))
+        unsup_loss = sum_i w_i * KL(q_i || softmax(s_i)) / N
+        w_i        = [max_c p_ic >= threshold]      (the selector, on unsharpened p)
+
+    Supervised loss with training-signal annealing (TSA): at training progress
+    ``r = iter / tsa_iters`` a labeled sample whose probability of its true class
+    exceeds ``eta_r = alpha(r) (1 - 1/K) + 1/K`` (:func:`tsa_threshold`) is left out::
+
+        sup_loss = sum_i m_i CE(x_i, y_i) / max(sum_i m_i, 1),  m_i = [p_i,y_i <= eta_r]
+
+    and ``sup_tsa_frac`` (fraction of labeled samples kept) and ``sup_tsa_thr`` are
+    logged. Published defaults (the paper and google-research/uda's CIFAR-10 / SVHN
+    scripts): ``T = 0.4``, confidence threshold 0.8, unsup weight 1, unlabeled ratio
+    7, no TSA (the paper suggests ``'exp'`` when few labels make overfitting likely,
+    ``'log'`` when many). Pseudo-targets come from the EMA teacher (in eval mode);
+    with ``EMATeacherHook(momentum=0)`` the teacher is the current student, as in UDA.
+    UDA keeps samples with ``max p > 0.8`` (strict); the selector keeps ``>=``.
+
+    Knobs (``semi_train_cfg``), besides :class:`MeanTeacher`'s (``consistency``
+    ``'kl'``, ``temperature`` 0.4 here):
+
+    - ``tsa`` (str, ``'none'``): ``'none'``, ``'linear'``, ``'log'`` or ``'exp'``.
+    - ``tsa_iters`` (int | None, None): iterations over which ``r`` goes from 0 to 1;
+      None reads the run's ``max_iters`` from mmengine's MessageHub.
+
+    Args:
+        model (dict): network config.
+        selector (dict | None): default ``FixedThresholdSelector(0.8)``.
+    """
+
+    default_train_cfg = {**MeanTeacher.default_train_cfg, 'consistency': 'kl',
+                         'temperature': 0.4, 'tsa': 'none', 'tsa_iters': None}
+
+    def __init__(self, model: dict, selector: dict | None = None, **kwargs) -> None:
+        if selector is None:
+            selector = dict(type='FixedThresholdSelector', threshold=0.8)
+        super().__init__(model, selector=selector, **kwargs)
+        cfg = self.semi_train_cfg
+        if cfg['tsa'] not in TSA_SCHEDULES:
+            raise ValueError(f'semi_train_cfg.tsa must be one of {TSA_SCHEDULES}, got '
+                             f"{cfg['tsa']!r}")
+        if cfg['tsa_iters'] is not None and cfg['tsa_iters'] < 1:
+            raise ValueError(f"semi_train_cfg.tsa_iters must be >= 1, got {cfg['tsa_iters']}")
+        if cfg['tsa'] != 'none' and not isinstance(self.task, ClassificationTask):
+            raise ValueError('training-signal annealing (tsa) is defined for '
+                             f'ClassificationTask, not {type(self.task).__name__}')
+
+    def _tsa_iters(self) -> int:
+        n = self.semi_train_cfg['tsa_iters']
+        if n is None:
+            n = MessageHub.get_current_instance().get_info('max_iters')
+        if not n:
+            raise RuntimeError('semi_train_cfg.tsa_iters is None and no max_iters is known '
+                               '(outside a Runner); set tsa_iters')
+        return int(n)
+
+    def sup_losses(self, logits: torch.Tensor, data_samples: dict) -> dict[str, torch.Tensor]:
+        schedule = self.semi_train_cfg['tsa']
+        if schedule == 'none':
+            return super().sup_losses(logits, data_samples)
+        labels = data_samples['gt_label']
+        if (labels < 0).any():
+            raise ValueError('labeled batch contains gt_label < 0 (unlabeled samples)')
+        logits = logits.float()
+        ce = F.cross_entropy(logits, labels, reduction='none',
+                             label_smoothing=self.task.label_smoothing)
+        thr = tsa_threshold(schedule, self.current_iter() / self._tsa_iters(),
+                            logits.shape[1])
+        with torch.no_grad():
+            p_true = logits.softmax(dim=1).gather(1, labels[:, None])[:, 0]
+            keep = (p_true <= thr).float()
+        loss = (ce * keep).sum() / keep.sum().clamp_min(1.0)
+        return {'sup_loss': loss, 'sup_tsa_frac': keep.mean(),
+                'sup_tsa_thr': torch.tensor(thr, device=logits.device)}
