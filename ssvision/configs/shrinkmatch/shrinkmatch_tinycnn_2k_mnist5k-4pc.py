@@ -1,0 +1,8 @@
+_base_ = ['../fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py']
+# ShrinkMatch = FixMatch on confident samples + the shrunk-class-space loss (auxiliary
+# MLP classifier on the strong view's features) on the others; published defaults:
+# threshold 0.95 for both, certain-ratio momentum 0.999, weight 1.
+model = dict(
+    type='ShrinkMatch',
+    shrink_head=dict(threshold=0.95, certain_momentum=0.999, mlp=True, loss_weight=1.0),
+)
