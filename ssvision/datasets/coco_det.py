@@ -120,6 +120,8 @@ class CocoDetDataset(Dataset):
         from pycocotools.coco import COCO
         if subset is not None and subset not in DET_SUBSETS:
             raise ValueError(f'subset must be one of {DET_SUBSETS} or None, got {subset!r}')
+        from ssvision.utils.paths import find_data
+        ann_file, img_dir = find_data(ann_file), find_data(img_dir)
         if not os.path.isfile(ann_file):
             raise FileNotFoundError(f'COCO annotation file not found: {ann_file}')
         self.ann_file = ann_file

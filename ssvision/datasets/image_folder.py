@@ -49,7 +49,8 @@ class ImageFolder(BaseClsDataset):
                  color_type: str = 'color', check: str = 'none', **kwargs) -> None:
         if color_type not in ('color', 'grayscale'):
             raise ValueError(f"color_type must be 'color' or 'grayscale', got {color_type!r}")
-        self.root = str(root)
+        from ssvision.utils.paths import find_data
+        self.root = str(find_data(str(root)))
         self.extensions = tuple(e.lower() for e in extensions)
         self.color_type = color_type
         self.check = check

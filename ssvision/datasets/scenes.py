@@ -55,6 +55,7 @@ COLOR_MIN = 64                #: smallest value of an item colour's non-saturate
 BACKGROUND_LABEL = 0          #: semantic value of pixels covered by no instance
 MAX_PIXEL = 255
 SKLEARN_PHOTOS = ('china.jpg', 'flower.jpg')
+FOG_LEVEL = 200.0             #: the gray that ``fog`` blends toward
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 #: name -> builder of a classification dataset whose images are the items
@@ -264,7 +265,8 @@ def make_scene(rng: np.random.Generator, items_source: ItemsLike,
                item_scale: tuple[float, float] = ITEM_SCALE,
                min_area: int = MIN_AREA,
                min_visible: float = MIN_VISIBLE_FRACTION,
-               backgrounds: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+               backgrounds: Sequence[np.ndarray] | str | None = None,
+               fog: float = 0.0) -> dict[str, Any]:
     """One random scene with exact targets (conventions in the module docstring).
 
     Args:
@@ -279,7 +281,10 @@ def make_scene(rng: np.random.Generator, items_source: ItemsLike,
         item_scale: range of the item resize factor.
         min_area: drop instances left with fewer pixels.
         min_visible: drop instances left with less than this fraction of their mask.
-        backgrounds: RGB photos to crop (default :func:`sample_backgrounds`).
+        backgrounds: RGB photos to crop (default :func:`sample_backgrounds`), or the
+            file name of one of them (``'china.jpg'`` / ``'flower.jpg'``): a domain.
+        fog: blend the finished image this far toward a flat light gray (0 none, 1 all
+            gray), as fog lowers contrast; a photometric domain shift (targets unchanged).
 
     Returns:
         dict: ``image`` uint8 ``(H, W, 3)`` RGB, ``semantic`` uint8 ``(H, W)``,
@@ -288,6 +293,13 @@ def make_scene(rng: np.random.Generator, items_source: ItemsLike,
     """
     bank = build_scene_items(items_source)
     height, width = _scene_hw(size)
+    if isinstance(backgrounds, str):
+        if backgrounds not in SKLEARN_PHOTOS:
+            raise ValueError(f'backgrounds must be one of {SKLEARN_PHOTOS} or photos, got '
+                             f'{backgrounds!r}')
+        backgrounds = (sample_backgrounds()[SKLEARN_PHOTOS.index(backgrounds)],)
+    if not 0.0 <= fog <= 1.0:
+        raise ValueError(f'fog must be in [0, 1], got {fog}')
     background = random_background(rng, (height, width), backgrounds)
     if isinstance(num_items, (int, np.integer)):
         num_items = (num_items, num_items)
@@ -305,7 +317,12 @@ def make_scene(rng: np.random.Generator, items_source: ItemsLike,
         color = rng.uniform(COLOR_MIN, MAX_PIXEL, size=3)
         color[rng.integers(3)] = MAX_PIXEL
         items.append(dict(image=gray, label=label, color=color, top_left=(y, x)))
-    return compose_scene(background, items, min_area=min_area, min_visible=min_visible)
+    scene = compose_scene(background, items, min_area=min_area, min_visible=min_visible)
+    if fog > 0:
+        img = scene['image'].astype(np.float64)
+        scene['image'] = np.clip(np.rint((1 - fog) * img + fog * FOG_LEVEL), 0,
+                                 MAX_PIXEL).astype(np.uint8)
+    return scene
 
 
 def _scenes(n: int, seed: int, items: ItemsLike, class_probs, imbalance_ratio, **kwargs):

@@ -13,6 +13,24 @@ from .unlabeled_folder import UnlabeledImages
 Index = Union[int, tuple]
 
 
+class _EmptyPart(Dataset):
+    """The missing part of a ``SemiDataset`` (the other part's metadata)."""
+
+    def __init__(self, other, name: str) -> None:
+        self.metainfo = dict(getattr(other, 'metainfo', {}) or {})
+        self.num_classes = getattr(other, 'num_classes', None)
+        self.name = name
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, idx):
+        raise IndexError(f'this SemiDataset has no {self.name} samples')
+
+    def __repr__(self) -> str:
+        return f'<no {self.name} part>'
+
+
 @DATASETS.register_module()
 class SemiDataset(Dataset):
     """Concatenates a labeled and an unlabeled dataset.
@@ -23,9 +41,14 @@ class SemiDataset(Dataset):
     An unlabeled image folder (:class:`~ssvision.datasets.UnlabeledImages`) without
     class names of its own takes the labeled part's.
 
+    ``labeled=None`` makes an unlabeled-only dataset (source-free adaptation, with
+    ``SemiSampler(labeled_batch_size=0, ...)``): class names then come from the
+    unlabeled part. ``unlabeled=None`` makes a labeled-only one (supervised training,
+    ``unlabeled_ratio=0``).
+
     Args:
-        labeled (dict | Dataset): the labeled dataset (config or object).
-        unlabeled (dict | Dataset): the unlabeled dataset; its samples carry
+        labeled (dict | Dataset | None): the labeled dataset (config or object).
+        unlabeled (dict | Dataset | None): the unlabeled dataset; its samples carry
             ``gt_label = -1``.
 
     Raises:
@@ -33,9 +56,20 @@ class SemiDataset(Dataset):
             class names, or they decode images to different ``color_type``.
     """
 
-    def __init__(self, labeled: dict | Dataset, unlabeled: dict | Dataset) -> None:
-        self.labeled = DATASETS.build(labeled) if isinstance(labeled, dict) else labeled
+    def __init__(self, labeled: dict | Dataset | None,
+                 unlabeled: dict | Dataset | None) -> None:
+        if labeled is None and unlabeled is None:
+            raise ValueError('SemiDataset needs a labeled or an unlabeled part')
         self.unlabeled = DATASETS.build(unlabeled) if isinstance(unlabeled, dict) else unlabeled
+        if labeled is None:
+            if len(self.unlabeled) == 0:
+                raise ValueError('SemiDataset: no labeled part and the unlabeled dataset is '
+                                 f'empty: {self.unlabeled!r}')
+            self.labeled = _EmptyPart(self.unlabeled, 'labeled')
+            return
+        self.labeled = DATASETS.build(labeled) if isinstance(labeled, dict) else labeled
+        if self.unlabeled is None:
+            self.unlabeled = _EmptyPart(self.labeled, 'unlabeled')
         if len(self.labeled) == 0:
             raise ValueError(f'SemiDataset: the labeled dataset is empty: {self.labeled!r}')
         meta_l = getattr(self.labeled, 'metainfo', {}) or {}

@@ -92,7 +92,8 @@ class UnlabeledImages(Dataset):
     def __init__(self, root: str, pipeline: Sequence[dict | Callable] = (),
                  extensions: Sequence[str] = IMG_EXTENSIONS, check: str = 'header',
                  classes: Sequence[str] | None = None) -> None:
-        self.root = str(root)
+        from ssvision.utils.paths import find_data
+        self.root = str(find_data(str(root)))
         self.pipeline = build_pipeline(pipeline)
         found = find_images(self.root, extensions)
         self.paths, self.skipped = check_images(found, check, self.color_type)

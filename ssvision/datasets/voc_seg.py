@@ -163,7 +163,8 @@ class VOCSegDataset(Dataset):
         if 0 <= ignore_index < num_classes:
             raise ValueError(f'ignore_index={ignore_index} is a class id '
                              f'(num_classes={num_classes})')
-        self.data_root = str(data_root)
+        from ssvision.utils.paths import find_data
+        self.data_root = str(find_data(str(data_root)))
         self.img_dir = os.path.join(self.data_root, img_dir)
         self.ann_dir = os.path.join(self.data_root, ann_dir)
         self.img_suffix = (img_suffix,) if isinstance(img_suffix, str) else tuple(img_suffix)
@@ -206,7 +207,8 @@ class VOCSegDataset(Dataset):
                 raise ValueError(f'{self.img_dir}: no image files ending with '
                                  f'{self.img_suffix}')
             return names
-        path = split_file
+        from ssvision.utils.paths import find_data
+        path = find_data(split_file)
         if not os.path.isabs(path) and not os.path.isfile(path):
             path = os.path.join(self.data_root, path)
         if not os.path.isfile(path):

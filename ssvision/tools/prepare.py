@@ -24,6 +24,11 @@ splits of 4 and 8 labeled scenes for seeds 0, 1 and 2
 (``splits/split_n4_seed0.json``, ...): small objects on a dominant background, where a
 two-class map shows failures the 11-class scenes cannot.
 
+``--sfod-scenes`` writes source and target domains for source-free detection,
+``data/scenes/det_sfod/{source,target}/{train,val}`` (600 / 150 scenes each, COCO json):
+the same Fashion-MNIST items over the china photo (source) and over the flower photo
+under fog (target).
+
 ``--det-scenes`` writes the detection scenes as COCO json (``images/`` +
 ``annotations.json``): ``data/scenes/det_fashion/{train,val}`` (600 / 150 scenes, 10
 classes, exact boxes) and the long-tailed ``data/scenes/det_fashion_lt10/train``, each
@@ -132,6 +137,29 @@ def prepare_det_scenes(force: bool = False, root: str = DET_SCENES_ROOT, num_tra
     print('splits:', ', '.join(paths))
 
 
+SFOD_ROOT = 'data/scenes/det_sfod'
+#: domain -> scene options: the source has the china photo behind its items, the target
+#: the flower photo under fog (contrast blended 40 % toward gray); items, classes and
+#: boxes are drawn the same way in both
+SFOD_DOMAINS = {'source': dict(backgrounds='china.jpg'),
+                'target': dict(backgrounds='flower.jpg', fog=0.4)}
+
+
+def prepare_sfod_scenes(force: bool = False, root: str = SFOD_ROOT, num_train: int = 600,
+                        num_val: int = 150, seed: int = 10) -> None:
+    """Write the source-free adaptation scenes: ``<root>/{source,target}/{train,val}``
+    (COCO json, every box annotated; the target's training boxes are for pseudo-box
+    health only, never for training)."""
+    from ssvision.datasets import write_coco_scenes
+    for d, (domain, opts) in enumerate(SFOD_DOMAINS.items()):
+        for part, n, items, off in (('train', num_train, 'fashion_mnist', 0),
+                                    ('val', num_val, 'fashion_mnist_test', 1)):
+            out = osp.join(root, domain, part)
+            if force or not osp.exists(osp.join(out, 'annotations.json')):
+                write_coco_scenes(out, n, seed=seed + 2 * d + off, items=items, **opts)
+                print(f'wrote {n} {domain} detection scenes to {out}')
+
+
 def under_data(path: str) -> str:
     """``data/...`` with ``data`` replaced by the data folder (``$SSVISION_DATA`` when
     set), where the configs' ``data/...`` paths are then found."""
@@ -155,6 +183,9 @@ def main(argv=None) -> list[str]:
                         help='also write the binary (foreground / background) scenes')
     parser.add_argument('--det-scenes', action='store_true',
                         help='also write the built-in detection scenes (COCO json)')
+    parser.add_argument('--sfod-scenes', action='store_true',
+                        help='also write the source / target detection scenes of the '
+                        'source-free adaptation configs')
     args = parser.parse_args(argv)
     if args.out_dir is None:
         args.out_dir = under_data('data/splits')
@@ -168,6 +199,8 @@ def main(argv=None) -> list[str]:
         prepare_det_scenes(args.force, root=under_data(DET_SCENES_ROOT))
         prepare_det_scenes(args.force, root=under_data(DET_SCENES_LT_ROOT),
                            imbalance_ratio=SCENES_LT_RATIO, with_val=False)
+    if args.sfod_scenes:
+        prepare_sfod_scenes(args.force, root=under_data(SFOD_ROOT))
     if args.scenes_only:
         return []
     os.makedirs(args.out_dir, exist_ok=True)

@@ -22,17 +22,24 @@ def test_config_builds(path):
     init_default_scope('ssvision')
     model = MODELS.build(cfg.model)
     assert model.num_classes == cfg.num_classes
-    assert cfg.train_dataloader.batch_size == (
-        cfg.train_dataloader.sampler.labeled_batch_size
-        * (1 + cfg.train_dataloader.sampler.unlabeled_ratio))
+    sampler = cfg.train_dataloader.sampler
+    expect = (sampler.labeled_batch_size * (1 + sampler.get('unlabeled_ratio', 7))
+              if sampler.labeled_batch_size else sampler.unlabeled_batch_size)
+    assert cfg.train_dataloader.batch_size == expect
     # Build the training data when it is present here (prepared by tools/prepare_data.py);
     # the model and loader settings above are checked either way.
-    labeled = cfg.train_dataloader.dataset.labeled
-    split = labeled.get('split_file') or labeled.get('ann_file')
-    if split is not None and not osp.exists(osp.join(REPO, split)):  # None: every image
-        pytest.skip(f'model checked; data not prepared ({split}: tools/prepare_data.py)')
-    if 'FashionMNIST' in cfg.pretty_text and not osp.isdir('/usr/share/datasets/fashion-mnist'):
-        pytest.skip('model checked; Fashion-MNIST not installed (dataset-fashion-mnist)')
+    parts = cfg.train_dataloader.dataset
+    first = parts.labeled or parts.unlabeled
+    data = (first.get('split_file') or first.get('ann_file') or first.get('root')
+            or first.get('data_root'))
+    if data is not None and not osp.exists(osp.join(REPO, data)):  # None: every image
+        pytest.skip(f'model checked; data not prepared ({data}: tools/prepare_data.py)')
+    if 'FashionMNIST' in cfg.pretty_text:
+        from ssvision.utils.paths import find_dataset
+        try:
+            find_dataset('fashion-mnist')
+        except FileNotFoundError:
+            pytest.skip('model checked; Fashion-MNIST not installed (dataset-fashion-mnist)')
     import os
     cwd = os.getcwd()
     os.chdir(REPO)  # config paths are relative to the repository root
@@ -40,9 +47,13 @@ def test_config_builds(path):
         dataset = DATASETS.build(cfg.train_dataloader.dataset)
     finally:
         os.chdir(cwd)
-    assert dataset.num_labeled > 0 and dataset.num_unlabeled > 0
-    sample = dataset[(0, 1)]
-    assert 'sup' in sample['inputs']
+    view = 'sup' if sampler.labeled_batch_size else 'unsup_teacher'
+    assert dataset.num_labeled > 0 if sampler.labeled_batch_size else dataset.num_unlabeled > 0
+    if sampler.get('unlabeled_ratio', 7) and sampler.labeled_batch_size:
+        assert dataset.num_unlabeled > 0
+    index = 0 if sampler.labeled_batch_size else dataset.num_labeled
+    sample = dataset[(index, 1)]
+    assert view in sample['inputs']
 
 
 def test_num_classes_mismatch_is_a_clear_error(tmp_path):

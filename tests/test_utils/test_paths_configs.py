@@ -83,3 +83,35 @@ def test_cli_dispatches_to_the_tools(tmp_path):
     assert out.returncode == 0 and 'ssvision split coco' in out.stdout
     out = _cli('train', '-h')
     assert out.returncode == 0 and 'ssvision::GROUP/NAME.py' in out.stdout
+
+
+def test_dataset_roots_and_annotation_files_are_searched(tmp_path, monkeypatch):
+    # Catches a search applied to split files only: the folders and the COCO json a
+    # config names as data/... must be found under $SSVISION_DATA as well.
+    import json
+
+    import cv2
+
+    from ssvision.datasets import CocoDetDataset, ImageFolder
+    from ssvision.evaluation import CocoDetMetric
+    store = tmp_path / 'store'
+    img = np.full((32, 32, 3), 128, np.uint8)
+    for cls in ('a', 'b'):
+        (store / 'imgs' / cls).mkdir(parents=True)
+        cv2.imwrite(str(store / 'imgs' / cls / '1.png'), img)
+    (store / 'coco' / 'images').mkdir(parents=True)
+    cv2.imwrite(str(store / 'coco' / 'images' / '1.png'), img)
+    (store / 'coco' / 'annotations.json').write_text(json.dumps({
+        'images': [{'id': 1, 'file_name': '1.png', 'height': 32, 'width': 32}],
+        'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [2, 2, 10, 10],
+                         'area': 100, 'iscrowd': 0}],
+        'categories': [{'id': 1, 'name': 'thing'}]}))
+    work = tmp_path / 'elsewhere'
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv(DATA_ENV, str(store))
+    assert len(ImageFolder('data/imgs')) == 2
+    coco = CocoDetDataset('data/coco/annotations.json', img_dir='data/coco/images')
+    assert len(coco) == 1 and coco.ann_file == str(store / 'coco' / 'annotations.json')
+    assert CocoDetMetric(ann_file='data/coco/annotations.json').ann_file == \
+        str(store / 'coco' / 'annotations.json')

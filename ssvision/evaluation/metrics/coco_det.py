@@ -42,7 +42,8 @@ class CocoDetMetric(BaseMetric):
     def __init__(self, ann_file: Optional[str] = None, classwise: bool = True,
                  collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.ann_file, self.classwise = ann_file, classwise
+        from ssvision.utils.paths import find_data
+        self.ann_file, self.classwise = find_data(ann_file), classwise
 
     def process(self, data_batch: Any, data_samples: list[dict]) -> None:
         for item in data_samples:
