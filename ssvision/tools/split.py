@@ -60,7 +60,9 @@ def main(argv=None) -> dict:
         if key in cfg:
             raise SystemExit(f'--dataset-arg {key}= makes no sense here: the split is built '
                              f'from the whole source')
-    dataset = DATASETS.build(cfg)
+    from ssvision.utils.progress import status
+    with status(f'reading {args.dataset}'):
+        dataset = DATASETS.build(cfg)
     split = make_split(dataset.labels, dataset.names,
                        num_labels_per_class=args.labels_per_class,
                        label_fraction=args.label_fraction,

@@ -29,8 +29,10 @@ def main(argv=None) -> list[str]:
     p.add_argument('--strip-unlabeled', action='store_true',
                    help='write the unlabeled files without annotations')
     args = p.parse_args(argv)
-    paths = write_coco_split(args.ann_file, args.out_dir, args.percents, args.seeds,
-                             keep_unlabeled_annotations=not args.strip_unlabeled)
+    from ssvision.utils.progress import status
+    with status(f'splitting {args.ann_file}'):
+        paths = write_coco_split(args.ann_file, args.out_dir, args.percents, args.seeds,
+                                 keep_unlabeled_annotations=not args.strip_unlabeled)
     for path in paths:
         print('wrote', path)
     return paths

@@ -44,7 +44,9 @@ def main(argv=None) -> list[str]:
         kwargs['split'] = args.split
     from mmengine.registry import init_default_scope
     init_default_scope('ssvision')
-    ids = DATASETS.build(kwargs).names
+    from ssvision.utils.progress import status
+    with status(f'reading {kwargs.get("type")}'):
+        ids = DATASETS.build(kwargs).names
     written = []
     for seed in args.seeds:
         if args.fractions:

@@ -2,9 +2,9 @@
 
 from .config import PACKAGE_PREFIX, config_path, configs_dir, load_config
 from .paths import DATA_ENV, data_dir, find_data, find_dataset, search_paths
-from .progress import progress
+from .progress import progress, status
 
 __all__ = [
     'PACKAGE_PREFIX', 'config_path', 'configs_dir', 'load_config', 'DATA_ENV', 'data_dir',
-    'find_data', 'find_dataset', 'search_paths', 'progress',
+    'find_data', 'find_dataset', 'search_paths', 'progress', 'status',
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -27,3 +28,17 @@ def progress(items: Iterable[T], description: str, total: int | None = None,
         total = len(items)  # type: ignore[arg-type]
     yield from track(items, description=description, total=total,
                      console=Console(stderr=True), transient=False)
+
+
+@contextlib.contextmanager
+def status(description: str, enable: bool | None = None) -> Iterator[None]:
+    """A spinner for a step without a count (reading a folder of images, a big json),
+    drawn only when stderr is a terminal."""
+    if enable is None:
+        enable = sys.stderr.isatty()
+    if not enable:
+        yield
+        return
+    from rich.console import Console
+    with Console(stderr=True).status(description):
+        yield
