@@ -542,6 +542,7 @@ def export_onnx(model: InferenceModel, out_dir: str, name: str | None = None, si
         dims = {0: 'batch'} if model.task == 'classification' else \
             {0: 'batch', 2: 'height', 3: 'width'}
         axes = {'input': dims, 'logits': dims}
+    onnx = _require_onnx()
     os.makedirs(out_dir, exist_ok=True)
     path = osp.join(out_dir, f'{name}.onnx')
     with warnings.catch_warnings(), torch.no_grad():
@@ -551,7 +552,7 @@ def export_onnx(model: InferenceModel, out_dir: str, name: str | None = None, si
         torch.onnx.export(wrapper.to(device).eval(), (x,), path, dynamo=False,
                           opset_version=opset, input_names=['input'], output_names=outputs,
                           dynamic_axes=axes)
-    _check_onnx_file(path)
+    onnx.checker.check_model(path)
     python = ('import onnxruntime as ort\n'
               f"session = ort.InferenceSession('{name}.onnx')\n"
               f"# {', '.join(outputs)} = session.run(None, {{'input': pixels}})  "
@@ -564,12 +565,14 @@ def export_onnx(model: InferenceModel, out_dir: str, name: str | None = None, si
     return _write_manifest(out_dir, name, manifest)
 
 
-def _check_onnx_file(path: str) -> None:
+def _require_onnx():
+    """The ``onnx`` package, which the TorchScript-based exporter writes with."""
     try:
         import onnx
-    except ImportError:  # the exporter does not need it; the check is a bonus
-        return
-    onnx.checker.check_model(path)
+    except ImportError:
+        raise ImportError('ONNX export needs the onnx package (and onnxruntime to run the '
+                          "result): pip install 'ssvision[onnx]'") from None
+    return onnx
 
 
 def export_model(model: InferenceModel, fmt: str, out_dir: str, name: str | None = None,

@@ -35,13 +35,26 @@ import os.path as osp
 from mmengine.config import DictAction
 
 DEFAULT_OUT = osp.join('work_dirs', 'export')
+EPILOG = """\
+plain: NAME.pth loads strictly, without ssvision, into
+  TimmClassifier        timm.create_model(name, num_classes=K, in_chans=C)
+  TorchvisionSegmentor  torchvision.models.segmentation.<arch>(weights=None, ...)
+  TorchvisionDetector   torchvision FasterRCNN / RetinaNet / FCOS (FPN backbone, anchors)
+  mmdetection plug-in   mmdet.apis.init_detector(NAME_config.py, NAME.pth)
+  TinyCNN, WideResNet, DeepLabV3Plus (ssvision's own, no outside library): NAME.pth is
+  their state dict for ssvision, NAME.pt2 a torch.export program needing torch alone
+onnx: NAME.onnx takes pixel values 0..255 (normalisation inside); dynamic batch for
+  classifiers and segmentors, one image of any size for torchvision detectors;
+  mmdetection models: refused (use mmdeploy)
+NAME.plain.json / NAME.onnx.json: how to rebuild and feed it (see its 'python').
+"""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from ssvision.apis.export import FORMATS, ONNX_OPSET
     parser = argparse.ArgumentParser(
-        description='Export a trained network: plain weights for timm / torchvision / '
-        "mmdetection (ssvision's own networks: state dict + torch.export program), or ONNX")
+        description='Export a trained network: plain weights for its own library, or ONNX',
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file or ssvision::GROUP/NAME.py')
     parser.add_argument('checkpoint', help='checkpoint: path, URL or zoo://NAME')
     parser.add_argument('--format', choices=FORMATS, required=True, help='what to write')
@@ -49,8 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--name', help='file stem (default: <config name>_<network>)')
     parser.add_argument('--network', choices=['teacher', 'student'], default='teacher',
                         help='which network to export (default: the EMA teacher)')
-    parser.add_argument('--input-size', type=int, nargs='+', metavar='H [W]',
-                        help='input size to trace at (classifiers keep it)')
+    parser.add_argument('--input-size', type=int, nargs='+', metavar='PX',
+                        help='H [W]: input size to trace at (classifiers keep it; needed '
+                        'when the config shows none)')
     parser.add_argument('--opset', type=int, default=ONNX_OPSET,
                         help=f'ONNX opset ({ONNX_OPSET})')
     parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda'")
