@@ -103,7 +103,8 @@ class SemiBase(BaseModel):
     - ``look_ahead_steps`` (int, 1): with ``look_ahead``, virtual steps in a row
       (FST-D, ``k``): ``1 + k`` training steps per iteration.
     - ``look_ahead_width`` (int, 1): with ``look_ahead``, virtual students averaged
-      (FST-W, ``w``), each on a ``1 / w`` slice of the unlabeled views.
+      (FST-W, ``w``), each on a ``1 / w`` slice of the unlabeled views: about
+      ``1 + (w + mu) / (1 + mu)`` training steps per iteration.
 
     ``semi_test_cfg``: ``predict_on`` (tuple, ``('teacher', 'student')``): which
     networks validation scores.
