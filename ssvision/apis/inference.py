@@ -204,10 +204,24 @@ def _test_dataset_cfg(cfg: Config) -> dict:
         if ds:
             while isinstance(ds.get('dataset'), dict):  # RepeatDataset and the like
                 ds = ds['dataset']
-            if isinstance(ds.get('labeled'), dict):  # a SemiDataset
-                ds = ds['labeled']
+            for part in ('labeled', 'unlabeled'):  # a SemiDataset (either may be absent)
+                if isinstance(ds.get(part), dict):
+                    ds = ds[part]
+                    break
             return ds
     return {}
+
+
+def coco_categories(cfg: Config) -> list[dict]:
+    """The ``categories`` of the test dataset's COCO ``ann_file`` (looked up like every
+    data path, :func:`ssvision.utils.paths.find_data`); ``[]`` when there is none."""
+    from ssvision.utils.paths import find_data
+    ann = _test_dataset_cfg(cfg).get('ann_file')
+    ann = find_data(ann) if isinstance(ann, str) else None
+    if not ann or not osp.isfile(ann):
+        return []
+    with open(ann) as f:
+        return list(json.load(f).get('categories', []))
 
 
 def class_names(cfg: Config, meta: dict, num_classes: int | None) -> tuple[str, ...]:
@@ -217,11 +231,8 @@ def class_names(cfg: Config, meta: dict, num_classes: int | None) -> tuple[str, 
     ``num_classes`` are skipped."""
     ds = _test_dataset_cfg(cfg)
     candidates = [(meta.get('dataset_meta') or {}).get('classes'), cfg.get('classes'),
-                  ds.get('classes'), (ds.get('metainfo') or {}).get('classes')]
-    ann = ds.get('ann_file')
-    if isinstance(ann, str) and osp.isfile(ann):
-        with open(ann) as f:
-            candidates.append([c['name'] for c in json.load(f).get('categories', [])])
+                  ds.get('classes'), (ds.get('metainfo') or {}).get('classes'),
+                  [c['name'] for c in coco_categories(cfg)]]
     for names in candidates:
         if names and (num_classes is None or len(names) == num_classes):
             return tuple(str(n) for n in names)

@@ -220,13 +220,10 @@ class _DetWriter:
 def coco_category_ids(model) -> list[int]:
     """The test dataset's COCO category ids when its annotation file is readable and has
     one per class, else ``label + 1``."""
-    from ssvision.apis.inference import _test_dataset_cfg
-    ann = _test_dataset_cfg(model.cfg).get('ann_file')
-    if isinstance(ann, str) and osp.isfile(ann):
-        with open(ann) as f:
-            cats = json.load(f).get('categories', [])
-        if len(cats) == model.num_classes:
-            return [int(c['id']) for c in cats]
+    from ssvision.apis.inference import coco_categories
+    cats = coco_categories(model.cfg)
+    if len(cats) == model.num_classes:
+        return [int(c['id']) for c in cats]
     return list(range(1, model.num_classes + 1))
 
 
