@@ -1,0 +1,85 @@
+"""A new user's whole path through the ``ssvision`` command, from a folder outside the
+checkout: labeled class folders plus a nested folder of unlabeled photos -> FixMatch with
+the packaged config (only the data root changed, in a child config) -> predictions on new
+images -> ONNX and plain weights.
+
+Catches a step that only works from the repository root or with built-in data, a child
+config that cannot change the data root, and an export or prediction that does not take
+the model the run trained (the checkpoint's class names must come back out).
+"""
+
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip('sklearn')
+
+CONFIG = 'ssvision::custom/fixmatch_resnet18_own-folders.py'
+
+
+def _photos():
+    from ssvision.datasets.scenes import sample_backgrounds
+    return sample_backgrounds()
+
+
+def _write_crops(folder, photo, n, rng, nested=False):
+    for i in range(n):
+        y, x = rng.integers(0, photo.shape[0] - 64), rng.integers(0, photo.shape[1] - 64)
+        crop = np.ascontiguousarray(photo[y:y + 64, x:x + 64, ::-1])
+        sub = folder / (f'part{i % 2}' if nested else '')
+        sub.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(sub / f'{i}.jpg'), crop)
+
+
+def test_own_folders_train_infer_export_from_another_folder(tmp_path, monkeypatch):
+    from ssvision.cli import main as cli
+    china, flower = _photos()
+    rng = np.random.default_rng(0)
+    root = tmp_path / 'my_photos'
+    _write_crops(root / 'labeled' / 'china', china, 3, rng)
+    _write_crops(root / 'labeled' / 'flower', flower, 3, rng)
+    _write_crops(root / 'unlabeled', china, 4, rng, nested=True)
+    _write_crops(root / 'unlabeled', flower, 4, rng, nested=True)
+    _write_crops(tmp_path / 'new', flower, 2, rng)
+    work = tmp_path / 'project'
+    work.mkdir()
+    monkeypatch.chdir(work)
+    # the user's config: the packaged one with their data root (one change)
+    (work / 'mine.py').write_text(
+        f"_base_ = ['{CONFIG}']\n"
+        f"data_root = '{root}'\n"
+        "train_dataloader = dict(dataset=dict(labeled=dict(root=data_root + '/labeled'),\n"
+        "                                     unlabeled=dict(root=data_root + '/unlabeled')))\n"
+        "val_dataloader = dict(dataset=dict(root=data_root + '/labeled'))\n"
+        'test_dataloader = val_dataloader\n')
+    shrink = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+              'default_hooks.checkpoint.interval=2', 'labeled_batch_size=2',
+              'train_dataloader.batch_size=6', 'train_dataloader.sampler.labeled_batch_size=2',
+              'train_dataloader.sampler.unlabeled_ratio=2', 'train_dataloader.num_workers=0',
+              'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+              'val_dataloader.persistent_workers=False', 'val_dataloader.batch_size=3']
+    size = ['train_dataloader.dataset.labeled.pipeline.0.size=32',
+            'train_dataloader.dataset.unlabeled.pipeline.0.size=32',
+            'val_dataloader.dataset.pipeline.0.size=32',
+            'test_dataloader.dataset.pipeline.0.size=32']
+    assert cli(['train', 'mine.py', '--work-dir', 'run', '--cfg-options', *shrink, *size]) == 0
+    ckpt = str(work / 'run' / 'iter_2.pth')
+    assert osp.exists(ckpt)
+
+    assert cli(['infer', 'mine.py', ckpt, str(tmp_path / 'new'), '--out', 'preds',
+                '--device', 'cpu', '--cfg-options', *size]) == 0
+    preds = json.loads((work / 'preds' / 'predictions.json').read_text())
+    items = preds if isinstance(preds, list) else preds.get('predictions', preds)
+    assert len(items) == 2
+    assert all(p['class'] in ('china', 'flower') for p in items)
+
+    assert cli(['export', 'mine.py', ckpt, '--format', 'plain', '--out', 'export',
+                '--cfg-options', *size]) == 0
+    assert list((work / 'export').glob('*.plain.json'))
+    pytest.importorskip('onnxruntime')
+    assert cli(['export', 'mine.py', ckpt, '--format', 'onnx', '--out', 'export',
+                '--cfg-options', *size]) == 0
+    assert list((work / 'export').glob('*.onnx'))
