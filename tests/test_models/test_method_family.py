@@ -85,6 +85,8 @@ class _Iter:
 
 # ---------------------------------------------------------------------------- UDA
 def test_uda_loss_positive_when_all_confident_and_exactly_zero_when_none():
+    # Catches a mask that is ignored (or applied after averaging into a nonzero mean)
+    # and a target read from the student itself (KL 0 for a teacher equal to it).
     torch.manual_seed(0)
     batch = _batch()
     for threshold, positive in ((0.0, True), (1.01, False)):
@@ -251,6 +253,8 @@ def test_shrink_head_loss_equals_hand_computed_value():
 
 
 def test_shrinkmatch_all_selected_none_selected_and_nothing_shrinkable():
+    # Catches shrinking selected samples, a shrink loss that ignores the certain ratio,
+    # one that trains unreachable spaces anyway, and a head cut off from the backbone.
     torch.manual_seed(5)
     batch = _batch()
 
@@ -288,6 +292,7 @@ def test_shrinkmatch_all_selected_none_selected_and_nothing_shrinkable():
 
 # --------------------------------------------------------------------------- LoRot
 def test_rotate_patches_turns_only_the_chosen_quadrant_counter_clockwise():
+    # Catches a clockwise turn, transposed quadrant coordinates and in-place edits.
     img = torch.arange(16.0).reshape(1, 1, 4, 4)
     one = torch.ones(1, dtype=torch.long)
     # top-right quadrant [[2, 3], [6, 7]] turned 90 degrees counter-clockwise
@@ -345,6 +350,8 @@ def test_lorot_loss_equals_hand_computed_value():
 
 
 def test_lorot_nothing_rotated_gives_exactly_zero_and_trains_in_the_recipe():
+    # Catches a NaN (mean over no image) or a missing key when nothing is rotated, and
+    # a head whose loss does not reach the student's backbone.
     torch.manual_seed(8)
     head = LocalRotationHead(views=('unsup_teacher',), in_features=32)
     zeros = torch.zeros(2, 10)
@@ -424,6 +431,8 @@ def _same(a, b):
 
 @pytest.mark.parametrize('cfg', [{}, {'look_ahead_steps': 1}, {'look_ahead_width': 1}])
 def test_one_step_look_ahead_is_the_existing_look_ahead_bit_for_bit(cfg):
+    # The reference is the one-step look-ahead as it was (virtual step with the teacher,
+    # future teacher by EMA, restore, real step); catches any drift of the default.
     model = _fst_model(**cfg)
     batch = _batch()
     future, student = _reference_deeper(model, batch, steps=1)
@@ -436,8 +445,9 @@ def test_one_step_look_ahead_is_the_existing_look_ahead_bit_for_bit(cfg):
 
 def test_fst_d_takes_k_virtual_steps_and_keeps_the_teacher():
     # Catches: a second virtual step with the old teacher, virtual steps that reset the
-    # optimizer in between, and a look-ahead that resets the teacher to the student
-    # (the teacher starts away from the student, so the reset cannot pass unseen).
+    # optimizer in between (or a real step that keeps their momentum), and a look-ahead
+    # that resets the teacher to the student (the teacher starts away from the student,
+    # so the reset cannot pass unseen).
     model = _fst_model(look_ahead_steps=2)
     batch = _batch()
     future, student = _reference_deeper(model, batch, steps=2)
@@ -451,7 +461,6 @@ def test_fst_d_takes_k_virtual_steps_and_keeps_the_teacher():
     assert _same(model.student.state_dict(), student)
     assert not _same(future, future_k1) and not _same(student, student_k1)
     assert _same(model.teacher.state_dict(), teacher)  # only the EMA hook moves it
-    assert {int(st['momentum_buffer'].ne(0).any()) for st in opt.optimizer.state.values()}
     assert opt._inner_count == 1
     ema_update(model.teacher, model.student, M)  # the hook's update after the step
     assert not _same(model.teacher.state_dict(), model.student.state_dict())
@@ -496,6 +505,8 @@ def test_fst_w_averages_virtual_students_from_slices_of_the_unlabeled_batch():
 
 @pytest.mark.parametrize('cfg', [{'look_ahead_steps': 3}, {'look_ahead_width': 3}])
 def test_fst_unsup_loss_positive_when_all_selected_and_zero_when_none(cfg):
+    # Catches a real step whose pseudo-labels skip the selector (FST-W's slices, FST-D's
+    # later teachers).
     for threshold in (0.0, 1.01):
         model = _fst_model(**cfg)
         model.selector.threshold = threshold
