@@ -63,10 +63,11 @@ def train_figures(work_dir: str, max_iters: int) -> dict:
 
 def test(config: str, ckpt: str, work_dir: str, opts: list[str], env: dict) -> dict:
     out = osp.join(work_dir, 'metrics.json')
-    subprocess.run([sys.executable, osp.join(REPO, 'tools/test.py'), config, ckpt,
-                    '--model', 'both', '--work-dir', work_dir, '--out', out,
-                    '--cfg-options', *opts], check=True, cwd=REPO, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.makedirs(work_dir, exist_ok=True)
+    cmd = [sys.executable, osp.join(REPO, 'tools/test.py'), config, ckpt, '--model', 'both',
+           '--work-dir', work_dir, '--out', out]
+    subprocess.run(cmd + (['--cfg-options', *opts] if opts else []), check=True, cwd=REPO,
+                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:
         return json.load(f)
 

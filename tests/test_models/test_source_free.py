@@ -172,3 +172,10 @@ def test_sampler_unlabeled_only_batches():
         SemiSampler(Two(), labeled_batch_size=0, seed=0)
     with pytest.raises(ValueError, match='labeled dataset is empty'):
         SemiSampler(Two(), labeled_batch_size=2, seed=0)
+
+
+def test_semi_test_cfg_is_accepted_like_every_algorithm():
+    # tools/test.py --model sets model.semi_test_cfg.predict_on on every algorithm; the
+    # detector used to fail with 'multiple values for semi_test_cfg'
+    model = SemiDetector(detector=_detector(), semi_test_cfg=dict(predict_on=('student',)))
+    assert tuple(model.predict_on) == ('student',)

@@ -131,11 +131,15 @@ class SemiDetector(SemiBase):
     def __init__(self, detector: dict, selector: dict | None = 'default',
                  semi_train_cfg: dict | None = None,
                  predict_on: tuple[str, ...] | str = ('teacher', 'student'),
-                 data_preprocessor: dict | None = None, init_cfg=None, **kwargs) -> None:
+                 data_preprocessor: dict | None = None, init_cfg=None,
+                 semi_test_cfg: dict | None = None, **kwargs) -> None:
         if selector == 'default':
             selector = dict(type='FixedScoreBoxSelector', threshold=0.9)
+        # semi_test_cfg (what tools/test.py --model sets on every algorithm) wins over
+        # predict_on
+        test_cfg = {'predict_on': predict_on, **(semi_test_cfg or {})}
         super().__init__(detector, selector=selector, semi_train_cfg=semi_train_cfg,
-                         semi_test_cfg=dict(predict_on=predict_on),
+                         semi_test_cfg=test_cfg,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg, **kwargs)
         cfg = self.semi_train_cfg
         if cfg['reg_uncertainty_mode'] == 'jitter' and (
