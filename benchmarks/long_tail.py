@@ -30,6 +30,12 @@ METHODS = {
     'dssn': 'configs/dssn/dssn_tinycnn_2k_mnist5k-4pc.py',
     'dssn+aux': 'configs/dssn/dssn-aux_tinycnn_2k_mnist5k-4pc.py',
     'fixmatch+look_ahead': 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
+    'uda': 'configs/uda/uda_tinycnn_2k_mnist5k-4pc.py',
+    'shrinkmatch': 'configs/shrinkmatch/shrinkmatch_tinycnn_2k_mnist5k-4pc.py',
+    'fixmatch+lorot': 'configs/fixmatch/fixmatch-lorot_tinycnn_2k_mnist5k-4pc.py',
+    'fixmatch+rotnet': 'configs/fixmatch/fixmatch-rotnet_tinycnn_2k_mnist5k-4pc.py',
+    'fixmatch+fstd': 'configs/fixmatch/fixmatch-fstd_tinycnn_2k_mnist5k-4pc.py',
+    'fixmatch+fstw': 'configs/fixmatch/fixmatch-fstw_tinycnn_2k_mnist5k-4pc.py',
 }
 #: cfg-options a method adds to its config
 METHOD_OPTIONS = {'fixmatch+look_ahead': ['model.semi_train_cfg.look_ahead=True']}
