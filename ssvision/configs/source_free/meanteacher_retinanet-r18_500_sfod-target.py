@@ -3,13 +3,15 @@ _base_ = [
     '../_base_/models/retinanet_r18_fpn_scenes.py',
 ]
 # Source-free adaptation, mean teacher: the source detector (supervised_retinanet-r18_1500_
-# sfod-source.py, its last checkpoint as load_from) adapts to the target domain (flower
+# sfod-source.py, from the zoo) adapts to the target domain (flower
 # photo under fog) from unlabeled target scenes alone: no labeled batch, no source image.
 # The teacher's boxes scoring 0.5 or more train the student's strong views.
 num_classes = 10
 source_root = 'data/scenes/det_sfod/source'
 target_root = 'data/scenes/det_sfod/target'
-load_from = 'work_dirs/supervised_retinanet-r18_1500_sfod-source/iter_1500.pth'
+# the source detector from the zoo (`python tools/zoo.py build retinanet-r18_sfod-source`
+# trains it here: the source config's recipe), or any trained detector's checkpoint
+load_from = 'zoo://retinanet-r18_sfod-source'
 batch_size = 8
 max_iters = 500
 

@@ -5,7 +5,8 @@ _base_ = [
 # The source detector of source-free adaptation: RetinaNet trained on every labeled scene of
 # the source domain (tools/prepare_data.py --scenes-only --sfod-scenes): Fashion-MNIST items
 # over the china photo. The target domain (flower photo under fog) is never seen here.
-# Its last checkpoint is load_from of the adaptation configs beside this one.
+# Its teacher is the zoo entry retinanet-r18_sfod-source, load_from of the adaptation
+# configs beside this one (python tools/zoo.py build retinanet-r18_sfod-source).
 num_classes = 10
 source_root = 'data/scenes/det_sfod/source'
 target_root = 'data/scenes/det_sfod/target'
