@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
-
-from ssvision.utils.config import config_path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,16 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import ssvision  # noqa: F401  (ssvision:: _base_ entries, checkpoint schemes)
-    cfg = Config.fromfile(config_path(args.config))
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        name = osp.splitext(osp.basename(config_path(args.config)))[0]
-        cfg.work_dir = osp.join('work_dirs', name)
+    from ssvision.tools.train import run_config, setup_dist
+    cfg = run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    setup_dist(cfg)
     predict_on = ('teacher', 'student') if args.model == 'both' else (args.model,)
     if not cfg.model.get('semi_test_cfg'):
         cfg.model.semi_test_cfg = {}

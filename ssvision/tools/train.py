@@ -47,17 +47,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def run_config(config: str, launcher: str = 'none', cfg_options: dict | None = None,
+               work_dir: str | None = None) -> Config:
+    """A run's config (train or test): the file or packaged name, the launcher, the
+    ``--cfg-options`` and the work dir (default ``work_dirs/<config name>``)."""
     import ssvision  # noqa: F401  (ssvision:: _base_ entries, checkpoint schemes)
-    cfg = Config.fromfile(config_path(args.config))
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+    cfg = Config.fromfile(config_path(config))
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
-        name = osp.splitext(osp.basename(config_path(args.config)))[0]
+        name = osp.splitext(osp.basename(config_path(config)))[0]
         cfg.work_dir = osp.join('work_dirs', name)
+    return cfg
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
