@@ -3,6 +3,7 @@ adaptation (mean teacher, with and without WSCoL) recover what it costs?
 
     python benchmarks/source_free.py [--seeds 0] [--source-iters 1500] [--iters 500]
                                      [--parallel 2] [--out-dir work_dirs/bench_sfod]
+                                     [--adapt-options K=V ...]
 
 Domains (``tools/prepare_data.py --scenes-only --sfod-scenes``, run here if missing): the
 same Fashion-MNIST items and box statistics over the china photo (source) and over the
@@ -80,6 +81,9 @@ def main(argv=None) -> None:
     p.add_argument('--parallel', type=int, default=2)
     p.add_argument('--workers', type=int, default=1)
     p.add_argument('--out-dir', default='work_dirs/bench_sfod')
+    p.add_argument('--adapt-options', nargs='*', default=[],
+                   help='extra --cfg-options of the adaptation runs, e.g. '
+                   'model.selector.threshold=0.3')
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
@@ -116,7 +120,8 @@ def main(argv=None) -> None:
             cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work,
                    '--cfg-options', f'load_from={ckpt}', f'randomness.seed={seed}',
                    f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters}',
-                   f'default_hooks.checkpoint.interval={args.iters}', *loader]
+                   f'default_hooks.checkpoint.interval={args.iters}', *loader,
+                   *args.adapt_options]
             log = open(osp.join(args.out_dir, f'{name}_seed{seed}.log'), 'w')
             procs[name] = (subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
                                             stderr=subprocess.STDOUT), work, config)
