@@ -71,14 +71,14 @@ def collect_images(inputs: Sequence[str]) -> list[str]:
         FileNotFoundError: an input that does not exist.
         ValueError: no image at all.
     """
-    from ssvision.datasets.image_folder import IMG_EXTENSIONS
+    from ssvision.datasets.image_files import IMG_EXTENSIONS, find_images
     paths: list[str] = []
     for item in inputs:
         if osp.isdir(item):
-            for root, dirs, files in os.walk(item, followlinks=True):
-                dirs.sort()
-                paths += [osp.join(root, f) for f in sorted(files)
-                          if osp.splitext(f)[1].lower() in IMG_EXTENSIONS]
+            try:
+                paths += find_images(item)
+            except ValueError:  # an empty folder among other inputs is fine
+                pass
         elif osp.isfile(item):
             paths.append(item)
         else:

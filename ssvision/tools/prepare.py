@@ -163,8 +163,8 @@ def prepare_sfod_scenes(force: bool = False, root: str = SFOD_ROOT, num_train: i
 def under_data(path: str) -> str:
     """``data/...`` with ``data`` replaced by the data folder (``$SSVISION_DATA`` when
     set), where the configs' ``data/...`` paths are then found."""
-    from ssvision.utils.paths import data_dir
-    return osp.join(data_dir(), path[len('data/'):]) if path.startswith('data/') else path
+    from ssvision.utils.paths import in_data_dir
+    return in_data_dir(path) if path.startswith('data/') else path
 
 
 def main(argv=None) -> list[str]:

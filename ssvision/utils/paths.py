@@ -31,6 +31,14 @@ def data_dir() -> str:
     return os.environ.get(DATA_ENV) or 'data'
 
 
+def in_data_dir(path: str, root: str | None = None) -> str:
+    """``data/...`` placed in the data folder ``root`` (default :func:`data_dir`); other
+    relative paths are placed under it as they are."""
+    norm = os.fspath(path).replace('\\', '/')
+    rel = norm[len('data/'):] if norm.startswith('data/') else norm
+    return osp.join(root or data_dir(), rel)
+
+
 def search_paths(path: str, system: Sequence[str] = ()) -> list[str]:
     """The candidates :func:`find_data` tries for ``path``, in order."""
     path = os.fspath(path)
@@ -38,10 +46,8 @@ def search_paths(path: str, system: Sequence[str] = ()) -> list[str]:
         return [path]
     out = []
     env = os.environ.get(DATA_ENV)
-    norm = path.replace('\\', '/')
     if env:
-        rel = norm[len('data/'):] if norm.startswith('data/') else norm
-        out.append(osp.join(env, rel))
+        out.append(in_data_dir(path, env))
     out.append(path)
     for root in system:
         out.append(osp.join(root, path))

@@ -3,7 +3,6 @@
 import glob
 import json
 import os.path as osp
-import sys
 
 import pytest
 
@@ -39,9 +38,7 @@ def test_summary_drops_per_class_items_and_names_the_starved_class():
 
 def test_training_console_log_is_short_and_scalars_keep_every_class(split_file, tmp_path):
     pytest.importorskip('sklearn')
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import train as train_tool
-    sys.path.remove(osp.join(REPO, 'tools'))
+    from ssvision.tools import train as train_tool
     work = str(tmp_path / 'run')
     train_tool.main([
         'ssvision::fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py', '--work-dir', work,

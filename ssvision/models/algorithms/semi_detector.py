@@ -213,9 +213,9 @@ class SemiDetector(SemiBase):
                                    data_samples['sup']['gt_instances'])
             out = {'sup_loss': sum(sup.values())}
             out.update({f'sup.{k.replace("loss_", "")}': v.detach() for k, v in sup.items()})
-        else:  # source-free: no labels; a 0 tied to the weights keeps backward defined
-            out = {'sup_loss': sum(p.sum() for p in self.student.parameters()
-                                   if p.requires_grad) * 0.0}
+        else:  # source-free: no labels; a 0 tied to one weight keeps backward defined
+            first = next(p for p in self.student.parameters() if p.requires_grad)
+            out = {'sup_loss': first.view(-1)[0] * 0.0}
         if pseudo is not None:
             cls_loss, reg_loss = self.pseudo_box_losses(inputs['unsup_student'], pseudo.boxes)
             out['unsup_loss_cls'] = cls_loss * factor
