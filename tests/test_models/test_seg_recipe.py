@@ -122,3 +122,7 @@ def test_health_per_class_pixel_selection_on_a_hand_made_map():
     assert log['sel_frac'].item() == 0.5
     assert log['pl_acc'].item() == pytest.approx(2 / 3)  # kept and known: 3, 2 right
     assert log['pl_acc_all'].item() == pytest.approx(3 / 5)  # known: 5 (255 dropped)
+    # per kept class: class 0's two kept pixels are right, class 2's one is wrong; class 1
+    # keeps none, so it has no figure (a 0 would read as 'all wrong')
+    assert log['pl_prec_0'].item() == 1.0 and log['pl_prec_2'].item() == 0.0
+    assert 'pl_prec_1' not in log

@@ -16,7 +16,10 @@ def selection_health(probs: torch.Tensor, labels: torch.Tensor, weight: torch.Te
     is ``c``; ``sel_frac_<c>``: their fraction of all samples the teacher labels ``c``
     (0 when it labels none); ``pl_acc_all`` / ``pl_acc``: accuracy of all / the kept
     pseudo-labels against ``samples['true_seg']`` or ``samples['true_label']`` (known for
-    built-in data, used here only, never for training); ``extra``: the selector's
+    built-in data, used here only, never for training); ``pl_prec_<c>``: the share of
+    kept pseudo-labels ``c`` that are right (only for classes kept in the batch: a
+    class whose kept labels are drawn into another is where confirmation bias starts);
+    ``extra``: the selector's
     ``extra_log()`` values.
     """
     kept = weight > 0
@@ -46,5 +49,10 @@ def selection_health(probs: torch.Tensor, labels: torch.Tensor, weight: torch.Te
             out['pl_acc_all'] = (labels[known] == true[known]).float().mean()
             sel = known & kept
             if sel.any():
-                out['pl_acc'] = (labels[sel] == true[sel]).float().mean()
+                right = labels[sel] == true[sel]
+                out['pl_acc'] = right.float().mean()
+                kept_c = torch.bincount(labels[sel], minlength=num_classes)
+                right_c = torch.bincount(labels[sel][right], minlength=num_classes)
+                for c in torch.nonzero(kept_c).flatten().tolist():
+                    out[f'pl_prec_{c}'] = right_c[c].float() / kept_c[c].float()
     return out

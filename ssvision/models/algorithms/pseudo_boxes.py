@@ -9,6 +9,7 @@ change to the policy reaches both. Per batch of unlabeled images::
     moved, ok = transfer_boxes(dets[keep], H_teacher -> H_student)  # clip, drop small
     cls boxes = moved                               # train classification terms
     reg boxes = moved[reliable]                     # also train box-regression terms
+    ignore    = transfer_boxes(dets[~keep & score >= ignore_score])   # optional
 
 and the health figures of the batch (:meth:`PseudoBoxPolicy.health`). The detector's
 loss dict is split into classification and regression terms by
@@ -25,6 +26,15 @@ uncertainty is the standard deviation of the regressed sides over the copies div
 the box's width / height, averaged over the four sides. Its scale differs from the flip
 measure (Soft Teacher keeps boxes under 0.02), so ``reg_uncertainty`` is set with the
 mode.
+
+Ignore regions (``ignore_score``, off by default): the teacher's detections that score at
+least ``ignore_score`` but are not kept are uncertain objects. Without ignore regions a
+pseudo-labeled image trains every anchor away from its kept boxes as background,
+including those objects, and a teacher whose scores sit below the threshold (a
+detector on a new domain) learns to call them background, round after round. With
+them the classification terms leave those anchors out (detectors that support it:
+``TorchvisionDetector`` RetinaNet): a hard form of Soft Teacher's background weighting,
+which scales each background anchor's loss by the teacher's background score.
 """
 
 from __future__ import annotations
@@ -177,6 +187,8 @@ class PseudoBoxes:
         weak: per image, the boxes of ``cls`` in the teacher's (weak) view, row for row
             (box-level auxiliary heads pair weak and strong instances with them).
         dets: per image, all the teacher's detections (teacher-view pixels).
+        ignore: per image, ``(n, 4)`` ignore regions in the student's view (empty list
+            without ``ignore_score``).
     """
 
     cls: list[DetInstances]
@@ -184,6 +196,7 @@ class PseudoBoxes:
     health: dict[str, torch.Tensor] = field(default_factory=dict)
     weak: list[DetInstances] = field(default_factory=list)
     dets: list[DetInstances] = field(default_factory=list)
+    ignore: list[torch.Tensor] = field(default_factory=list)
 
     def images(self, part: str = 'cls') -> list[int]:
         """Indices of the images with at least one box in ``part`` (``'cls'`` /
@@ -205,12 +218,17 @@ class PseudoBoxPolicy:
         min_box_size: moved boxes narrower or lower than this (pixels) are dropped.
         zero_warn_iters: warn when this many batches in a row yield no pseudo-box.
         name: who warns (the detector class).
+        ignore_score: detections not kept that score at least this are ignore regions
+            (module docstring); None (default): none.
     """
 
     def __init__(self, selector, num_classes: int | None, reg_uncertainty: float | None = 0.1,
                  mode: str = 'flip', jitter_times: int = 10, jitter_scale: float = 0.06,
                  min_box_size: float = 2.0, zero_warn_iters: int = 50,
-                 name: str = 'SemiDetector') -> None:
+                 name: str = 'SemiDetector', ignore_score: float | None = None) -> None:
+        if ignore_score is not None and not 0 <= float(ignore_score) <= 1:
+            raise ValueError(f'ignore_score must be in [0, 1] or None, got {ignore_score}')
+        self.ignore_score = None if ignore_score is None else float(ignore_score)
         if mode not in UNCERTAINTY_MODES:
             raise ValueError(f'reg_uncertainty_mode must be one of {UNCERTAINTY_MODES}, got '
                              f'{mode!r}')
@@ -260,13 +278,17 @@ class PseudoBoxPolicy:
             for r, k, u in zip(reliable, keep, unc):
                 r[:] = False
                 r[k] = u <= self.reg_uncertainty
-        cls, reg, weak = [], [], []
+        cls, reg, weak, ignore = [], [], [], []
         for d, k, r, (h_from, h_to, shape) in zip(dets, keep, reliable, moves):
             moved, ok = transfer_boxes(d[k], h_from, h_to, shape, self.min_box_size)
             cls.append(moved)
             reg.append(moved[r[k][ok]])
             weak.append(d[k][ok])
-        pseudo = PseudoBoxes(cls, reg, weak=weak, dets=list(dets))
+            if self.ignore_score is not None:
+                unsure = ~k & (d.scores >= self.ignore_score)
+                ignore.append(transfer_boxes(d[unsure], h_from, h_to, shape,
+                                             self.min_box_size)[0].bboxes)
+        pseudo = PseudoBoxes(cls, reg, weak=weak, dets=list(dets), ignore=ignore)
         pseudo.health = self.health(dets, keep, pseudo, true)
         self._count_empty(pseudo, dets)
         return pseudo
@@ -277,7 +299,8 @@ class PseudoBoxPolicy:
         regression terms)``.
 
         ``student_loss(part, idx)`` runs the detector's loss on the images ``idx`` with
-        their ``pseudo.cls`` (``part='cls'``) or ``pseudo.reg`` boxes. Classification
+        their ``pseudo.cls`` (``part='cls'``, with ``pseudo.ignore`` as ignore regions
+        when there are any) or ``pseudo.reg`` boxes. Classification
         terms come from the images with any pseudo-box; regression terms from the images
         with a reliable one (a second forward), or, without a gate
         (``reg_uncertainty=None``), from the first forward. Empty dicts when no image
@@ -308,7 +331,8 @@ class PseudoBoxPolicy:
     @torch.no_grad()
     def health(self, dets, keep, pseudo: PseudoBoxes, true=None) -> dict[str, torch.Tensor]:
         """``pb_per_img``, ``pb_n_<c>`` (the boxes the student trains on, after the move
-        into its view), ``cand_per_img`` (teacher detections), ``pb_reg_frac`` (share
+        into its view), ``cand_per_img`` (teacher detections), ``pb_ignore_per_img``
+        (ignore regions, with ``ignore_score``), ``pb_reg_frac`` (share
         trusted for regression), ``teacher_conf`` (mean detection score) and, when the
         true boxes are known, ``pb_prec`` / ``pb_recall`` of the kept boxes (in the
         teacher's view); plus the selector's ``extra_log``."""
@@ -327,6 +351,9 @@ class PseudoBoxPolicy:
                    len(d) for d in dets) else torch.tensor(0.0, device=dev)}
         for c in range(k):
             log[f'pb_n_{c}'] = counts[c].float()
+        if self.ignore_score is not None:
+            log['pb_ignore_per_img'] = torch.tensor(sum(len(b) for b in pseudo.ignore) / n,
+                                                    device=dev)
         if true is not None and any(len(t) for t in true):
             tp = npred = ntrue = 0
             for d, m, t in zip(dets, keep, true):

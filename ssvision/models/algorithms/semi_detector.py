@@ -31,6 +31,7 @@ from torch import nn
 
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
+from ssvision.models.detectors.torchvision_det import IGNORE_ARCHS
 
 from .base import PseudoLabels, SemiBase
 from .pseudo_boxes import (
@@ -102,8 +103,11 @@ class SemiDetector(SemiBase):
             detector; ``'jitter'``: Soft Teacher's box jitter, two-stage only, with
             ``jitter_times`` 10 and ``jitter_scale`` 0.06), ``min_box_size`` (2.0
             pixels), ``zero_warn_iters`` (50: warn when the teacher yields no pseudo-box
-            for this many iterations in a row after burn-in), and ``source_free``
-            (False; see below).
+            for this many iterations in a row after burn-in), ``ignore_score`` (None:
+            the teacher's detections that are not kept but score at least this become
+            ignore regions, whose anchors the classification terms leave out instead of
+            training them as background; RetinaNet; see :mod:`.pseudo_boxes`), and
+            ``source_free`` (False; see below).
         predict_on: networks validated, default ``('teacher', 'student')``.
         data_preprocessor: default :class:`DetDataPreprocessor`.
 
@@ -123,7 +127,7 @@ class SemiDetector(SemiBase):
         **SemiBase.default_train_cfg, 'teacher_bn': 'running', 'student_forward': 'separate',
         'reg_uncertainty': 0.1, 'reg_uncertainty_mode': 'flip', 'jitter_times': 10,
         'jitter_scale': 0.06, 'min_box_size': 2.0, 'zero_warn_iters': 50,
-        'source_free': False}
+        'ignore_score': None, 'source_free': False}
     student_forwards = ('separate', 'clean_stats')
     default_task = dict(type='DetectionTask')
     default_preprocessor = dict(type='DetDataPreprocessor')
@@ -146,6 +150,11 @@ class SemiDetector(SemiBase):
                 self.student.one_stage or not hasattr(self.student, 'refine_boxes')):
             raise ValueError("reg_uncertainty_mode='jitter' needs a two-stage detector (its "
                              "second stage refines the jittered boxes); use 'flip'")
+        if cfg['ignore_score'] is not None and getattr(self.student, 'arch', None) not in \
+                IGNORE_ARCHS:
+            raise ValueError(f"semi_train_cfg.ignore_score needs a TorchvisionDetector with "
+                             f"arch in {IGNORE_ARCHS}, got "
+                             f"{getattr(self.student, 'arch', type(self.student).__name__)!r}")
         self.unlabeled_only = bool(cfg['source_free'])
         self._random_start = None
         if self.unlabeled_only:
@@ -158,7 +167,8 @@ class SemiDetector(SemiBase):
         self.policy = None if self.selector is None else PseudoBoxPolicy(
             self.selector, self.num_classes, cfg['reg_uncertainty'],
             cfg['reg_uncertainty_mode'], cfg['jitter_times'], cfg['jitter_scale'],
-            cfg['min_box_size'], cfg['zero_warn_iters'], name=type(self).__name__)
+            cfg['min_box_size'], cfg['zero_warn_iters'], name=type(self).__name__,
+            ignore_score=cfg['ignore_score'])
 
     @property
     def uses_unlabeled(self) -> bool:
@@ -230,9 +240,10 @@ class SemiDetector(SemiBase):
 
         def student_loss(part: str, idx: list[int]) -> dict:
             # 'clean_stats': the pseudo-labeled forwards leave BN running statistics alone
+            ignore = [boxes.ignore[i] for i in idx] if part == 'cls' and boxes.ignore else None
             with frozen_bn_stats(self.student) if clean else contextlib.nullcontext():
                 return self.task.losses(self.student, [strong[i] for i in idx],
-                                        [getattr(boxes, part)[i] for i in idx])
+                                        [getattr(boxes, part)[i] for i in idx], ignore)
 
         cls_terms, reg_terms = self.policy.loss_terms(boxes, student_loss)
         zero = strong[0].new_zeros(())

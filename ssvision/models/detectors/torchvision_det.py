@@ -12,6 +12,13 @@ sigmoid classes directly). It exposes:
   semi-supervised detector can use the classification and regression parts of a
   pseudo-box loss separately);
 * ``predict(images) -> list[DetInstances]`` (scores set), boxes in input pixels.
+
+RetinaNet's ``loss`` also takes ignore regions (``ignore=``, per image boxes): anchors
+that would be background but overlap an ignore region as much as an object's anchors do
+(IoU >= the matcher's background threshold, 0.4) are left out of the classification
+loss, as torchvision already leaves out the anchors between its two thresholds. A
+semi-supervised detector passes the teacher's uncertain detections there, so objects
+the teacher is unsure of are not trained as background.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torchvision.models.detection import RetinaNet
+from torchvision.ops import box_iou
 
 from ssvision import checkpoints
 from ssvision.checkpoints import LoadReport, adapt_first_conv
@@ -30,6 +39,37 @@ __all__ = ['TorchvisionDetector', 'DETECTOR_ARCHS']
 
 DETECTOR_ARCHS = ('fasterrcnn', 'retinanet', 'fcos')
 _ONE_STAGE = ('retinanet', 'fcos')
+#: Architectures whose ``loss`` takes ignore regions.
+IGNORE_ARCHS = ('retinanet',)
+#: Label of an ignore region inside the targets handed to torchvision (its resize maps
+#: these boxes with the others; :class:`_RetinaNet` takes them out again).
+_IGNORE_LABEL = -1
+
+
+class _RetinaNet(RetinaNet):
+    """torchvision's RetinaNet whose targets may hold ignore regions (label
+    ``_IGNORE_LABEL``). Without one it computes exactly torchvision's loss."""
+
+    def compute_loss(self, targets, head_outputs, anchors):
+        matched_idxs, objects = [], []
+        low = self.proposal_matcher.low_threshold
+        for anchors_per_image, target in zip(anchors, targets):
+            ignore = target['labels'] == _IGNORE_LABEL
+            obj = {'boxes': target['boxes'][~ignore], 'labels': target['labels'][~ignore]}
+            objects.append(obj)
+            if obj['boxes'].numel() == 0:
+                matched = torch.full((anchors_per_image.size(0),),
+                                     self.proposal_matcher.BELOW_LOW_THRESHOLD,
+                                     dtype=torch.int64, device=anchors_per_image.device)
+            else:
+                matched = self.proposal_matcher(box_iou(obj['boxes'], anchors_per_image))
+            if ignore.any():
+                near = box_iou(target['boxes'][ignore], anchors_per_image).max(dim=0).values
+                background = matched == self.proposal_matcher.BELOW_LOW_THRESHOLD
+                matched = torch.where(background & (near >= low), torch.full_like(
+                    matched, self.proposal_matcher.BETWEEN_THRESHOLDS), matched)
+            matched_idxs.append(matched)
+        return self.head.compute_loss(objects, head_outputs, anchors, matched_idxs)
 
 
 def _load_matching(module: nn.Module, state: dict, source: str, target: str) -> LoadReport:
@@ -90,7 +130,7 @@ class TorchvisionDetector(nn.Module):
                  trainable_layers: int = 5, backbone_checkpoint: str | None = None,
                  checkpoint: str | None = None, **kwargs) -> None:
         super().__init__()
-        from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+        from torchvision.models.detection import FCOS, FasterRCNN
         from torchvision.models.detection.anchor_utils import AnchorGenerator
         from torchvision.models.detection.backbone_utils import (
             mobilenet_backbone,
@@ -164,29 +204,47 @@ class TorchvisionDetector(nn.Module):
                 common['anchor_generator'] = AnchorGenerator(
                     tuple((s,) for s in (anchor_sizes or (8, 16, 32, 64, 128)[:num_levels])),
                     ((1.0,),) * num_levels)
-            cls = RetinaNet if arch == 'retinanet' else FCOS
+            cls = _RetinaNet if arch == 'retinanet' else FCOS
             self.net = cls(body, num_classes=self.num_classes, **common)
         if checkpoint is not None:
             self.load_reports['detector'] = _load_matching(
                 self.net, checkpoints.load_state_dict(checkpoint), str(checkpoint),
                 f'{type(self.net).__name__} ({self.num_classes} classes)')
 
-    def _targets(self, instances: Sequence[DetInstances]) -> list[dict]:
+    def _targets(self, instances: Sequence[DetInstances],
+                 ignore: Sequence[torch.Tensor] | None = None) -> list[dict]:
         for inst in instances:
             if len(inst) and (inst.labels.min() < 0 or inst.labels.max() >= self.num_classes):
                 raise ValueError(f'box labels must be in [0, {self.num_classes}), got '
                                  f'{inst.labels.unique().tolist()} (num_classes mismatch?)')
-        return [{'boxes': inst.bboxes.float(), 'labels': inst.labels.long() + self.label_offset}
-                for inst in instances]
+        targets = [{'boxes': inst.bboxes.float(),
+                    'labels': inst.labels.long() + self.label_offset} for inst in instances]
+        for target, boxes in zip(targets, ignore or []):
+            if len(boxes):
+                target['boxes'] = torch.cat([target['boxes'], boxes.float().view(-1, 4)])
+                target['labels'] = torch.cat([target['labels'], target['labels'].new_full(
+                    (len(boxes),), _IGNORE_LABEL)])
+        return targets
 
-    def loss(self, images: list[torch.Tensor],
-             instances: Sequence[DetInstances]) -> dict[str, torch.Tensor]:
-        """torchvision's training losses for ``images`` with ``instances`` as targets."""
+    def loss(self, images: list[torch.Tensor], instances: Sequence[DetInstances],
+             ignore: Sequence[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """torchvision's training losses for ``images`` with ``instances`` as targets.
+
+        ``ignore``: per image, ``(n, 4)`` regions (xyxy, image pixels) whose anchors are
+        left out of the classification loss instead of being background (RetinaNet only,
+        see the module docstring).
+        """
         if not self.training:
             raise RuntimeError('loss() needs train mode')
         if len(images) != len(instances):
             raise ValueError(f'{len(images)} images but {len(instances)} instance sets')
-        return self.net(list(images), self._targets(instances))
+        if ignore is not None:
+            if len(ignore) != len(images):
+                raise ValueError(f'{len(images)} images but {len(ignore)} ignore sets')
+            if self.arch not in IGNORE_ARCHS and any(len(b) for b in ignore):
+                raise ValueError(f'ignore regions need arch in {IGNORE_ARCHS}, not '
+                                 f'{self.arch!r}')
+        return self.net(list(images), self._targets(instances, ignore))
 
     @torch.no_grad()
     def predict(self, images: list[torch.Tensor]) -> list[DetInstances]:

@@ -50,9 +50,13 @@ class DetectionTask(BaseTask):
 
     @staticmethod
     def losses(model: nn.Module, images: Sequence[torch.Tensor],
-               instances: Sequence[DetInstances]) -> dict[str, torch.Tensor]:
-        """The detector's loss terms on ``images`` with boxes ``instances``."""
-        return model.loss(list(images), list(instances))
+               instances: Sequence[DetInstances],
+               ignore: Sequence[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The detector's loss terms on ``images`` with boxes ``instances`` (and, when
+        given, per image ignore regions, :meth:`TorchvisionDetector.loss`)."""
+        if ignore is None:
+            return model.loss(list(images), list(instances))
+        return model.loss(list(images), list(instances), ignore=list(ignore))
 
     @staticmethod
     def pack_predictions(preds: dict[str, list[DetInstances]], data_samples: dict,
