@@ -1,4 +1,5 @@
-"""UDA, ShrinkMatch, LoRot and FST-D / FST-W under CUDA AMP (select with -m gpu)."""
+"""UDA, ShrinkMatch, LoRot, FST-D / FST-W and source-free detection (WSCoL, ignore regions)
+under CUDA AMP (select with -m gpu)."""
 
 import math
 
@@ -58,4 +59,43 @@ def test_method_trains_finite_under_amp(name):
     for _ in range(2):
         log = model.train_step(_batch(), wrapper)
         assert math.isfinite(_f(log['loss'])) and math.isfinite(_f(log[KEYS[name]]))
+    assert all(torch.isfinite(p).all() for p in model.student.parameters())
+
+
+def test_source_free_detector_with_wscol_and_ignore_regions_under_amp():
+    # Source-free mean teacher + WSCoL's box contrast + ignore regions on CUDA with fp16
+    # autocast: catches a half-precision contrast (exp overflow) or ignore regions built
+    # on the CPU while the anchors are on the GPU.
+    from mmengine.optim import AmpOptimWrapper
+
+    from ssvision.models.algorithms import SemiDetector
+    size = 64
+    torch.manual_seed(0)
+    model = SemiDetector(
+        detector=dict(type='TorchvisionDetector', arch='retinanet', backbone='resnet18',
+                      num_classes=3, min_size=size, max_size=size,
+                      anchor_sizes=(8, 16, 32, 64, 128), score_thresh=0.0,
+                      detections_per_img=20),
+        selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
+        semi_train_cfg=dict(source_free=True, reg_uncertainty=None, ignore_score=0.0),
+        aux_heads=[dict(type='WeakStrongContrastHead', num_background=3)]).cuda()
+    with torch.no_grad():  # stands for load_from: a start that differs from the build
+        for p in model.teacher.parameters():
+            p.add_(1e-3 * torch.randn_like(p))
+        model.student.load_state_dict(model.teacher.state_dict())
+    model._random_start = None
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    imgs = [torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
+            for _ in range(2)]
+    eye = torch.eye(3).expand(2, 3, 3).clone()
+    batch = {'inputs': {'unsup_teacher': imgs, 'unsup_student': [i.clone() for i in imgs]},
+             'data_samples': {'unsup_teacher': {'homography': eye},
+                              'unsup_student': {'homography': eye.clone()}}}
+    params = list(model.student.parameters()) + list(model.aux_heads.parameters())
+    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(params, lr=0.001))
+    for _ in range(2):
+        log = model.train_step(batch, wrapper)
+        for key in ('loss', 'unsup_loss_cls', 'aux_wscol_loss'):
+            assert math.isfinite(_f(log[key])), key
     assert all(torch.isfinite(p).all() for p in model.student.parameters())

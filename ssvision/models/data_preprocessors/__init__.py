@@ -1,3 +1,4 @@
+from .batch_augment import BatchRandAugment
 from .semi_preprocessor import SemiDataPreprocessor
 
-__all__ = ['SemiDataPreprocessor']
+__all__ = ['BatchRandAugment', 'SemiDataPreprocessor']

@@ -20,15 +20,29 @@ class SemiDataPreprocessor(BaseDataPreprocessor):
     channel in 0..255 units; a single value serves every channel. Images with one
     channel are repeated to three when ``gray_to_rgb`` is set (for RGB backbones).
 
+    **Strong views on the device** (``batch_augments``, training batches only): a dict
+    ``view -> augment config``, e.g. ``dict(unsup_student=dict(type='BatchRandAugment',
+    source='unsup_teacher'))``. After the move to the device and before normalisation,
+    the view is made by the augment from the ``source`` view (default: the view itself,
+    as the CPU pipeline sent it); a view made from another one shares its data samples.
+    The CPU pipeline then sends the weak view only and its workers skip RandAugment (see
+    :mod:`.batch_augment`). Each batch draws from a generator on the device seeded with
+    ``(augment_seed or torch.initial_seed(), rank, iteration)``, so a resumed run makes
+    the views it would have made, and no random state needs saving.
+
     Args:
         mean (Sequence[float]): per-channel mean, default ``(127.5,)``.
         std (Sequence[float]): per-channel std, default ``(127.5,)``.
         gray_to_rgb (bool): repeat 1-channel images to 3 channels. Default False.
         non_blocking (bool): asynchronous host-to-device copies.
+        batch_augments (dict, optional): see above.
+        augment_seed (int, optional): base seed of the batch augments.
     """
 
     def __init__(self, mean: Sequence[float] = (127.5,), std: Sequence[float] = (127.5,),
-                 gray_to_rgb: bool = False, non_blocking: bool = False) -> None:
+                 gray_to_rgb: bool = False, non_blocking: bool = False,
+                 batch_augments: dict[str, dict] | None = None,
+                 augment_seed: int | None = None) -> None:
         super().__init__(non_blocking=non_blocking)
         if len(mean) != len(std):
             raise ValueError(f'mean {mean} and std {std} must have the same length')
@@ -39,11 +53,21 @@ class SemiDataPreprocessor(BaseDataPreprocessor):
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(-1, 1, 1),
                              persistent=False)
         self.gray_to_rgb = gray_to_rgb
+        self.batch_augments: dict[str, tuple[str, Any]] = {}
+        for view, cfg in (batch_augments or {}).items():
+            cfg = dict(cfg)
+            source = cfg.pop('source', view)
+            self.batch_augments[view] = (source, MODELS.build(cfg))
+        self.augment_seed = augment_seed
+        self._calls = 0
 
-    def _normalize(self, img: torch.Tensor) -> torch.Tensor:
+    def _to_device(self, img: torch.Tensor) -> torch.Tensor:
         if img.dim() != 4:
             raise ValueError(f'expected images of shape (N, C, H, W), got {tuple(img.shape)}')
-        img = img.to(self.device, non_blocking=self._non_blocking).float()
+        return img.to(self.device, non_blocking=self._non_blocking).float()
+
+    def _normalize(self, img: torch.Tensor) -> torch.Tensor:
+        img = self._to_device(img)
         if self.gray_to_rgb and img.shape[1] == 1:
             img = img.expand(-1, 3, -1, -1)
         channels = img.shape[1]
@@ -52,11 +76,38 @@ class SemiDataPreprocessor(BaseDataPreprocessor):
                              f'{channels} channels')
         return (img - self.mean) / self.std
 
+    def _generator(self) -> torch.Generator:
+        """This batch's generator: seeded by (base seed, rank, iteration)."""
+        from mmengine.dist import get_rank
+        from mmengine.logging import MessageHub
+        it = MessageHub.get_current_instance().get_info('iter')
+        if it is None:  # outside a runner: count the calls
+            it, self._calls = self._calls, self._calls + 1
+        base = self.augment_seed if self.augment_seed is not None else torch.initial_seed()
+        seed = (int(base) * 1_000_003 + get_rank() * 7_919 + int(it)) % (2 ** 63)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)
+        return generator
+
+    def _augment(self, inputs: dict, data_samples) -> dict:
+        inputs = {name: self._to_device(img) for name, img in inputs.items()}
+        generator = self._generator()
+        for view, (source, augment) in self.batch_augments.items():
+            if source not in inputs:
+                raise KeyError(f'batch_augments: view {view!r} is made from {source!r}, '
+                               f'which the batch does not hold (views: {sorted(inputs)})')
+            inputs[view] = augment(inputs[source], generator)
+            if view != source and isinstance(data_samples, dict) and source in data_samples:
+                data_samples.setdefault(view, data_samples[source])
+        return inputs
+
     def forward(self, data: dict, training: bool = False) -> dict[str, Any]:
         inputs = data['inputs']
+        data_samples = self.cast_data(data.get('data_samples', {}))
         if isinstance(inputs, dict):
+            if training and self.batch_augments:
+                inputs = self._augment(inputs, data_samples)
             inputs = {name: self._normalize(img) for name, img in inputs.items()}
         else:
             inputs = self._normalize(inputs)
-        data_samples = self.cast_data(data.get('data_samples', {}))
         return dict(inputs=inputs, data_samples=data_samples)

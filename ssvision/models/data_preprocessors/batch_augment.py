@@ -1,0 +1,262 @@
+"""Strong views made on the device, a whole batch at a time, each sample its own draw.
+
+The CPU pipeline makes every strong view with a per-sample RandAugment in a DataLoader
+worker; at mu = 7 a fast GPU waits on those workers. :class:`BatchRandAugment` makes the
+same views from the weak ones on the device, inside the data preprocessor
+(:class:`~.semi_preprocessor.SemiDataPreprocessor`'s ``batch_augments``), after the
+batch has been moved there.
+
+Why our own tensor ops, not torchvision.transforms.v2 or kornia: v2 draws one setting per
+call, i.e. one per batch, so every image of a batch would get the same two ops; kornia's
+RandAugment draws per batch too and is an extra dependency. Here every op is computed for
+the whole batch and each sample takes the result of the op it drew (``torch.where``), so
+there is no per-sample Python loop, no host synchronisation and a fixed launch count
+(about 30 kernels per op slot) whatever the batch size.
+
+The law matches :class:`~ssvision.datasets.transforms.RandAugment` (the CPU strong view):
+``num_ops`` ops per sample, each drawn uniformly with replacement from the same op set,
+at the fixed strength ``s = magnitude / max_magnitude`` of the same ranges, a signed op
+with a random sign; then Cutout with the same side and a uniform centre; the same fill.
+Values are rounded to integers after every op, as the uint8 CPU pipeline does. Two ops
+follow their textbook definition rather than albumentations' variant: AutoContrast is
+the per-channel min / max stretch (albumentations' default maps through the histogram),
+and affine ops sample bilinearly with ``grid_sample`` (rotation and shear agree with the
+CPU op to 0.1 gray levels on real photos, translations are whole pixels as there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ssvision.datasets.transforms.augment import (
+    _MAX_ENHANCE,
+    _MAX_ROTATE,
+    _MAX_SHARPEN,
+    _MAX_SHEAR,
+    _MAX_TRANSLATE,
+    RANDAUGMENT_OPS,
+)
+from ssvision.registry import MODELS
+
+__all__ = ['BatchRandAugment']
+
+_GEOMETRIC = ('Rotate', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY')
+#: ITU-R 601 luma weights (cv2's RGB2GRAY, which the CPU ops use)
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _gray(img: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, H, W)`` luma of ``(N, C, H, W)`` (C = 1 or 3)."""
+    if img.shape[1] == 1:
+        return img
+    w = img.new_tensor(_LUMA).view(1, 3, 1, 1)
+    return (img * w).sum(dim=1, keepdim=True)
+
+
+def _autocontrast(img: torch.Tensor) -> torch.Tensor:
+    lo = img.amin(dim=(2, 3), keepdim=True)
+    hi = img.amax(dim=(2, 3), keepdim=True)
+    span = hi - lo
+    stretched = (img - lo) * (255.0 / span.clamp_min(1e-6))
+    return torch.where(span > 0, stretched, img)
+
+
+def _equalize(img: torch.Tensor) -> torch.Tensor:
+    """Per-channel histogram equalisation with OpenCV's ``equalizeHist`` lookup table:
+    ``round((cdf(v) - cdf_min) * 255 / (pixels - cdf_min))``; a constant channel stays."""
+    n, c, h, w = img.shape
+    flat = img.reshape(n * c, h * w).round().clamp(0, 255).long()
+    offset = torch.arange(n * c, device=img.device).view(-1, 1) * 256
+    hist = torch.bincount((flat + offset).flatten(), minlength=n * c * 256).view(n * c, 256)
+    cdf = hist.cumsum(dim=1).float()
+    cdf_min = torch.where(hist > 0, cdf, torch.full_like(cdf, float('inf'))).amin(dim=1,
+                                                                                  keepdim=True)
+    total = float(h * w)
+    denom = total - cdf_min
+    lut = ((cdf - cdf_min) * 255.0 / denom.clamp_min(1.0)).round().clamp(0, 255)
+    out = lut.gather(1, flat).view(n, c, h, w)
+    return torch.where((denom > 0).view(n, c, 1, 1), out, img)
+
+
+def _sharpen(img: torch.Tensor, alpha: float) -> torch.Tensor:
+    """albumentations' ``Sharpen(alpha, lightness=1)``: the 3x3 kernel
+    ``(1 - alpha) * identity + alpha * [[-1]*3, [-1, 9, -1], [-1]*3]``, reflect-101 border."""
+    k = torch.full((3, 3), -alpha, dtype=img.dtype, device=img.device)
+    k[1, 1] = 1.0 - alpha + 9.0 * alpha
+    c = img.shape[1]
+    padded = F.pad(img, (1, 1, 1, 1), mode='reflect')
+    return F.conv2d(padded, k.expand(c, 1, 3, 3), groups=c)
+
+
+def _affine_thetas(names: Sequence[str], op: torch.Tensor, sign: torch.Tensor, s: float,
+                   h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, ``grid_sample``'s ``(2, 3)`` theta for the geometric op it drew
+    (identity otherwise), and whether it drew one.
+
+    Each sample draws one op per slot, so the output -> input map ``grid_sample`` wants
+    is the op with its parameter negated (no matrix inverse, hence no host sync); it is
+    built in centred pixel coordinates and moved to normalised ones, ``S^-1 M S``.
+    """
+    n = op.shape[0]
+    dev = sign.device
+    inv = torch.eye(3, device=dev).repeat(n, 1, 1)
+    is_geo = torch.zeros(n, dtype=torch.bool, device=dev)
+    # the inverse map's parameter; rotation and shear angles follow albumentations'
+    # image-axis convention (y down), which flips their sign once more
+    v = -sign * s
+    angle = sign * s
+    for j, name in enumerate(names):
+        if name not in _GEOMETRIC:
+            continue
+        sel = op == j
+        is_geo = is_geo | sel
+        m = torch.eye(3, device=dev).repeat(n, 1, 1)
+        if name == 'Rotate':
+            a = torch.deg2rad(angle * _MAX_ROTATE)
+            m[:, 0, 0], m[:, 0, 1] = torch.cos(a), -torch.sin(a)
+            m[:, 1, 0], m[:, 1, 1] = torch.sin(a), torch.cos(a)
+        elif name == 'ShearX':
+            m[:, 0, 1] = torch.tan(torch.deg2rad(angle * _MAX_SHEAR))
+        elif name == 'ShearY':
+            m[:, 1, 0] = torch.tan(torch.deg2rad(angle * _MAX_SHEAR))
+        elif name == 'TranslateX':  # whole pixels, as albumentations' Affine shifts
+            m[:, 0, 2] = torch.round(v * _MAX_TRANSLATE * w)
+        else:  # TranslateY
+            m[:, 1, 2] = torch.round(v * _MAX_TRANSLATE * h)
+        inv = torch.where(sel.view(-1, 1, 1), m, inv)
+    to_pixels = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], device=dev))
+    to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0], device=dev))
+    return (to_norm @ inv @ to_pixels)[:, :2, :], is_geo
+
+
+@MODELS.register_module()
+class BatchRandAugment:
+    """RandAugment (fixed magnitude, random sign) + Cutout on a batch, per sample.
+
+    Takes and returns float ``(N, C, H, W)`` images in 0..255 (C = 1 or 3) on any
+    device; see the module docstring for the law and what differs from the CPU op.
+
+    Args:
+        num_ops (int): ops per sample. Default 2.
+        magnitude (float): strength in ``[0, max_magnitude]``. Default 10.
+        max_magnitude (float): full strength. Default 10.
+        ops (Sequence[str], optional): op names (those of the CPU ``RandAugment``);
+            default all.
+        cutout_ratio (float, optional): Cutout side as a fraction of ``min(H, W)``;
+            None: no Cutout. Default 0.5.
+        fill (float): fill of geometric ops and Cutout. Default 128.
+    """
+
+    def __init__(self, num_ops: int = 2, magnitude: float = 10, max_magnitude: float = 10,
+                 ops: Sequence[str] | None = None, cutout_ratio: float | None = 0.5,
+                 fill: float = 128) -> None:
+        if num_ops < 0:
+            raise ValueError(f'num_ops must be >= 0, got {num_ops}')
+        if max_magnitude <= 0 or not 0 <= magnitude <= max_magnitude:
+            raise ValueError('need 0 <= magnitude <= max_magnitude, max_magnitude > 0; got '
+                             f'magnitude={magnitude}, max_magnitude={max_magnitude}')
+        names = tuple(ops) if ops is not None else tuple(RANDAUGMENT_OPS)
+        unknown = [o for o in names if o not in RANDAUGMENT_OPS]
+        if unknown or not names:
+            raise ValueError(f'unknown or empty ops {unknown}; choose from '
+                             f'{list(RANDAUGMENT_OPS)}')
+        if cutout_ratio is not None and not 0.0 <= cutout_ratio <= 1.0:
+            raise ValueError(f'cutout_ratio must be in [0, 1] or None, got {cutout_ratio}')
+        self.num_ops, self.names = int(num_ops), names
+        self.strength = float(magnitude) / float(max_magnitude)
+        self.cutout_ratio, self.fill = cutout_ratio, float(fill)
+
+    def draw(self, n: int, generator: torch.Generator | None, device) -> dict[str, torch.Tensor]:
+        """The random choices for ``n`` samples: ``op`` ``(num_ops, n)`` indices into
+        :attr:`names`, ``sign`` ``(num_ops, n)`` of +-1 (signed ops), ``centre``
+        ``(n, 2)`` Cutout centres as fractions of ``(H, W)``."""
+        kw = dict(generator=generator, device=device)
+        op = torch.randint(len(self.names), (self.num_ops, n), **kw)
+        sign = torch.randint(2, (self.num_ops, n), **kw).float() * 2 - 1
+        centre = torch.rand(n, 2, **kw)
+        return dict(op=op, sign=sign, centre=centre)
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None,
+                 draws: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        if img.dim() != 4 or img.shape[1] not in (1, 3):
+            raise ValueError(f'expected (N, 1 or 3, H, W) images, got {tuple(img.shape)}')
+        n, _, h, w = img.shape
+        draws = draws or self.draw(n, generator, img.device)
+        img = img.float()
+        for k in range(self.num_ops):
+            img = self._step(img, draws['op'][k], draws['sign'][k])
+        if self.cutout_ratio is not None:
+            img = self._cutout(img, draws['centre'])
+        return img
+
+    # ------------------------------------------------------------------ one op slot
+    def _step(self, img: torch.Tensor, op: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = img.shape
+        s = self.strength
+        out = img
+        theta, is_geo = _affine_thetas(self.names, op, sign, s, h, w)
+        if any(name in _GEOMETRIC for name in self.names):
+            grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+            moved = F.grid_sample(img - self.fill, grid, mode='bilinear', padding_mode='zeros',
+                                  align_corners=False) + self.fill
+            out = torch.where(is_geo.view(-1, 1, 1, 1), moved, out)
+        factor = (1.0 + _MAX_ENHANCE * s * sign).view(-1, 1, 1, 1)
+        for j, name in enumerate(self.names):
+            if name in _GEOMETRIC or name == 'Identity':
+                continue
+            result = self._photometric(name, img, factor, s)
+            if result is not None:
+                out = torch.where((op == j).view(-1, 1, 1, 1), result, out)
+        return out.round().clamp(0, 255)
+
+    @staticmethod
+    def _photometric(name: str, img: torch.Tensor, factor: torch.Tensor,
+                     s: float) -> torch.Tensor | None:
+        """The op on the whole batch (None: identity at this strength)."""
+        if name == 'AutoContrast':
+            return _autocontrast(img)
+        if name == 'Equalize':
+            return _equalize(img)
+        if name == 'Solarize':
+            threshold = 1.0 - s
+            if threshold >= 1.0:
+                return None
+            return torch.where(img >= threshold * 255.0, 255.0 - img, img)
+        if name == 'Posterize':
+            bits = 8 - int(round(4 * s))
+            if bits >= 8:
+                return None
+            step = float(2 ** (8 - bits))
+            return torch.floor(img / step) * step
+        if name == 'Color':
+            if img.shape[1] == 1:
+                return None
+            g = _gray(img)
+            return (g + factor * (img - g)).clamp(0, 255)
+        if name == 'Contrast':
+            mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
+            return (mean + factor * (img - mean)).clamp(0, 255)
+        if name == 'Brightness':
+            return (img * factor).clamp(0, 255)
+        if name == 'Sharpness':
+            return _sharpen(img, _MAX_SHARPEN * s).clamp(0, 255)
+        raise KeyError(name)  # pragma: no cover - names are validated in __init__
+
+    def _cutout(self, img: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """One ``side x side`` square per sample at an integer centre drawn uniformly over
+        the image (it may stick out), as the CPU ``cutout``."""
+        n, _, h, w = img.shape
+        side = int(round(self.cutout_ratio * min(h, w)))
+        if side <= 0:
+            return img
+        cy = (centre[:, 0] * h).floor().clamp(max=h - 1)
+        cx = (centre[:, 1] * w).floor().clamp(max=w - 1)
+        y0, x0 = cy - side // 2, cx - side // 2
+        ys = torch.arange(h, device=img.device).view(1, h, 1)
+        xs = torch.arange(w, device=img.device).view(1, 1, w)
+        hole = ((ys >= y0.view(-1, 1, 1)) & (ys < (y0 + side).view(-1, 1, 1))
+                & (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + side).view(-1, 1, 1)))
+        return torch.where(hole.unsqueeze(1), torch.full_like(img, self.fill), img)
