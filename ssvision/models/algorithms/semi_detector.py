@@ -29,9 +29,9 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 from torch import nn
 
+from ssvision.models.detectors.torchvision_det import IGNORE_ARCHS
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
-from ssvision.models.detectors.torchvision_det import IGNORE_ARCHS
 
 from .base import PseudoLabels, SemiBase
 from .pseudo_boxes import (
