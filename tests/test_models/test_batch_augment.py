@@ -171,3 +171,57 @@ def test_fixmatch_step_with_strong_views_on_the_device():
         losses = model(**model.data_preprocessor(data, True), mode='loss')
         u = losses['unsup_loss'].item()
         assert (u > 0) if positive else (u == 0.0)
+
+
+def _color_draws(n, apply=(True, False, False), factors=(1.0, 1.0, 1.0, 0.0), sigma=1.0):
+    return dict(apply=torch.tensor([apply] * n), factors=torch.tensor([factors] * n),
+                order=torch.arange(4).repeat(n, 1), sigma=torch.full((n,), sigma))
+
+
+@pytest.mark.parametrize('op,factor', [(0, 1.4), (0, 0.6), (1, 1.5), (1, 0.5), (2, 1.5),
+                                       (2, 0.5), (3, 0.2), (3, -0.15)])
+def test_color_jitter_ops_match_albumentations_on_real_images(op, factor):
+    # Catches contrast around 0 instead of the mean luma, saturation towards the channel
+    # mean instead of the luma, and a hue shift in other units (degrees, half circle):
+    # each op against the CPU op's own function at the same factor.
+    from albumentations.augmentations.pixel import functional as PF
+
+    from ssvision.models.data_preprocessors.batch_augment import BatchColorAugment
+    imgs = _photos()
+    factors = [1.0, 1.0, 1.0, 0.0]
+    factors[op] = factor
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float()
+    got = BatchColorAugment()(x, draws=_color_draws(len(imgs), factors=tuple(factors)))
+    fn = (PF.adjust_brightness_torchvision, PF.adjust_contrast_torchvision,
+          PF.adjust_saturation_torchvision, PF.adjust_hue_torchvision)[op]
+    want = np.stack([fn(img, factor) for img in imgs]).astype(np.float32)
+    diff = np.abs(got.permute(0, 2, 3, 1).numpy() - want).mean()
+    # hue: the CPU shifts OpenCV's 2-degree uint8 hue, here hue is continuous
+    assert diff <= (1.5 if op == 3 else 0.6), diff
+    assert np.abs(want - imgs).mean() > 2.0  # the factor does change the image
+
+
+def test_gray_and_blur_match_albumentations_and_draws_are_per_sample():
+    # Catches a blur of the wrong width or border, gray from the channel mean, and one
+    # draw per batch.
+    import albumentations as A
+
+    from ssvision.models.data_preprocessors.batch_augment import BatchColorAugment
+    imgs = _photos()
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float()
+    aug = BatchColorAugment()
+    for sigma in (0.6, 1.7):
+        got = aug(x, draws=_color_draws(len(imgs), (False, False, True), sigma=sigma))
+        blur = A.GaussianBlur(blur_limit=0, sigma_limit=(sigma, sigma), p=1.0)
+        want = np.stack([blur(image=img)['image'] for img in imgs]).astype(np.float32)
+        assert np.abs(got.permute(0, 2, 3, 1).numpy() - want).mean() <= 0.6, sigma
+    got = aug(x, draws=_color_draws(len(imgs), (False, True, False)))
+    gray = A.ToGray(num_output_channels=3, p=1.0)
+    want = np.stack([gray(image=img)['image'] for img in imgs]).astype(np.float32)
+    assert np.abs(got.permute(0, 2, 3, 1).numpy() - want).mean() <= 0.6
+    d = aug.draw(20000, torch.Generator().manual_seed(0), 'cpu')
+    rates = d['apply'].float().mean(dim=0)
+    assert torch.allclose(rates, torch.tensor([0.8, 0.2, 0.5]), atol=0.015)
+    assert d['factors'][:, 0].min() >= 0.5 and d['factors'][:, 0].max() <= 1.5
+    assert d['factors'][:, 3].abs().max() <= 0.25 and 0.1 <= d['sigma'].min()
+    assert len({tuple(o) for o in d['order'][:200].tolist()}) == 24  # every order occurs

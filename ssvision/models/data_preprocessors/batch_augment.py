@@ -1,8 +1,10 @@
 """Strong views made on the device, a whole batch at a time, each sample its own draw.
 
 The CPU pipeline makes every strong view with a per-sample RandAugment in a DataLoader
-worker; at mu = 7 a fast GPU waits on those workers. :class:`BatchRandAugment` makes the
-same views from the weak ones on the device, inside the data preprocessor
+worker; at mu = 7 a fast GPU waits on those workers. :class:`BatchRandAugment`
+(classification) and :class:`BatchColorAugment` (the photometric strong view of
+segmentation and detection, whose geometry stays with the weak view) make the same views
+from the weak ones on the device, inside the data preprocessor
 (:class:`~.semi_preprocessor.SemiDataPreprocessor`'s ``batch_augments``), after the
 batch has been moved there.
 
@@ -41,7 +43,7 @@ from ssvision.datasets.transforms.augment import (
 )
 from ssvision.registry import MODELS
 
-__all__ = ['BatchRandAugment']
+__all__ = ['BatchColorAugment', 'BatchRandAugment']
 
 _GEOMETRIC = ('Rotate', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY')
 #: ITU-R 601 luma weights (cv2's RGB2GRAY, which the CPU ops use)
@@ -260,3 +262,139 @@ class BatchRandAugment:
         hole = ((ys >= y0.view(-1, 1, 1)) & (ys < (y0 + side).view(-1, 1, 1))
                 & (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + side).view(-1, 1, 1)))
         return torch.where(hole.unsqueeze(1), torch.full_like(img, self.fill), img)
+
+
+def _rgb_to_hsv(img: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB in [0, 1] -> HSV, hue in [0, 1)."""
+    r, g, b = img.unbind(dim=1)
+    top, _ = img.max(dim=1)
+    low, _ = img.min(dim=1)
+    span = top - low
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    hue = torch.where(top == r, (g - b) / safe,
+                      torch.where(top == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    hue = torch.where(span > 0, (hue / 6.0) % 1.0, torch.zeros_like(hue))
+    sat = torch.where(top > 0, span / torch.where(top > 0, top, torch.ones_like(top)),
+                      torch.zeros_like(top))
+    return torch.stack([hue, sat, top], dim=1)
+
+
+def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_rgb_to_hsv`."""
+    h, s, v = hsv.unbind(dim=1)
+    # the standard closed form: channel n = v - v s max(0, min(k, 4 - k, 1)),
+    # k = (n' + 6 h) mod 6 with n' = 5, 3, 1 for R, G, B
+    shift = (torch.tensor([5.0, 3.0, 1.0], device=hsv.device, dtype=hsv.dtype).view(1, 3, 1, 1)
+             + 6.0 * h.unsqueeze(1)) % 6.0
+    weight = torch.clamp(torch.minimum(shift, 4.0 - shift), 0.0, 1.0)
+    return v.unsqueeze(1) - v.unsqueeze(1) * s.unsqueeze(1) * weight
+
+
+def _gaussian_blur(img: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    """Per-sample Gaussian blur: sample ``i`` with ``sigma[i]`` and the kernel radius
+    ``int(3.5 * sigma)`` of the CPU op (``A.GaussianBlur``), separable, reflect-101
+    border; one kernel width for the batch (``max_sigma``'s), zero beyond each radius."""
+    n, c, h, w = img.shape
+    radius = torch.floor(3.5 * sigma).long().clamp_min(1)
+    r = max(1, int(3.5 * max_sigma))
+    x = torch.arange(-r, r + 1, device=img.device, dtype=img.dtype).view(1, -1)
+    kernel = torch.exp(-x ** 2 / (2 * sigma.view(-1, 1) ** 2))
+    kernel = torch.where(x.abs() <= radius.view(-1, 1), kernel, torch.zeros_like(kernel))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    kernel = kernel.repeat_interleave(c, dim=0)  # (n * c, 2r + 1)
+    flat = img.reshape(1, n * c, h, w)
+    flat = F.conv2d(F.pad(flat, (r, r, 0, 0), mode='reflect'), kernel.view(n * c, 1, 1, -1),
+                    groups=n * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, r, r), mode='reflect'), kernel.view(n * c, 1, -1, 1),
+                    groups=n * c)
+    return flat.view(n, c, h, w)
+
+
+@MODELS.register_module()
+class BatchColorAugment:
+    """The photometric strong view of :class:`~ssvision.datasets.transforms.SegStrongAugment`
+    (and the detection configs' ``PhotometricAugment``) on a batch, per sample.
+
+    Each sample draws, as the CPU op does: colour jitter with probability
+    ``color_jitter_prob`` (brightness, contrast and saturation factors
+    ``U(max(0, 1 - v), 1 + v)``, a hue shift ``U(-hue, hue)`` of the full circle, the four
+    in a random order), then grayscale with probability ``grayscale_prob`` (3 channels
+    kept), then a Gaussian blur with probability ``blur_prob`` and ``sigma ~
+    U(blur_sigma)`` (kernel radius ``int(3.5 sigma)``, reflect-101 border). Pixels never
+    move, so masks, boxes and recorded geometry stay valid. Float ``(N, 3, H, W)`` images
+    in 0..255 in and out, rounded to integers after each op as the uint8 CPU pipeline.
+
+    Args: those of ``SegStrongAugment`` (without ``seed``: the generator comes from the
+    data preprocessor).
+    """
+
+    def __init__(self, color_jitter_prob: float = 0.8, grayscale_prob: float = 0.2,
+                 blur_prob: float = 0.5, brightness: float = 0.5, contrast: float = 0.5,
+                 saturation: float = 0.5, hue: float = 0.25,
+                 blur_sigma: Sequence[float] = (0.1, 2.0)) -> None:
+        for name, p in (('color_jitter_prob', color_jitter_prob),
+                        ('grayscale_prob', grayscale_prob), ('blur_prob', blur_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1], got {p}')
+        if min(brightness, contrast, saturation) < 0 or not 0 <= hue <= 0.5:
+            raise ValueError('brightness, contrast, saturation must be >= 0 and hue in '
+                             '[0, 0.5]')
+        blur_sigma = tuple(float(v) for v in blur_sigma)
+        if len(blur_sigma) != 2 or not 0 < blur_sigma[0] <= blur_sigma[1]:
+            raise ValueError(f'blur_sigma must be (low, high), 0 < low <= high, got '
+                             f'{blur_sigma}')
+        self.probs = (float(color_jitter_prob), float(grayscale_prob), float(blur_prob))
+        self.ranges = ((max(0.0, 1 - brightness), 1 + brightness),
+                       (max(0.0, 1 - contrast), 1 + contrast),
+                       (max(0.0, 1 - saturation), 1 + saturation), (-hue, hue))
+        self.blur_sigma = blur_sigma
+
+    def draw(self, n: int, generator: torch.Generator | None, device) -> dict[str, torch.Tensor]:
+        """Per sample: ``apply`` ``(n, 3)`` (jitter, gray, blur), ``factors`` ``(n, 4)``
+        (brightness, contrast, saturation, hue), ``order`` ``(n, 4)`` (a permutation of
+        the four jitter ops), ``sigma`` ``(n,)``."""
+        kw = dict(generator=generator, device=device)
+        apply = torch.rand(n, 3, **kw) < torch.tensor(self.probs, device=device)
+        u = torch.rand(n, 4, **kw)
+        lo = torch.tensor([r[0] for r in self.ranges], device=device)
+        hi = torch.tensor([r[1] for r in self.ranges], device=device)
+        order = torch.rand(n, 4, **kw).argsort(dim=1)
+        low, high = self.blur_sigma
+        sigma = low + (high - low) * torch.rand(n, **kw)
+        return dict(apply=apply, factors=lo + (hi - lo) * u, order=order, sigma=sigma)
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None,
+                 draws: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        if img.dim() != 4 or img.shape[1] != 3:
+            raise ValueError(f'BatchColorAugment needs (N, 3, H, W) images, got '
+                             f'{tuple(img.shape)}')
+        n = img.shape[0]
+        d = draws or self.draw(n, generator, img.device)
+        img = img.float()
+        jitter = d['apply'][:, 0].view(-1, 1, 1, 1)
+        f = d['factors']
+        for slot in range(4):
+            out = img
+            which = d['order'][:, slot]
+            for op in range(4):
+                result = self._jitter_op(op, img, f[:, op].view(-1, 1, 1, 1))
+                out = torch.where((which == op).view(-1, 1, 1, 1), result, out)
+            img = torch.where(jitter, out.round().clamp(0, 255), img)
+        gray = _gray(img).expand_as(img).round()
+        img = torch.where(d['apply'][:, 1].view(-1, 1, 1, 1), gray, img)
+        blurred = _gaussian_blur(img, d['sigma'], self.blur_sigma[1]).round().clamp(0, 255)
+        return torch.where(d['apply'][:, 2].view(-1, 1, 1, 1), blurred, img)
+
+    @staticmethod
+    def _jitter_op(op: int, img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        if op == 0:  # brightness
+            return (img * factor).clamp(0, 255)
+        if op == 1:  # contrast, around the mean luma
+            mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
+            return (mean + factor * (img - mean)).clamp(0, 255)
+        if op == 2:  # saturation, towards the luma
+            g = _gray(img)
+            return (g + factor * (img - g)).clamp(0, 255)
+        hsv = _rgb_to_hsv(img / 255.0)  # hue: rotate by factor of the full circle
+        hsv = torch.cat([(hsv[:, :1] + factor) % 1.0, hsv[:, 1:]], dim=1)
+        return _hsv_to_rgb(hsv) * 255.0
