@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# CUDA checks and GPU figures in one pass, for a CUDA host with the project's dependencies.
+# Every GPU check and figure in one pass of at most 8 minutes, for a CUDA host with the
+# project's dependencies; writes a handful of files into OUT_DIR.
 #
-#   bash benchmarks/device_checks.sh OUT_DIR [SEG_ITERS] [SEG_PARALLEL] [TIMING_ITERS]
+#   bash benchmarks/device_checks.sh OUT_DIR
 #
-# 1. the GPU-marked tests (AMP train steps, a Runner run with --amp);
-# 2. step cost SSL / supervised on CUDA, fp32 and AMP (TinyCNN and WRN-28-2);
-# 3. the segmentation benchmark (benchmarks/seg_scenes.py) on balanced and long-tailed
-#    scenes (long-tailed at 1/16 only), SEG_PARALLEL runs at a time, then each method timed alone.
+# 1. the GPU-marked tests (AMP train steps of every method, strong views on the GPU equal
+#    the CPU tensor ops, a Runner run with --amp)                    -> gpu_tests.log
+# 2. end-to-end throughput, data pipeline included (benchmarks/throughput.py), strong
+#    views made by the DataLoader workers vs on the GPU, in one file per workload:
+#    FixMatch WRN-28-2 on 32x32 RGB digits (USB's input) B = 64, mu = 7: fp32, AMP bf16,
+#    AMP bf16 + channels_last
+#    DSSN DeepLabV3+ r18 512x512, B = 8 + 8: AMP bf16                -> tp_*.json
+# 3. step cost SSL / supervised, WRN-28-2, fp32 and AMP              -> step_*.json
 # Each part has its own time limit so that a slow part cannot starve the others; every
 # result lands in OUT_DIR as soon as it exists.
 set -uo pipefail
-out=${1:?usage: device_checks.sh OUT_DIR [SEG_ITERS] [SEG_PARALLEL]}
-iters=${2:-2000}
-parallel=${3:-9}
-timing=${4:-100}
+out=${1:?usage: device_checks.sh OUT_DIR}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
@@ -22,23 +24,30 @@ cd "$(dirname "$0")/.."
   python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   nproc; date -u +%Y-%m-%d; } > "$out/machine.txt" 2>&1
 
-timeout 150 python -m pytest -m gpu tests/test_gpu -q -p no:cacheprovider \
+timeout 120 python -m pytest -m gpu tests/test_gpu -q -p no:cacheprovider \
   > "$out/gpu_tests.log" 2>&1
 echo "gpu tests exit $?" >> "$out/gpu_tests.log"
 
-for net in TinyCNN WideResNet; do
-  for amp in "" "--amp"; do
-    b=32; [ "$net" = WideResNet ] && b=64
-    timeout 90 python benchmarks/step_cost.py --device cuda --net "$net" --b "$b" --mu 7 \
-      --steps 30 $amp --out "$out/step_${net}${amp:+_amp}.json" >/dev/null 2>>"$out/step.err"
-  done
-done
+wrn=configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py
+common=(--b 64 --mu 7 --workers 8 --steps 20 --rounds 2 --pipeline-items 1000 --usb-images)
+timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" \
+  --out "$out/tp_wrn_fp32.json" > /dev/null 2>> "$out/tp.err"
+timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" --amp bf16 \
+  --skip-pipeline --out "$out/tp_wrn_bf16.json" > /dev/null 2>> "$out/tp.err"
+timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" --amp bf16 \
+  --channels-last --skip-pipeline --out "$out/tp_wrn_bf16_cl.json" > /dev/null 2>> "$out/tp.err"
+seg=(--cfg-options "train_dataloader.dataset.labeled.pipeline.0.crop_size=(512,512)"
+     "train_dataloader.dataset.unlabeled.pipeline.0.crop_size=(512,512)"
+     "train_dataloader.dataset.labeled.pipeline.0.scale_range=(4.0,5.0)"
+     "train_dataloader.dataset.unlabeled.pipeline.0.scale_range=(4.0,5.0)")
+timeout 120 python benchmarks/throughput.py \
+  --config configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py \
+  --device-config configs/dssn/dssn-devaug_deeplabv3plus-r18_2k_scenes-1-16.py \
+  --b 8 --mu 1 --workers 8 --steps 10 --rounds 2 --pipeline-items 100 --amp bf16 \
+  "${seg[@]}" --out "$out/tp_dssn512_bf16.json" > /dev/null 2>> "$out/tp.err"
 
-timeout 400 python benchmarks/seg_scenes.py --scenes balanced lt10:1-16 --fractions 1-16 1-8 \
-  --iters "$iters" --parallel "$parallel" --workers 1 --timing-iters "$timing" \
-  --out-dir work_dirs/device_seg > "$out/seg_table.md" 2>&1
-echo "seg benchmark exit $?" >> "$out/seg_table.md"
-cp work_dirs/device_seg/results.jsonl "$out/seg_results.jsonl" 2>/dev/null
-tar czf "$out/seg_logs.tgz" work_dirs/device_seg/*.log \
-  work_dirs/device_seg/*/*/vis_data/scalars.json 2>/dev/null
+for amp in "" "--amp"; do
+  timeout 45 python benchmarks/step_cost.py --device cuda --net WideResNet --b 64 --mu 7 \
+    --steps 20 $amp --out "$out/step_wrn${amp:+_amp}.json" > /dev/null 2>> "$out/step.err"
+done
 exit 0

@@ -2,7 +2,8 @@
 the DataLoader workers (CPU RandAugment) vs on the device (``BatchRandAugment``).
 
     python benchmarks/throughput.py [--config CONFIG] [--steps 30] [--rounds 3]
-        [--workers 2] [--device cpu|cuda] [--amp] [--channels-last] [--b 16] [--mu 7]
+        [--workers 2] [--device cpu|cuda] [--amp {fp16,bf16}] [--channels-last] [--compile]
+        [--b 16] [--mu 7]
         [--pipeline-items 2000] [--out result.json]
         [--usb-python USB_VENV/bin/python --usb-dataset fmnist]   # USB's pipeline beside
 
@@ -68,10 +69,14 @@ def device_variant(cfg):
 
 
 def as_usb_images(cfg):
-    """The config with 28x28 gray items padded to 32x32 RGB first, as USB feeds them."""
+    """The config with 28x28 gray items padded to 32x32 RGB first, as USB feeds them (and
+    a 3-channel network)."""
     cfg = copy.deepcopy(cfg)
-    unl = cfg.train_dataloader.dataset.unlabeled
-    unl.pipeline = [dict(type='_Pad32RGB')] + list(unl.pipeline)
+    for part in ('labeled', 'unlabeled'):
+        data = cfg.train_dataloader.dataset[part]
+        data.pipeline = [dict(type='_Pad32RGB')] + list(data.pipeline)
+    if 'in_channels' in cfg.model.model:
+        cfg.model.model.in_channels = 3
     return cfg
 
 
@@ -143,10 +148,35 @@ def augment_rate(cfg, n: int, device: str, rounds: int = 5) -> float:
     return n / statistics.median(times[1:])
 
 
+def pipeline_part(args, variants: dict, result: dict, n_unlabeled: int) -> None:
+    """Part 1 into ``result``: items / s per worker of each variant (and USB's)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rates = {name: [] for name in list(variants) + (['usb'] if args.usb_python else [])}
+    for _ in range(args.rounds):
+        for name, c in variants.items():
+            rates[name].append(pipeline_rate(c, args.pipeline_items))
+        if args.usb_python:
+            rates['usb'].append(usb_rate(args.usb_python, args.usb_dataset, args.pipeline_items))
+    for name in rates:
+        result[f'{name}_items_per_s_per_worker'] = statistics.median(rates[name])
+    result['pipeline_speedup'] = (result['device_augment_items_per_s_per_worker']
+                                  / result['cpu_augment_items_per_s_per_worker'])
+    if args.usb_python:
+        for name in variants:
+            result[f'{name}_vs_usb'] = (result[f'{name}_items_per_s_per_worker']
+                                        / result['usb_items_per_s_per_worker'])
+    torch.set_num_threads(threads)
+    result['device_augment_images_per_s'] = augment_rate(variants['device_augment'],
+                                                         n_unlabeled, args.device)
+    print(json.dumps(result, indent=2), flush=True)
+
+
 class Trainer:
     """A config's DataLoader, model and optimizer, stepped by hand and timed."""
 
-    def __init__(self, cfg, device: str, amp: bool, channels_last: bool, workers: int):
+    def __init__(self, cfg, device: str, amp: str | None, channels_last: bool, workers: int,
+                 compile_net: bool = False):
         from mmengine.optim import AmpOptimWrapper, OptimWrapper
         from mmengine.runner import Runner
 
@@ -163,7 +193,11 @@ class Trainer:
         self.model.train()
         optim = torch.optim.SGD(self.model.student.parameters(), lr=0.03, momentum=0.9,
                                 nesterov=True)
-        self.optim = AmpOptimWrapper(optimizer=optim) if amp else OptimWrapper(optimizer=optim)
+        if compile_net:  # the networks' forward; the recipe around them stays eager
+            self.model.student.forward = torch.compile(self.model.student.forward)
+            self.model.teacher.forward = torch.compile(self.model.teacher.forward)
+        self.optim = (AmpOptimWrapper(optimizer=optim, dtype='bfloat16' if amp == 'bf16'
+                                      else 'float16') if amp else OptimWrapper(optimizer=optim))
         self.ema_update, self.device = ema_update, device
         self.it = iter(self.loader)
         self.images = cfg.train_dataloader.batch_size
@@ -192,17 +226,26 @@ class Trainer:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', default=DEFAULT_CONFIG)
+    p.add_argument('--device-config', help='the device variant as its own config (e.g. '
+                   'configs/dssn/dssn-devaug_...); default: derived from --config')
+    p.add_argument('--cfg-options', nargs='*', default=[],
+                   help='KEY=VALUE overrides applied to both variants')
     p.add_argument('--steps', type=int, default=30)
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--amp', action='store_true')
+    p.add_argument('--amp', nargs='?', const='fp16', choices=['fp16', 'bf16'],
+                   help='automatic mixed precision (CUDA): fp16 (default) or bf16')
     p.add_argument('--channels-last', action='store_true')
+    p.add_argument('--compile', action='store_true', help='torch.compile the networks')
     p.add_argument('--b', type=int, default=None, help='labeled batch (default: config)')
     p.add_argument('--mu', type=int, default=None, help='unlabeled ratio (default: config)')
     p.add_argument('--threads', type=int, default=None, help='torch threads of the main process')
     p.add_argument('--pipeline-items', type=int, default=2000)
     p.add_argument('--skip-steps', action='store_true', help='part 1 only')
+    p.add_argument('--skip-pipeline', action='store_true', help='part 2 only')
+    p.add_argument('--usb-images', action='store_true',
+                   help='28x28 gray digits padded to 32x32 RGB, as USB feeds them (both parts)')
     p.add_argument('--usb-python', help="python of a venv with semilearn==0.3.2: time USB's "
                    'pipeline beside ours')
     p.add_argument('--usb-dataset', default='fmnist', choices=['fmnist', 'mnist5k'])
@@ -217,51 +260,47 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
+    dev_cfg = load_config(args.device_config) if args.device_config else None
+    if args.cfg_options:
+        from mmengine.config import DictAction
+        parsed = {}
+        for item in args.cfg_options:
+            key, value = item.split('=', 1)
+            parsed[key] = DictAction._parse_iterable(value)
+        for c in (cfg, dev_cfg):
+            if c is not None:
+                c.merge_from_dict(parsed)
     if args.b or args.mu:
         b = args.b or cfg.train_dataloader.sampler.labeled_batch_size
         mu = args.mu or cfg.train_dataloader.sampler.unlabeled_ratio
         cfg.train_dataloader.sampler.labeled_batch_size = b
         cfg.train_dataloader.sampler.unlabeled_ratio = mu
         cfg.train_dataloader.batch_size = b * (1 + mu)
+        if dev_cfg is not None:
+            dev_cfg.train_dataloader.sampler.labeled_batch_size = b
+            dev_cfg.train_dataloader.sampler.unlabeled_ratio = mu
+            dev_cfg.train_dataloader.batch_size = b * (1 + mu)
     b = cfg.train_dataloader.sampler.labeled_batch_size
     mu = cfg.train_dataloader.sampler.unlabeled_ratio
-    variants = {'cpu_augment': cfg, 'device_augment': device_variant(cfg)}
-    result = dict(config=args.config, device=args.device, amp=args.amp,
-                  channels_last=args.channels_last, B=b, mu=mu, workers=args.workers,
-                  steps=args.steps, rounds=args.rounds, threads=torch.get_num_threads(),
-                  date=time.strftime('%Y-%m-%d'))
-
-    # 1. pipeline: one worker's items per second, one thread, alternating by round
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    piped = variants
-    if args.usb_python:
+    variants = {'cpu_augment': cfg, 'device_augment': dev_cfg or device_variant(cfg)}
+    if args.usb_images or args.usb_python:
         _register_pad()
-        piped = {name: as_usb_images(c) for name, c in variants.items()}
-    rates = {name: [] for name in list(piped) + (['usb'] if args.usb_python else [])}
-    for _ in range(args.rounds):
-        for name, c in piped.items():
-            rates[name].append(pipeline_rate(c, args.pipeline_items))
-        if args.usb_python:
-            rates['usb'].append(usb_rate(args.usb_python, args.usb_dataset, args.pipeline_items))
-    for name in rates:
-        result[f'{name}_items_per_s_per_worker'] = statistics.median(rates[name])
-    result['pipeline_speedup'] = (result['device_augment_items_per_s_per_worker']
-                                  / result['cpu_augment_items_per_s_per_worker'])
-    if args.usb_python:
-        result['pipeline_images'] = '32x32 RGB (padded, as USB)'
-        for name in piped:
-            result[f'{name}_vs_usb'] = (result[f'{name}_items_per_s_per_worker']
-                                        / result['usb_items_per_s_per_worker'])
-    torch.set_num_threads(threads)
-    result['device_augment_images_per_s'] = augment_rate(variants['device_augment'], mu * b,
-                                                         args.device)
-    print(json.dumps(result, indent=2), flush=True)
+        variants = {name: as_usb_images(c) for name, c in variants.items()}
+    result = dict(config=args.config, device=args.device, amp=args.amp,
+                  channels_last=args.channels_last, compile=args.compile, B=b, mu=mu,
+                  workers=args.workers, steps=args.steps, rounds=args.rounds,
+                  threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d'))
+
+    if args.usb_images or args.usb_python:
+        result['images'] = '32x32 RGB (28x28 digits padded, as USB)'
+    # 1. pipeline: one worker's items per second, one thread, alternating by round
+    if not args.skip_pipeline:
+        pipeline_part(args, variants, result, mu * b)
 
     # 2. training steps, the two variants alternating by round
     if not args.skip_steps:
-        trainers = {name: Trainer(c, args.device, args.amp, args.channels_last, args.workers)
-                    for name, c in variants.items()}
+        trainers = {name: Trainer(c, args.device, args.amp, args.channels_last, args.workers,
+                                  args.compile) for name, c in variants.items()}
         if args.device == 'cuda':
             torch.cuda.reset_peak_memory_stats()
         for t in trainers.values():
