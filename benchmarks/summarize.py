@@ -77,14 +77,17 @@ def _latest(rows: list[dict], key) -> dict:
 
 
 def look_ahead_table(rows: list[dict]) -> str:
-    rows = _latest(rows, lambda r: (r['imbalance'], r['method'], r['iters'], r['seed']))
-    out = ['| pool | method | iterations | teacher top-1 | mean recall | recall 7 / 8 / 9 (mean) |'
-           ' seeds |', '|---|---|---|---|---|---|---|']
-    for imb, method, iters in sorted({k[:3] for k in rows}):
-        got = [r for k, r in rows.items() if k[:3] == (imb, method, iters)]
+    """Mean +- std over seeds per (dataset, pool, method, iterations); the method-family
+    tables use it too."""
+    rows = _latest(rows, lambda r: (r.get('dataset', 'mnist5k'), r['imbalance'], r['method'],
+                                    r['iters'], r['seed']))
+    out = ['| dataset | pool | method | iterations | teacher top-1 | mean recall | '
+           'recall of the 3 rarest (mean) | seeds |', '|---|---|---|---|---|---|---|---|']
+    for ds, imb, method, iters in sorted({k[:4] for k in rows}):
+        got = [r for k, r in rows.items() if k[:4] == (ds, imb, method, iters)]
         tail = [statistics.fmean(r['tail_recall'].values()) for r in got]
         pool = 'balanced' if imb == 1 else f'long-tailed {imb}:1'
-        out.append(f"| {pool} | {method} | {iters} | "
+        out.append(f"| {ds} | {pool} | {method} | {iters} | "
                    f"{mean_std([r['teacher_top1'] for r in got])} | "
                    f"{mean_std([r['teacher_mean_recall'] for r in got])} | {mean_std(tail)} | "
                    f"{sorted(r['seed'] for r in got)} |")
@@ -141,6 +144,8 @@ def main(argv=None) -> None:
     p.add_argument('--look-ahead', default='work_dirs/bench_look_ahead')
     p.add_argument('--seg-binary', default='work_dirs/bench_seg_binary2')
     p.add_argument('--wrn-usb', default='work_dirs/bench_wrn_usb')
+    p.add_argument('--family', nargs='*', default=[],
+                   help='method-family result folders (benchmarks/long_tail.py --out-dir)')
     args = p.parse_args(argv)
     print(label_efficiency_table(_read(args.label_eff)))
     print()
@@ -150,6 +155,9 @@ def main(argv=None) -> None:
         rows = _read(path)
         if rows:
             print(f'\n{title}:\n' + table(rows))
+    family = [r for d in args.family for r in _read(d)]
+    if family:
+        print('\nmethod family:\n' + look_ahead_table(family))
     if _read(args.wrn_usb):
         print('\nWRN-28-2 beside USB:\n' + wrn_usb_table(args.wrn_usb))
 
