@@ -323,3 +323,39 @@ def test_recipe_shows_the_selector_the_labeled_targets():
     _losses(model, batch)
     expected = torch.bincount(batch['data_samples']['sup']['gt_label'], minlength=10)
     assert torch.equal(model.selector.labeled_counts, expected.double())
+
+
+@pytest.mark.parametrize('cls', [FixMatch, DSSN])
+def test_rest_loss_pulls_only_the_unselected_samples_by_hand(cls):
+    # ``rest_weight``: Mean Teacher's squared error on the samples the selector leaves
+    # out, weighted by 1 - w. The teacher differs from the student and BN is in training
+    # mode. Catches weighting by w instead of 1 - w (it would be 0 with nothing selected),
+    # a term left on with every sample selected, and a term on one strong view only.
+    batch = _batch()
+    for threshold, expect_zero in ((0.0, True), (1.01, False)):
+        torch.manual_seed(0)
+        model = cls(NET, selector=dict(type='FixedThresholdSelector', threshold=threshold),
+                    semi_train_cfg=dict(rest_weight=2.0),
+                    **({'aux_heads': []} if cls is DSSN else {}))
+        _perturb_teacher(model)
+        model.train()
+        losses = _losses(model, batch)
+        rest = losses['unsup_rest_loss']
+        assert math.isfinite(rest.item())
+        if expect_zero:
+            assert rest.item() == 0.0
+            continue
+        assert rest.item() > 0
+        # by hand: the same teacher probabilities, the student's strong views
+        data = model.data_preprocessor(batch, True)
+        inputs = data['inputs']
+        p = model.teacher_predict(inputs['unsup_teacher'], 0)
+        views = list(model.student_views)
+        n_sup = len(inputs['sup'])
+        logits = model.student(torch.cat([inputs['sup']] + [inputs[v] for v in views]))
+        parts = logits[n_sup:].split(len(p))
+        want = sum(((q.softmax(dim=1) - p) ** 2).sum(dim=1).mean() for q in parts) / len(views)
+        torch.testing.assert_close(rest, 2.0 * want, rtol=1e-4, atol=1e-6)
+    # off by default: no key
+    assert 'unsup_rest_loss' not in _losses(cls(NET, **({'aux_heads': []} if cls is DSSN
+                                                       else {})), batch)
