@@ -4,9 +4,9 @@ All transforms are plain ``dict -> dict`` callables that read and write ``result
 (``np.ndarray`` uint8 ``(H, W, C)``, C = 1 or 3; a gray image keeps its channel axis).
 
 Randomness lives in one place, :meth:`RandomTransformMixin.get_rng`: when
-``results['sample_seed']`` is present, the generator is
-``np.random.default_rng([sample_seed, salt])`` with a fixed per-class ``salt``, so a sample's
-augmentation depends only on its seed (any process, any worker). Without a sample seed the
+``results['sample_seed']`` is present, the generator is a counter-based Philox keyed by
+``(sample_seed, salt)`` with a fixed per-class ``salt``, so a sample's augmentation depends
+only on its seed (any process, any worker). Without a sample seed the
 transform's own generator is used, seeded by its optional ``seed`` argument (re-created in
 each dataloader worker so that workers do not repeat each other).
 """
@@ -96,17 +96,33 @@ class RandomTransformMixin:
     def get_rng(self, results: dict) -> np.random.Generator:
         """Returns the generator for one call.
 
+        With a ``sample_seed``: a Philox generator keyed by ``(sample_seed, salt)``, its
+        counter at 0. Philox is counter-based, so distinct keys give independent streams
+        without seeding work: the transform keeps one generator and re-keys it per call
+        (about 4 µs, against about 20 µs for ``np.random.default_rng([seed, salt])``,
+        whose seed hashing was a sixth of a weak view's cost). The generator is valid
+        until the transform's next call.
+
         Args:
             results (dict): The results dict; its ``sample_seed`` is used when present.
 
         Returns:
-            np.random.Generator: A fresh generator from ``(sample_seed, salt)``, or the
+            np.random.Generator: The generator of ``(sample_seed, salt)``, or the
             transform's internal generator when there is no ``sample_seed``.
         """
         seed = results.get('sample_seed')
         if seed is None:
             return self._internal_rng()
-        return np.random.default_rng([int(seed) % _U64, self._salt])
+        gen = self.__dict__.get('_keyed')
+        if gen is None:
+            gen = self._keyed = np.random.Generator(np.random.Philox(key=0))
+        gen.bit_generator.state = {
+            'bit_generator': 'Philox',
+            'state': {'counter': np.zeros(4, dtype=np.uint64),
+                      'key': np.array([int(seed) % _U64, self._salt], dtype=np.uint64)},
+            'buffer': np.zeros(4, dtype=np.uint64), 'buffer_pos': 4, 'has_uint32': 0,
+            'uinteger': 0}
+        return gen
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
