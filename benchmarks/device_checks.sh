@@ -3,6 +3,7 @@
 # project's dependencies; writes a handful of files into OUT_DIR.
 #
 #   bash benchmarks/device_checks.sh OUT_DIR
+#   DEVICE=cpu bash benchmarks/device_checks.sh OUT_DIR   # a small dry run of every part
 #
 # 1. the GPU-marked tests (AMP train steps of every method, strong views on the GPU equal
 #    the CPU tensor ops, a Runner run with --amp)                    -> gpu_tests.log
@@ -16,25 +17,35 @@
 # result lands in OUT_DIR as soon as it exists.
 set -uo pipefail
 out=${1:?usage: device_checks.sh OUT_DIR}
+device=${DEVICE:-cuda}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
+if [ "$device" = cpu ]; then  # the same commands, small, without AMP or the GPU tests
+  size=(--b 4 --mu 2 --workers 1 --steps 2 --rounds 1 --pipeline-items 100)
+  seg_size=(--b 1 --mu 1 --workers 1 --steps 1 --rounds 1 --pipeline-items 10)
+  bf16=() gpu_tests=(--collect-only)
+else
+  size=(--b 64 --mu 7 --workers 8 --steps 20 --rounds 2 --pipeline-items 1000)
+  seg_size=(--b 8 --mu 1 --workers 8 --steps 10 --rounds 2 --pipeline-items 100)
+  bf16=(--amp bf16) gpu_tests=()
+fi
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
   nproc; date -u +%Y-%m-%d; } > "$out/machine.txt" 2>&1
 
-timeout 120 python -m pytest -m gpu tests/test_gpu -q -p no:cacheprovider \
+timeout 120 python -m pytest -m gpu tests/test_gpu -q -p no:cacheprovider "${gpu_tests[@]}" \
   > "$out/gpu_tests.log" 2>&1
 echo "gpu tests exit $?" >> "$out/gpu_tests.log"
 
 wrn=configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py
-common=(--b 64 --mu 7 --workers 8 --steps 20 --rounds 2 --pipeline-items 1000 --usb-images)
+common=(--device "$device" "${size[@]}" --usb-images)
 timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" \
   --out "$out/tp_wrn_fp32.json" > /dev/null 2>> "$out/tp.err"
-timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" --amp bf16 \
+timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" "${bf16[@]}" \
   --skip-pipeline --out "$out/tp_wrn_bf16.json" > /dev/null 2>> "$out/tp.err"
-timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" --amp bf16 \
+timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" "${bf16[@]}" \
   --channels-last --skip-pipeline --out "$out/tp_wrn_bf16_cl.json" > /dev/null 2>> "$out/tp.err"
 seg=(--cfg-options "train_dataloader.dataset.labeled.pipeline.0.crop_size=(512,512)"
      "train_dataloader.dataset.unlabeled.pipeline.0.crop_size=(512,512)"
@@ -43,11 +54,12 @@ seg=(--cfg-options "train_dataloader.dataset.labeled.pipeline.0.crop_size=(512,5
 timeout 120 python benchmarks/throughput.py \
   --config configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py \
   --device-config configs/dssn/dssn-devaug_deeplabv3plus-r18_2k_scenes-1-16.py \
-  --b 8 --mu 1 --workers 8 --steps 10 --rounds 2 --pipeline-items 100 --amp bf16 \
+  --device "$device" "${seg_size[@]}" "${bf16[@]}" \
   "${seg[@]}" --out "$out/tp_dssn512_bf16.json" > /dev/null 2>> "$out/tp.err"
 
-for amp in "" "--amp"; do
-  timeout 45 python benchmarks/step_cost.py --device cuda --net WideResNet --b 64 --mu 7 \
+amps=("" "--amp"); [ "$device" = cpu ] && amps=("")
+for amp in "${amps[@]}"; do
+  timeout 45 python benchmarks/step_cost.py --device "$device" --net WideResNet --b 64 --mu 7 \
     --steps 20 $amp --out "$out/step_wrn${amp:+_amp}.json" > /dev/null 2>> "$out/step.err"
 done
 exit 0
