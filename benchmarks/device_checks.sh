@@ -24,11 +24,11 @@ cd "$(dirname "$0")/.."
 if [ "$device" = cpu ]; then  # the same commands, small, without AMP or the GPU tests
   size=(--b 4 --mu 2 --workers 1 --steps 2 --rounds 1 --pipeline-items 100)
   seg_size=(--b 1 --mu 1 --workers 1 --steps 1 --rounds 1 --pipeline-items 10)
-  bf16=() gpu_tests=(--collect-only)
+  bf16=() gpu_tests=(--collect-only) step=(--b 4 --mu 2 --steps 2)
 else
   size=(--b 64 --mu 7 --workers 8 --steps 20 --rounds 2 --pipeline-items 1000)
   seg_size=(--b 8 --mu 1 --workers 8 --steps 10 --rounds 2 --pipeline-items 100)
-  bf16=(--amp bf16) gpu_tests=()
+  bf16=(--amp bf16) gpu_tests=() step=(--b 64 --mu 7 --steps 20)
 fi
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -59,7 +59,7 @@ timeout 120 python benchmarks/throughput.py \
 
 amps=("" "--amp"); [ "$device" = cpu ] && amps=("")
 for amp in "${amps[@]}"; do
-  timeout 45 python benchmarks/step_cost.py --device "$device" --net WideResNet --b 64 --mu 7 \
-    --steps 20 $amp --out "$out/step_wrn${amp:+_amp}.json" > /dev/null 2>> "$out/step.err"
+  timeout 45 python benchmarks/step_cost.py --device "$device" --net WideResNet "${step[@]}" \
+    $amp --out "$out/step_wrn${amp:+_amp}.json" > /dev/null 2>> "$out/step.err"
 done
 exit 0
