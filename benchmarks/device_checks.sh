@@ -24,11 +24,11 @@ cd "$(dirname "$0")/.."
 if [ "$device" = cpu ]; then  # the same commands, small, without AMP or the GPU tests
   size=(--b 4 --mu 2 --workers 1 --steps 2 --rounds 1 --pipeline-items 100)
   seg_size=(--b 1 --mu 1 --workers 1 --steps 1 --rounds 1 --pipeline-items 10)
-  bf16=() gpu_tests=(--collect-only) step=(--b 4 --mu 2 --steps 2)
+  bf16=() gpu_tests=(--collect-only) step=(--b 4 --mu 2 --steps 2) crop=128 scale=1.0,1.2
 else
   size=(--b 64 --mu 7 --workers 8 --steps 20 --rounds 2 --pipeline-items 1000)
   seg_size=(--b 8 --mu 1 --workers 8 --steps 10 --rounds 2 --pipeline-items 100)
-  bf16=(--amp bf16) gpu_tests=() step=(--b 64 --mu 7 --steps 20)
+  bf16=(--amp bf16) gpu_tests=() step=(--b 64 --mu 7 --steps 20) crop=512 scale=4.0,5.0
 fi
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -47,15 +47,15 @@ timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" "${bf16[
   --skip-pipeline --out "$out/tp_wrn_bf16.json" > /dev/null 2>> "$out/tp.err"
 timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" "${bf16[@]}" \
   --channels-last --skip-pipeline --out "$out/tp_wrn_bf16_cl.json" > /dev/null 2>> "$out/tp.err"
-seg=(--cfg-options "train_dataloader.dataset.labeled.pipeline.0.crop_size=(512,512)"
-     "train_dataloader.dataset.unlabeled.pipeline.0.crop_size=(512,512)"
-     "train_dataloader.dataset.labeled.pipeline.0.scale_range=(4.0,5.0)"
-     "train_dataloader.dataset.unlabeled.pipeline.0.scale_range=(4.0,5.0)")
+seg=(--cfg-options "train_dataloader.dataset.labeled.pipeline.0.crop_size=($crop,$crop)"
+     "train_dataloader.dataset.unlabeled.pipeline.0.crop_size=($crop,$crop)"
+     "train_dataloader.dataset.labeled.pipeline.0.scale_range=($scale)"
+     "train_dataloader.dataset.unlabeled.pipeline.0.scale_range=($scale)")
 timeout 120 python benchmarks/throughput.py \
   --config configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py \
   --device-config configs/dssn/dssn-devaug_deeplabv3plus-r18_2k_scenes-1-16.py \
   --device "$device" "${seg_size[@]}" "${bf16[@]}" \
-  "${seg[@]}" --out "$out/tp_dssn512_bf16.json" > /dev/null 2>> "$out/tp.err"
+  "${seg[@]}" --out "$out/tp_dssn${crop}_bf16.json" > /dev/null 2>> "$out/tp.err"
 
 amps=("" "--amp"); [ "$device" = cpu ] && amps=("")
 for amp in "${amps[@]}"; do
