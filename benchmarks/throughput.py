@@ -16,7 +16,8 @@ MNIST-5k, ``configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py``):
    the device augment's own images/s on a ``mu * B`` batch. Median of ``--rounds``.
 2. **Training steps**: the config's DataLoader (``--workers`` workers, pinned memory on
    CUDA) and model, ``--steps`` steps per round after 5 warm-up steps, the two variants
-   alternating by round so machine noise hits both. Per step: the wait for the next batch
+   alternating by round so machine noise hits both; each round first drains, untimed,
+   the batches the workers made while the other variant ran. Per step: the wait for the next batch
    (``data_s``) and ``train_step`` + EMA update (``step_s``); reported as medians,
    images/s (labeled + unlabeled images per second of wall time), the share of wall time
    spent waiting on data, and peak memory (CUDA: ``max_memory_allocated``; CPU: the
@@ -201,12 +202,26 @@ class Trainer:
         self.ema_update, self.device = ema_update, device
         self.it = iter(self.loader)
         self.images = cfg.train_dataloader.batch_size
+        # batches the workers hold ready when a round starts (made while the other
+        # variant was timed): drained untimed first, so every timed step waits for its
+        # own batch as in a steady run
+        self.prefetched = workers * 2 if workers > 0 else 0
+        self.step_count = 0
 
     def _sync(self):
         if self.device == 'cuda':
             torch.cuda.synchronize()
 
+    def _train(self, batch) -> None:
+        from mmengine.logging import MessageHub
+        MessageHub.get_current_instance().update_info('iter', self.step_count)
+        self.model.train_step(batch, self.optim)
+        self.step_count += 1
+
     def run(self, steps: int) -> tuple[list[float], list[float], float]:
+        for _ in range(self.prefetched):
+            self._train(next(self.it))
+            self.ema_update(self.model.teacher, self.model.student, 0.999)
         data_s, step_s = [], []
         self._sync()
         start = time.perf_counter()
@@ -214,7 +229,7 @@ class Trainer:
             t0 = time.perf_counter()
             batch = next(self.it)
             t1 = time.perf_counter()
-            self.model.train_step(batch, self.optim)
+            self._train(batch)
             self.ema_update(self.model.teacher, self.model.student, 0.999)
             self._sync()
             t2 = time.perf_counter()
@@ -326,6 +341,7 @@ def main(argv=None) -> dict:
                 data_wait_s_median=statistics.median(r['data']),
                 data_wait_share=sum(r['data']) / r['wall'],
                 images_per_s=images * r['n'] / r['wall'],
+                # CPU: the process's peak resident memory, shared by both variants
                 peak_memory_mb=(peak[name] if name in peak else
                                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20)
         result['images_per_s_speedup'] = (result['device_augment']['images_per_s']

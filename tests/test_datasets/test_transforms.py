@@ -127,7 +127,6 @@ def test_weak_is_a_translation(rgb_img):
                    for dy in range(9) for dx in range(9))
 
 
-
 def test_weak_draws_every_offset_and_flips_half_the_time(rgb_img):
     # The law of the weak view: both flips, every one of the 9 x 9 crop offsets (uniform),
     # reflect padding as numpy's 'reflect'. Catches an offset range one short (never the
@@ -146,6 +145,7 @@ def test_weak_draws_every_offset_and_flips_half_the_time(rgb_img):
         seen[hits[0]] += 1
     assert (seen.sum(axis=0) > 0).all()  # every offset
     assert 0.45 < seen[1].sum() / seen.sum() < 0.55
+
 
 def test_cutout_fills_block(gray_img, rgb_img):
     for img in (gray_img, rgb_img):

@@ -84,6 +84,7 @@ def test_source_free_detector_with_wscol_and_ignore_regions_under_amp():
             p.add_(1e-3 * torch.randn_like(p))
         model.student.load_state_dict(model.teacher.state_dict())
     model._random_start = None
+    model.policy.selector = TopHalfBoxSelector()
     model.train()
     g = torch.Generator().manual_seed(0)
     imgs = [torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
@@ -98,4 +99,50 @@ def test_source_free_detector_with_wscol_and_ignore_regions_under_amp():
         log = model.train_step(batch, wrapper)
         for key in ('loss', 'unsup_loss_cls', 'aux_wscol_loss'):
             assert math.isfinite(_f(log[key])), key
+        assert _f(log['pb_ignore_per_img']) > 0  # ignore regions were built and used
     assert all(torch.isfinite(p).all() for p in model.student.parameters())
+
+
+class TopHalfBoxSelector:
+    """Keeps each image's higher-scoring half of the detections, so the other half are
+    ignore regions (with ``ignore_score=0``)."""
+
+    def __call__(self, dets):
+        keep = []
+        for d in dets:
+            k = torch.zeros(len(d), dtype=torch.bool, device=d.scores.device)
+            k[torch.argsort(d.scores, descending=True)[:len(d) // 2]] = True
+            keep.append(k)
+        return keep
+
+    def extra_log(self):
+        return {}
+
+
+def test_fused_ema_on_cuda_is_bit_for_bit_the_per_tensor_one():
+    # The fused multi-tensor kernels on CUDA keep the per-tensor arithmetic (the CPU test
+    # exercises the fallback path only).
+    import copy
+
+    from ssvision.engine.hooks import ema_update
+    from ssvision.models import WideResNet
+    torch.manual_seed(0)
+    student = WideResNet(num_classes=10, depth=10, widen_factor=1).cuda()
+    teacher = copy.deepcopy(student)
+    with torch.no_grad():
+        for t in teacher.parameters():
+            t.add_(torch.randn_like(t))
+    ref = copy.deepcopy(teacher)
+    with torch.no_grad():
+        own = dict(ref.named_parameters())
+        for name, p in student.named_parameters():
+            own[name].mul_(0.99).add_(p, alpha=1 - 0.99)
+        bufs = dict(ref.named_buffers())
+        for name, b in student.named_buffers():
+            if b.is_floating_point():
+                bufs[name].mul_(0.99).add_(b, alpha=1 - 0.99)
+            else:
+                bufs[name].copy_(b)
+    ema_update(teacher, student, 0.99)
+    for (name, got), want in zip(teacher.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(got, want), name

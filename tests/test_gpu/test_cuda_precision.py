@@ -115,6 +115,7 @@ def test_segmentation_and_detection_under_amp(dtype):
         selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
         semi_train_cfg=dict(source_free=True, reg_uncertainty=None, ignore_score=0.0)).cuda()
     det._random_start = None
+    det.policy.selector = TopHalfBoxSelector()
     det.train()
     imgs = [torch.randint(0, 256, (3, 64, 64), generator=g, dtype=torch.uint8)
             for _ in range(2)]
@@ -126,3 +127,20 @@ def test_segmentation_and_detection_under_amp(dtype):
     for _ in range(2):
         log = det.train_step(batch, wrapper)
         assert math.isfinite(float(log['loss']))
+        assert float(log['pb_ignore_per_img']) > 0  # ignore regions were built and used
+
+
+class TopHalfBoxSelector:
+    """Keeps each image's higher-scoring half of the detections, so the other half are
+    ignore regions (with ``ignore_score=0``)."""
+
+    def __call__(self, dets):
+        keep = []
+        for d in dets:
+            k = torch.zeros(len(d), dtype=torch.bool, device=d.scores.device)
+            k[torch.argsort(d.scores, descending=True)[:len(d) // 2]] = True
+            keep.append(k)
+        return keep
+
+    def extra_log(self):
+        return {}

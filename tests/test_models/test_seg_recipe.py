@@ -126,3 +126,37 @@ def test_health_per_class_pixel_selection_on_a_hand_made_map():
     # keeps none, so it has no figure (a 0 would read as 'all wrong')
     assert log['pl_prec_0'].item() == 1.0 and log['pl_prec_2'].item() == 0.0
     assert 'pl_prec_1' not in log
+
+
+def test_rest_loss_leaves_padding_out_and_follows_cutmix():
+    # rest_weight on a dense map with padding: nothing selected, so every image pixel
+    # counts and no padding pixel does, also after CutMix moved boxes of padding around.
+    # Catches the padding pulled towards the teacher (1 - w is 1 there) and a valid mask
+    # that is not mixed with the views.
+    torch.manual_seed(0)
+    model = FixMatch(model=SEG_NET, task=dict(type='SegmentationTask'),
+                     selector=dict(type='FixedThresholdSelector', threshold=1.01),
+                     semi_train_cfg=dict(rest_weight=1.0, cutmix_prob=1.0))
+    with torch.no_grad():
+        for p in model.teacher.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    model.train()
+    batch = _batch()
+    valid = torch.ones(2, 32, 32, dtype=torch.bool)
+    valid[0, :, 20:] = False  # image 0 is padded on the right
+    batch['data_samples']['unsup_teacher']['valid_mask'] = valid
+    data = model.data_preprocessor(batch, True)
+    torch.manual_seed(1)
+    pseudo = model.pseudo_labels(data['inputs'], data['data_samples'], 0)
+    assert pseudo.valid is not None and pseudo.valid.sum() < 2 * 32 * 32
+    assert not torch.equal(pseudo.valid, valid.float())  # boxes of padding moved
+    # the mixed mask is the unmixed one moved by the same boxes as the labels
+    torch.manual_seed(1)
+    again = model.pseudo_labels(data['inputs'], data['data_samples'], 0)
+    assert torch.equal(pseudo.valid, again.valid)
+    logits = {'unsup_student': model.student(pseudo.inputs['unsup_student'])}
+    got = model.rest_loss(logits, pseudo)
+    per = ((logits['unsup_student'].softmax(dim=1) - pseudo.probs) ** 2).sum(dim=1)
+    want = (per * pseudo.valid).sum() / per.numel()
+    torch.testing.assert_close(got, want)
+    assert got < (per.sum() / per.numel())  # padding really left out

@@ -101,7 +101,9 @@ class RandomTransformMixin:
         without seeding work: the transform keeps one generator and re-keys it per call
         (about 4 µs, against about 20 µs for ``np.random.default_rng([seed, salt])``,
         whose seed hashing was a sixth of a weak view's cost). The generator is valid
-        until the transform's next call.
+        until the transform's next call, and a transform instance is not to be called
+        from several threads at once (DataLoader workers are processes, each with its
+        own copy).
 
         Args:
             results (dict): The results dict; its ``sample_seed`` is used when present.

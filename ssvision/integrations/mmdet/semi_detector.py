@@ -86,6 +86,10 @@ class SsvSemiDetector(SemiBaseDetector):
         selector = semi_train_cfg.pop('selector', None)
         reg_uncertainty = semi_train_cfg.pop('reg_uncertainty', None)
         zero_warn_iters = int(semi_train_cfg.pop('zero_warn_iters', 50))
+        if semi_train_cfg.get('ignore_score') is not None:
+            raise ValueError('semi_train_cfg.ignore_score (ignore regions) is not built for '
+                             "mmdetection's detectors yet; ssvision's SemiDetector has it for "
+                             'TorchvisionDetector RetinaNet')
         super().__init__(detector=detector, semi_train_cfg=semi_train_cfg,
                          semi_test_cfg=semi_test_cfg or {}, data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)

@@ -32,15 +32,18 @@ class PseudoLabels:
     """The teacher's targets for one batch of unlabeled images.
 
     ``probs`` / ``labels`` / ``weight``: teacher probabilities ``(N, C, *)``, selected
-    pseudo-labels and weights ``(N, *)`` (after any batch mixing); ``inputs``: the views,
-    mixed alike; ``health``: figures logged with the losses (taken before mixing);
-    ``boxes``: detection's pseudo-boxes (:class:`~.pseudo_boxes.PseudoBoxes`) instead.
+    pseudo-labels and weights ``(N, *)`` (after any batch mixing); ``valid``: ``(N, *)``
+    1 on image pixels, 0 on padding (dense tasks with a ``valid_mask``; mixed alike),
+    else None; ``inputs``: the views, mixed alike; ``health``: figures logged with the
+    losses (taken before mixing); ``boxes``: detection's pseudo-boxes
+    (:class:`~.pseudo_boxes.PseudoBoxes`) instead.
     """
 
     inputs: dict
     probs: Any = None
     labels: Any = None
     weight: Any = None
+    valid: Any = None
     boxes: Any = None
     health: dict = field(default_factory=dict)
 
@@ -345,12 +348,17 @@ class SemiBase(BaseModel):
         labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
         valid = meta.get('valid_mask')
         if isinstance(valid, torch.Tensor) and valid.shape == weight.shape:
-            weight = weight * valid.to(weight.dtype)  # padding is never a target
+            valid = valid.to(weight.dtype)
+            weight = weight * valid  # padding is never a target
+        else:
+            valid = None
         health = selection_health(probs, labels, weight, meta, self.selector.extra_log())
         if self.mixer is not None:
-            inputs, probs, labels, weight = self.mixer(inputs, self.student_views, probs,
-                                                       labels, weight)
-        return PseudoLabels(inputs, probs, labels, weight, health=health)
+            inputs, probs, labels, weight, *rest = self.mixer(
+                inputs, self.student_views, probs, labels, weight,
+                *([] if valid is None else [valid]))
+            valid = rest[0] if rest else None
+        return PseudoLabels(inputs, probs, labels, weight, valid=valid, health=health)
 
     def cutmix_unlabeled(self, inputs: dict, probs: torch.Tensor, labels: torch.Tensor,
                          weight: torch.Tensor):

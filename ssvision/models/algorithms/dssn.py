@@ -40,4 +40,4 @@ class DSSN(FixMatch):
     def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
         loss = sum(self.task.hard_loss(student_out[v], labels, weight)
                    for v in self.student_views) / len(self.student_views)
-        return {'unsup_loss': loss, **self.rest_loss(student_out, probs, weight)}
+        return {'unsup_loss': loss}

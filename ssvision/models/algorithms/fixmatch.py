@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from ssvision.registry import MODELS
 
 from .base import SemiBase
@@ -34,16 +36,24 @@ class FixMatch(SemiBase):
         super().__init__(model, selector=selector, **kwargs)
 
     def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
-        out = {'unsup_loss': self.task.hard_loss(student_out['unsup_student'], labels, weight)}
-        out.update(self.rest_loss(student_out, probs, weight))
-        return out
+        return {'unsup_loss': self.task.hard_loss(student_out['unsup_student'], labels, weight)}
 
-    def rest_loss(self, student_out, probs, weight) -> dict:
-        """``unsup_rest_loss`` over the student views (mean), or nothing when off."""
+    def student_losses(self, inputs, data_samples, pseudo, factor):
+        losses, logits, features = super().student_losses(inputs, data_samples, pseudo, factor)
         rest = float(self.semi_train_cfg['rest_weight'])
-        if rest <= 0:
-            return {}
-        views = [v for v in self.student_views if v in student_out]
-        loss = sum(self.task.soft_loss(student_out[v], probs, 1.0 - weight, kind='mse')
+        if pseudo is not None and rest > 0:
+            losses['unsup_rest_loss'] = factor * rest * self.rest_loss(logits, pseudo)
+        return losses, logits, features
+
+    def rest_loss(self, logits: dict, pseudo) -> torch.Tensor:
+        """Mean over the student views of the squared error to the teacher's
+        probabilities on the unselected samples, weight ``(1 - w) * valid`` (padding
+        pixels, ``pseudo.valid == 0``, never count)."""
+        rest = 1.0 - pseudo.weight
+        if pseudo.valid is not None:
+            rest = rest * pseudo.valid
+        views = [v for v in self.student_views if v in logits]
+        if not views:
+            raise KeyError(f'rest_weight needs a student view of {self.student_views}')
+        return sum(self.task.soft_loss(logits[v], pseudo.probs, rest, kind='mse')
                    for v in views) / len(views)
-        return {'unsup_rest_loss': rest * loss}

@@ -33,10 +33,11 @@ class UnlabeledCutMix:
         self.prob = float(prob)
 
     def __call__(self, inputs: dict, views: Sequence[str], probs: torch.Tensor,
-                 labels: torch.Tensor, weight: torch.Tensor) -> tuple[
-                     dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 labels: torch.Tensor, weight: torch.Tensor,
+                 *extra: torch.Tensor) -> tuple:
         """Returns a shallow copy of ``inputs`` with the ``views`` mixed, and the mixed
-        ``probs`` ``(N, C, H, W)``, ``labels`` and ``weight`` ``(N, H, W)``."""
+        ``probs`` ``(N, C, H, W)``, ``labels`` and ``weight`` ``(N, H, W)``, then each of
+        ``extra`` (per-pixel maps ``(N, H, W)``, e.g. the valid mask) mixed alike."""
         from ssvision.datasets.transforms.cutmix import (
             apply_cutmix,
             cutmix_box_masks,
@@ -51,5 +52,5 @@ class UnlabeledCutMix:
         inputs = dict(inputs)
         for view in views:
             (inputs[view],) = apply_cutmix(inputs[view], masks, perm)
-        probs, labels, weight = apply_cutmix(probs, masks, perm, labels, weight)
-        return inputs, probs, labels, weight
+        mixed = apply_cutmix(probs, masks, perm, labels, weight, *extra)
+        return (inputs, *mixed)

@@ -1,4 +1,4 @@
-from .batch_augment import BatchRandAugment
+from .batch_augment import BatchColorAugment, BatchRandAugment
 from .semi_preprocessor import SemiDataPreprocessor
 
-__all__ = ['BatchRandAugment', 'SemiDataPreprocessor']
+__all__ = ['BatchColorAugment', 'BatchRandAugment', 'SemiDataPreprocessor']

@@ -51,11 +51,12 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def _gray(img: torch.Tensor) -> torch.Tensor:
-    """``(N, 1, H, W)`` luma of ``(N, C, H, W)`` (C = 1 or 3)."""
+    """``(N, 1, H, W)`` luma of ``(N, C, H, W)`` (C = 1 or 3). Python-float weights: a
+    small tensor built from a list would be a host-to-device copy, which synchronises."""
     if img.shape[1] == 1:
         return img
-    w = img.new_tensor(_LUMA).view(1, 3, 1, 1)
-    return (img * w).sum(dim=1, keepdim=True)
+    r, g, b = _LUMA
+    return img[:, 0:1] * r + img[:, 1:2] * g + img[:, 2:3] * b
 
 
 def _autocontrast(img: torch.Tensor) -> torch.Tensor:
@@ -72,7 +73,10 @@ def _equalize(img: torch.Tensor) -> torch.Tensor:
     n, c, h, w = img.shape
     flat = img.reshape(n * c, h * w).round().clamp(0, 255).long()
     offset = torch.arange(n * c, device=img.device).view(-1, 1) * 256
-    hist = torch.bincount((flat + offset).flatten(), minlength=n * c * 256).view(n * c, 256)
+    # scatter_add, not bincount: CUDA's bincount reads the largest value back to size
+    # its output (a host synchronisation)
+    hist = torch.zeros(n * c * 256, dtype=torch.long, device=img.device).scatter_add_(
+        0, (flat + offset).flatten(), torch.ones_like(flat).flatten()).view(n * c, 256)
     cdf = hist.cumsum(dim=1).float()
     cdf_min = torch.where(hist > 0, cdf, torch.full_like(cdf, float('inf'))).amin(dim=1,
                                                                                   keepdim=True)
@@ -129,9 +133,11 @@ def _affine_thetas(names: Sequence[str], op: torch.Tensor, sign: torch.Tensor, s
         else:  # TranslateY
             m[:, 1, 2] = torch.round(v * _MAX_TRANSLATE * h)
         inv = torch.where(sel.view(-1, 1, 1), m, inv)
-    to_pixels = torch.diag(torch.tensor([w / 2.0, h / 2.0, 1.0], device=dev))
-    to_norm = torch.diag(torch.tensor([2.0 / w, 2.0 / h, 1.0], device=dev))
-    return (to_norm @ inv @ to_pixels)[:, :2, :], is_geo
+    # S^-1 M S with S = diag(w / 2, h / 2, 1): element (i, j) scales by s_j / s_i
+    scale = ((1.0, h / w, 2.0 / w), (w / h, 1.0, 2.0 / h))
+    theta = torch.stack([torch.stack([inv[:, i, j] * scale[i][j] for j in range(3)], dim=1)
+                         for i in range(2)], dim=1)
+    return theta, is_geo
 
 
 @MODELS.register_module()
@@ -284,8 +290,8 @@ def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     h, s, v = hsv.unbind(dim=1)
     # the standard closed form: channel n = v - v s max(0, min(k, 4 - k, 1)),
     # k = (n' + 6 h) mod 6 with n' = 5, 3, 1 for R, G, B
-    shift = (torch.tensor([5.0, 3.0, 1.0], device=hsv.device, dtype=hsv.dtype).view(1, 3, 1, 1)
-             + 6.0 * h.unsqueeze(1)) % 6.0
+    offsets = 5.0 - 2.0 * torch.arange(3, device=hsv.device, dtype=hsv.dtype)  # 5, 3, 1
+    shift = (offsets.view(1, 3, 1, 1) + 6.0 * h.unsqueeze(1)) % 6.0
     weight = torch.clamp(torch.minimum(shift, 4.0 - shift), 0.0, 1.0)
     return v.unsqueeze(1) - v.unsqueeze(1) * s.unsqueeze(1) * weight
 
@@ -354,14 +360,15 @@ class BatchColorAugment:
         (brightness, contrast, saturation, hue), ``order`` ``(n, 4)`` (a permutation of
         the four jitter ops), ``sigma`` ``(n,)``."""
         kw = dict(generator=generator, device=device)
-        apply = torch.rand(n, 3, **kw) < torch.tensor(self.probs, device=device)
+        u = torch.rand(n, 3, **kw)
+        apply = torch.stack([u[:, i] < p for i, p in enumerate(self.probs)], dim=1)
         u = torch.rand(n, 4, **kw)
-        lo = torch.tensor([r[0] for r in self.ranges], device=device)
-        hi = torch.tensor([r[1] for r in self.ranges], device=device)
+        factors = torch.stack([lo + (hi - lo) * u[:, i]
+                               for i, (lo, hi) in enumerate(self.ranges)], dim=1)
         order = torch.rand(n, 4, **kw).argsort(dim=1)
         low, high = self.blur_sigma
         sigma = low + (high - low) * torch.rand(n, **kw)
-        return dict(apply=apply, factors=lo + (hi - lo) * u, order=order, sigma=sigma)
+        return dict(apply=apply, factors=factors, order=order, sigma=sigma)
 
     def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None,
                  draws: dict[str, torch.Tensor] | None = None) -> torch.Tensor:

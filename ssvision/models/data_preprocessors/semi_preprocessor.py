@@ -28,7 +28,9 @@ class SemiDataPreprocessor(BaseDataPreprocessor):
     The CPU pipeline then sends the weak view only and its workers skip RandAugment (see
     :mod:`.batch_augment`). Each batch draws from a generator on the device seeded with
     ``(augment_seed or torch.initial_seed(), rank, iteration)``, so a resumed run makes
-    the views it would have made, and no random state needs saving.
+    the views it would have made (given the run's ``randomness.seed`` or
+    ``augment_seed``), and no random state needs saving. The views are made in float32
+    even under AMP.
 
     Args:
         mean (Sequence[float]): per-channel mean, default ``(127.5,)``.
@@ -83,8 +85,11 @@ class SemiDataPreprocessor(BaseDataPreprocessor):
         it = MessageHub.get_current_instance().get_info('iter')
         if it is None:  # outside a runner: count the calls
             it, self._calls = self._calls, self._calls + 1
+        from ssvision.datasets.transforms.multi_branch import branch_seed
         base = self.augment_seed if self.augment_seed is not None else torch.initial_seed()
-        seed = (int(base) * 1_000_003 + get_rank() * 7_919 + int(it)) % (2 ** 63)
+        # SplitMix64 of (base, rank) then of the iteration: no two (rank, iteration)
+        # pairs of a run share a stream
+        seed = branch_seed(branch_seed(int(base), get_rank()), int(it))
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed)
         return generator
@@ -92,11 +97,16 @@ class SemiDataPreprocessor(BaseDataPreprocessor):
     def _augment(self, inputs: dict, data_samples) -> dict:
         inputs = {name: self._to_device(img) for name, img in inputs.items()}
         generator = self._generator()
+        device_type = self.mean.device.type
         for view, (source, augment) in self.batch_augments.items():
             if source not in inputs:
                 raise KeyError(f'batch_augments: view {view!r} is made from {source!r}, '
                                f'which the batch does not hold (views: {sorted(inputs)})')
-            inputs[view] = augment(inputs[source], generator)
+            # mmengine runs the preprocessor inside the AMP context: the views are made
+            # in float32 whatever the training precision (a half-precision affine grid
+            # moves pixels by a fraction)
+            with torch.autocast(device_type, enabled=False):
+                inputs[view] = augment(inputs[source], generator)
             if view != source and isinstance(data_samples, dict) and source in data_samples:
                 data_samples.setdefault(view, data_samples[source])
         return inputs

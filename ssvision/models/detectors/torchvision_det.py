@@ -220,8 +220,11 @@ class TorchvisionDetector(nn.Module):
         targets = [{'boxes': inst.bboxes.float(),
                     'labels': inst.labels.long() + self.label_offset} for inst in instances]
         for target, boxes in zip(targets, ignore or []):
+            boxes = boxes.float().view(-1, 4)
+            # a degenerate region would fail torchvision's target check; it covers nothing
+            boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
             if len(boxes):
-                target['boxes'] = torch.cat([target['boxes'], boxes.float().view(-1, 4)])
+                target['boxes'] = torch.cat([target['boxes'], boxes])
                 target['labels'] = torch.cat([target['labels'], target['labels'].new_full(
                     (len(boxes),), _IGNORE_LABEL)])
         return targets
