@@ -247,7 +247,9 @@ def _tv_detector_plain(net, net_cfg: dict) -> _Plain:
     args.update({k: v for k, v in net_cfg.items() if k in params})
     extra = {k: v for k, v in net_cfg.items() if k not in params and k != 'type'}
     tv = net.net
-    cls = type(tv).__name__
+    # torchvision's own class (ssvision's RetinaNet subclass only adds ignore regions to
+    # the training loss)
+    cls = next(c.__name__ for c in type(tv).__mro__ if c.__module__.startswith('torchvision.'))
     norm = 'nn.BatchNorm2d' if args['norm'] == 'bn' else 'misc.FrozenBatchNorm2d'
     backbone_kwargs = dict(backbone_name=args['backbone'], weights=None)
     if args['backbone'].startswith('resnet'):
