@@ -40,5 +40,6 @@ def test_one_class_teacher_alarm_fires_in_a_real_run(tmp_path, split_file, one_t
     # counts the recipe logs. That healthy counts stay quiet is tested on the hook (a
     # threshold-0 run collapses with batch statistics too, a little later).
     hook = _run(tmp_path, 'running', split_file)
-    assert [name for name, _ in hook.fired] == ['collapse'], hook.fired
+    # only the collapse alarm; whether a later window fires again depends on the draws
+    assert hook.fired and {name for name, _ in hook.fired} == {'collapse'}, hook.fired
     assert hook.fired[0][1] == 10  # the first window: everything is class 3
