@@ -62,3 +62,25 @@ def server(tmp_path):
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+class TopHalfBoxSelector:
+    """A box selector keeping each image's higher-scoring half of the teacher's
+    detections, so the other half is left for ignore regions (``ignore_score=0``)."""
+
+    def __call__(self, dets):
+        keep = []
+        for d in dets:
+            k = torch.zeros(len(d), dtype=torch.bool, device=d.scores.device)
+            k[torch.argsort(d.scores, descending=True)[:len(d) // 2]] = True
+            keep.append(k)
+        return keep
+
+    def extra_log(self):
+        return {}
+
+
+@pytest.fixture
+def top_half_selector():
+    """A :class:`TopHalfBoxSelector` (set it as ``model.policy.selector``)."""
+    return TopHalfBoxSelector()

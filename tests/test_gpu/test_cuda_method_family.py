@@ -62,7 +62,7 @@ def test_method_trains_finite_under_amp(name):
     assert all(torch.isfinite(p).all() for p in model.student.parameters())
 
 
-def test_source_free_detector_with_wscol_and_ignore_regions_under_amp():
+def test_source_free_detector_with_wscol_and_ignore_regions_under_amp(top_half_selector):
     # Source-free mean teacher + WSCoL's box contrast + ignore regions on CUDA with fp16
     # autocast: catches a half-precision contrast (exp overflow) or ignore regions built
     # on the CPU while the anchors are on the GPU.
@@ -84,7 +84,7 @@ def test_source_free_detector_with_wscol_and_ignore_regions_under_amp():
             p.add_(1e-3 * torch.randn_like(p))
         model.student.load_state_dict(model.teacher.state_dict())
     model._random_start = None
-    model.policy.selector = TopHalfBoxSelector()
+    model.policy.selector = top_half_selector
     model.train()
     g = torch.Generator().manual_seed(0)
     imgs = [torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
@@ -102,21 +102,6 @@ def test_source_free_detector_with_wscol_and_ignore_regions_under_amp():
         assert _f(log['pb_ignore_per_img']) > 0  # ignore regions were built and used
     assert all(torch.isfinite(p).all() for p in model.student.parameters())
 
-
-class TopHalfBoxSelector:
-    """Keeps each image's higher-scoring half of the detections, so the other half are
-    ignore regions (with ``ignore_score=0``)."""
-
-    def __call__(self, dets):
-        keep = []
-        for d in dets:
-            k = torch.zeros(len(d), dtype=torch.bool, device=d.scores.device)
-            k[torch.argsort(d.scores, descending=True)[:len(d) // 2]] = True
-            keep.append(k)
-        return keep
-
-    def extra_log(self):
-        return {}
 
 
 def test_fused_ema_on_cuda_is_bit_for_bit_the_per_tensor_one():

@@ -77,7 +77,7 @@ def test_classification_algorithms_under_amp(name, dtype, channels_last):
 
 
 @pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
-def test_segmentation_and_detection_under_amp(dtype):
+def test_segmentation_and_detection_under_amp(dtype, top_half_selector):
     # DSSN on DeepLabV3+ (CutMix, the Siamese head, device-made strong views) and the
     # source-free RetinaNet with ignore regions, under both AMP dtypes, channels_last for
     # the segmentor.
@@ -115,7 +115,7 @@ def test_segmentation_and_detection_under_amp(dtype):
         selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
         semi_train_cfg=dict(source_free=True, reg_uncertainty=None, ignore_score=0.0)).cuda()
     det._random_start = None
-    det.policy.selector = TopHalfBoxSelector()
+    det.policy.selector = top_half_selector
     det.train()
     imgs = [torch.randint(0, 256, (3, 64, 64), generator=g, dtype=torch.uint8)
             for _ in range(2)]
@@ -128,19 +128,3 @@ def test_segmentation_and_detection_under_amp(dtype):
         log = det.train_step(batch, wrapper)
         assert math.isfinite(float(log['loss']))
         assert float(log['pb_ignore_per_img']) > 0  # ignore regions were built and used
-
-
-class TopHalfBoxSelector:
-    """Keeps each image's higher-scoring half of the detections, so the other half are
-    ignore regions (with ``ignore_score=0``)."""
-
-    def __call__(self, dets):
-        keep = []
-        for d in dets:
-            k = torch.zeros(len(d), dtype=torch.bool, device=d.scores.device)
-            k[torch.argsort(d.scores, descending=True)[:len(d) // 2]] = True
-            keep.append(k)
-        return keep
-
-    def extra_log(self):
-        return {}

@@ -128,7 +128,8 @@ def test_policy_makes_ignore_regions_of_uncertain_detections_only():
     assert off.ignore == [] and 'pb_ignore_per_img' not in off.health
 
 
-def test_source_free_step_with_ignore_regions_keeps_uncertain_objects_out_of_background():
+def test_source_free_step_with_ignore_regions_keeps_uncertain_objects_out_of_background(
+        top_half_selector):
     # End to end through SemiDetector: the same batch and weights, the teacher made to
     # differ from the student; with ignore regions the classification loss is lower
     # (anchors left out) and the regression loss is the same (ignore regions never
@@ -155,24 +156,9 @@ def test_source_free_step_with_ignore_regions_keeps_uncertain_objects_out_of_bac
             for p in model.teacher.parameters():
                 p.add_(1e-3 * torch.randn_like(p))
         # the selector keeps the top half of the teacher's scores; the rest are unsure
-        model.policy.selector = _TopHalf()
+        model.policy.selector = top_half_selector
         model.train()
         out[ignore] = model(**model.data_preprocessor(batch, True), mode='loss')
     assert out[0.0]['pb_ignore_per_img'].item() > 0
     assert torch.equal(out[None]['unsup_loss_reg'], out[0.0]['unsup_loss_reg'])
     assert 0 < out[0.0]['unsup_loss_cls'] < out[None]['unsup_loss_cls']
-
-
-class _TopHalf:
-    """A box selector keeping each image's higher-scoring half of the detections."""
-
-    def __call__(self, dets):
-        keep = []
-        for d in dets:
-            k = torch.zeros(len(d), dtype=torch.bool)
-            k[torch.argsort(d.scores, descending=True)[:len(d) // 2]] = True
-            keep.append(k)
-        return keep
-
-    def extra_log(self):
-        return {}

@@ -184,6 +184,26 @@ class SegWeakAugment(ConfigMixin, RandomTransformMixin):
         return results
 
 
+def check_photometric_args(color_jitter_prob: float, grayscale_prob: float,
+                           blur_prob: float, brightness: float, contrast: float,
+                           saturation: float, hue: float,
+                           blur_sigma: Sequence[float]) -> tuple[float, float]:
+    """Validate the photometric strong view's arguments (:class:`SegStrongAugment` and
+    the device version, ``BatchColorAugment``); returns ``blur_sigma`` as floats."""
+    for name, p in (('color_jitter_prob', color_jitter_prob),
+                    ('grayscale_prob', grayscale_prob), ('blur_prob', blur_prob)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f'{name} must be in [0, 1], got {p}')
+    if min(brightness, contrast, saturation) < 0 or not 0 <= hue <= 0.5:
+        raise ValueError('brightness, contrast, saturation must be >= 0 and hue in '
+                         '[0, 0.5]')
+    blur_sigma = tuple(float(s) for s in blur_sigma)
+    if len(blur_sigma) != 2 or not 0 < blur_sigma[0] <= blur_sigma[1]:
+        raise ValueError(f'blur_sigma must be (low, high), 0 < low <= high, got '
+                         f'{blur_sigma}')
+    return blur_sigma
+
+
 @TRANSFORMS.register_module()
 class SegStrongAugment(ConfigMixin, RandomTransformMixin):
     """Strong segmentation view: photometric ops only, so every pixel keeps its place.
@@ -221,17 +241,8 @@ class SegStrongAugment(ConfigMixin, RandomTransformMixin):
                  hue: float = 0.25,
                  blur_sigma: Sequence[float] = (0.1, 2.0),
                  seed: Optional[int] = None) -> None:
-        for name, p in (('color_jitter_prob', color_jitter_prob),
-                        ('grayscale_prob', grayscale_prob), ('blur_prob', blur_prob)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f'{name} must be in [0, 1], got {p}')
-        if min(brightness, contrast, saturation) < 0 or not 0 <= hue <= 0.5:
-            raise ValueError('brightness, contrast, saturation must be >= 0 and hue in '
-                             '[0, 0.5]')
-        blur_sigma = tuple(float(s) for s in blur_sigma)
-        if len(blur_sigma) != 2 or not 0 < blur_sigma[0] <= blur_sigma[1]:
-            raise ValueError(f'blur_sigma must be (low, high), 0 < low <= high, got '
-                             f'{blur_sigma}')
+        blur_sigma = check_photometric_args(color_jitter_prob, grayscale_prob, blur_prob,
+                                            brightness, contrast, saturation, hue, blur_sigma)
         self.color_jitter_prob = color_jitter_prob
         self.grayscale_prob = grayscale_prob
         self.blur_prob = blur_prob

@@ -338,17 +338,9 @@ class BatchColorAugment:
                  blur_prob: float = 0.5, brightness: float = 0.5, contrast: float = 0.5,
                  saturation: float = 0.5, hue: float = 0.25,
                  blur_sigma: Sequence[float] = (0.1, 2.0)) -> None:
-        for name, p in (('color_jitter_prob', color_jitter_prob),
-                        ('grayscale_prob', grayscale_prob), ('blur_prob', blur_prob)):
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f'{name} must be in [0, 1], got {p}')
-        if min(brightness, contrast, saturation) < 0 or not 0 <= hue <= 0.5:
-            raise ValueError('brightness, contrast, saturation must be >= 0 and hue in '
-                             '[0, 0.5]')
-        blur_sigma = tuple(float(v) for v in blur_sigma)
-        if len(blur_sigma) != 2 or not 0 < blur_sigma[0] <= blur_sigma[1]:
-            raise ValueError(f'blur_sigma must be (low, high), 0 < low <= high, got '
-                             f'{blur_sigma}')
+        from ssvision.datasets.transforms.seg_augment import check_photometric_args
+        blur_sigma = check_photometric_args(color_jitter_prob, grayscale_prob, blur_prob,
+                                            brightness, contrast, saturation, hue, blur_sigma)
         self.probs = (float(color_jitter_prob), float(grayscale_prob), float(blur_prob))
         self.ranges = ((max(0.0, 1 - brightness), 1 + brightness),
                        (max(0.0, 1 - contrast), 1 + contrast),
