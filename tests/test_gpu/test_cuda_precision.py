@@ -79,8 +79,8 @@ def test_classification_algorithms_under_amp(name, dtype, channels_last):
 @pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
 def test_segmentation_and_detection_under_amp(dtype, top_half_selector):
     # DSSN on DeepLabV3+ (CutMix, the Siamese head, device-made strong views) and the
-    # source-free RetinaNet with ignore regions, under both AMP dtypes, channels_last for
-    # the segmentor.
+    # source-free RetinaNet with ignore regions, under both AMP dtypes, both networks in
+    # channels_last.
     import ssvision.models  # noqa: F401
     from ssvision.models.algorithms import SemiDetector
     from ssvision.registry import MODELS
@@ -114,6 +114,7 @@ def test_segmentation_and_detection_under_amp(dtype, top_half_selector):
                       detections_per_img=20),
         selector=dict(type='FixedScoreBoxSelector', threshold=0.0),
         semi_train_cfg=dict(source_free=True, reg_uncertainty=None, ignore_score=0.0)).cuda()
+    det = det.to(memory_format=torch.channels_last)
     det._random_start = None
     det.policy.selector = top_half_selector
     det.train()
