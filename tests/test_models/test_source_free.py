@@ -179,3 +179,12 @@ def test_semi_test_cfg_is_accepted_like_every_algorithm():
     # detector used to fail with 'multiple values for semi_test_cfg'
     model = SemiDetector(detector=_detector(), semi_test_cfg=dict(predict_on=('student',)))
     assert tuple(model.predict_on) == ('student',)
+
+
+def test_source_free_step_in_channels_last():
+    # channels_last weights have no flat view: the source-free zero loss used
+    # ``weight.view(-1)`` and failed there (caught by the GPU precision test's body).
+    model = _model(0.0).to(memory_format=torch.channels_last)
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    assert losses['sup_loss'].item() == 0.0 and losses['sup_loss'].requires_grad
+    assert math.isfinite((losses['unsup_loss_cls'] + losses['unsup_loss_reg']).item())

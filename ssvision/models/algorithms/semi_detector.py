@@ -225,7 +225,8 @@ class SemiDetector(SemiBase):
             out.update({f'sup.{k.replace("loss_", "")}': v.detach() for k, v in sup.items()})
         else:  # source-free: no labels; a 0 tied to one weight keeps backward defined
             first = next(p for p in self.student.parameters() if p.requires_grad)
-            out = {'sup_loss': first.view(-1)[0] * 0.0}
+            # (indexed, not viewed: a channels_last weight has no flat view)
+            out = {'sup_loss': first[(0,) * first.dim()] * 0.0}
         if pseudo is not None:
             cls_loss, reg_loss = self.pseudo_box_losses(inputs['unsup_student'], pseudo.boxes)
             out['unsup_loss_cls'] = cls_loss * factor
