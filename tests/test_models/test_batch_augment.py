@@ -154,7 +154,9 @@ def test_preprocessor_makes_strong_views_from_the_weak_ones_per_iteration():
 def test_fixmatch_step_with_strong_views_on_the_device():
     # The device config path end to end: FixMatch trains on views the preprocessor made
     # (the CPU sent the weak views only); the unsup loss is finite and > 0 with every
-    # sample selected and exactly 0 with none.
+    # sample selected and exactly 0 with none. The same model on the weak view as its
+    # strong view gives another loss, so the loss reads the made view (catches a view
+    # made under one key and the recipe reading another).
     import ssvision.models  # noqa: F401
     from ssvision.registry import MODELS
     x = torch.from_numpy(_photos(8, 32)[..., :1]).permute(0, 3, 1, 2).contiguous()
@@ -168,9 +170,14 @@ def test_fixmatch_step_with_strong_views_on_the_device():
             data_preprocessor=dict(type='SemiDataPreprocessor', batch_augments=dict(
                 unsup_student=dict(type='BatchRandAugment', source='unsup_teacher')))))
         model.train()
-        losses = model(**model.data_preprocessor(data, True), mode='loss')
+        made = model.data_preprocessor(data, True)
+        losses = model(**made, mode='loss')
         u = losses['unsup_loss'].item()
         assert (u > 0) if positive else (u == 0.0)
+        if positive:
+            weak = dict(made, inputs=dict(made['inputs'],
+                                          unsup_student=made['inputs']['unsup_teacher']))
+            assert model(**weak, mode='loss')['unsup_loss'].item() != pytest.approx(u)
 
 
 def _color_draws(n, apply=(True, False, False), factors=(1.0, 1.0, 1.0, 0.0), sigma=1.0):

@@ -59,6 +59,24 @@ def _gray(img: torch.Tensor) -> torch.Tensor:
     return img[:, 0:1] * r + img[:, 1:2] * g + img[:, 2:3] * b
 
 
+def _brightness(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Scale by ``factor`` (per sample ``(N, 1, 1, 1)``), as albumentations' torchvision
+    brightness."""
+    return (img * factor).clamp(0, 255)
+
+
+def _contrast(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the image's mean luma by ``factor``."""
+    mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
+    return (mean + factor * (img - mean)).clamp(0, 255)
+
+
+def _saturation(img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the pixel's luma by ``factor`` (identity on gray images)."""
+    g = _gray(img)
+    return (g + factor * (img - g)).clamp(0, 255)
+
+
 def _autocontrast(img: torch.Tensor) -> torch.Tensor:
     lo = img.amin(dim=(2, 3), keepdim=True)
     hi = img.amax(dim=(2, 3), keepdim=True)
@@ -191,8 +209,7 @@ class BatchRandAugment:
                  draws: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if img.dim() != 4 or img.shape[1] not in (1, 3):
             raise ValueError(f'expected (N, 1 or 3, H, W) images, got {tuple(img.shape)}')
-        n, _, h, w = img.shape
-        draws = draws or self.draw(n, generator, img.device)
+        draws = draws or self.draw(img.shape[0], generator, img.device)
         img = img.float()
         for k in range(self.num_ops):
             img = self._step(img, draws['op'][k], draws['sign'][k])
@@ -202,11 +219,11 @@ class BatchRandAugment:
 
     # ------------------------------------------------------------------ one op slot
     def _step(self, img: torch.Tensor, op: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = img.shape
+        h, w = img.shape[-2:]
         s = self.strength
         out = img
-        theta, is_geo = _affine_thetas(self.names, op, sign, s, h, w)
         if any(name in _GEOMETRIC for name in self.names):
+            theta, is_geo = _affine_thetas(self.names, op, sign, s, h, w)
             grid = F.affine_grid(theta, list(img.shape), align_corners=False)
             moved = F.grid_sample(img - self.fill, grid, mode='bilinear', padding_mode='zeros',
                                   align_corners=False) + self.fill
@@ -240,15 +257,11 @@ class BatchRandAugment:
             step = float(2 ** (8 - bits))
             return torch.floor(img / step) * step
         if name == 'Color':
-            if img.shape[1] == 1:
-                return None
-            g = _gray(img)
-            return (g + factor * (img - g)).clamp(0, 255)
+            return None if img.shape[1] == 1 else _saturation(img, factor)
         if name == 'Contrast':
-            mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
-            return (mean + factor * (img - mean)).clamp(0, 255)
+            return _contrast(img, factor)
         if name == 'Brightness':
-            return (img * factor).clamp(0, 255)
+            return _brightness(img, factor)
         if name == 'Sharpness':
             return _sharpen(img, _MAX_SHARPEN * s).clamp(0, 255)
         raise KeyError(name)  # pragma: no cover - names are validated in __init__
@@ -386,14 +399,8 @@ class BatchColorAugment:
 
     @staticmethod
     def _jitter_op(op: int, img: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        if op == 0:  # brightness
-            return (img * factor).clamp(0, 255)
-        if op == 1:  # contrast, around the mean luma
-            mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
-            return (mean + factor * (img - mean)).clamp(0, 255)
-        if op == 2:  # saturation, towards the luma
-            g = _gray(img)
-            return (g + factor * (img - g)).clamp(0, 255)
+        if op < 3:  # brightness, contrast, saturation: RandAugment's ops at a drawn factor
+            return (_brightness, _contrast, _saturation)[op](img, factor)
         hsv = _rgb_to_hsv(img / 255.0)  # hue: rotate by factor of the full circle
         hsv = torch.cat([(hsv[:, :1] + factor) % 1.0, hsv[:, 1:]], dim=1)
         return _hsv_to_rgb(hsv) * 255.0
