@@ -7,6 +7,7 @@ from .collate import semi_collate
 from .digits import Digits8x8
 from .image_files import IMG_EXTENSIONS, UnreadableLog, check_images, find_images
 from .image_folder import ImageFolder
+from .items_on_photos import ItemsOnPhotos, skimage_photos
 from .mnist import FashionMNIST, MNIST5k, MNISTIdx, read_idx, save_idx
 from .samplers import SemiSampler
 from .scenes import (
@@ -32,7 +33,7 @@ from .voc_seg import VOCSegDataset, make_seg_split, read_seg_mask, save_seg_spli
 __all__ = [
     'BaseClsDataset', 'CIFAR10', 'CIFAR100', 'CITYSCAPES_CLASSES', 'CITYSCAPES_LABEL_MAP',
     'CityscapesDataset', 'CocoDetDataset', 'make_coco_split', 'write_coco_split',
-    'Digits8x8', 'FashionMNIST', 'ImageFolder',
+    'Digits8x8', 'FashionMNIST', 'ImageFolder', 'ItemsOnPhotos', 'skimage_photos',
     'MNIST5k', 'MNISTIdx', 'SemiDataset', 'SemiSampler', 'load_split', 'make_split',
     'read_idx', 'read_image', 'save_idx', 'save_split', 'semi_collate',
     'SceneItems', 'build_scene_items', 'compose_scene', 'long_tail_probs', 'make_scene',

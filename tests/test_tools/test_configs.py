@@ -34,7 +34,7 @@ def test_config_builds(path):
             or first.get('data_root'))
     if data is not None and not osp.exists(osp.join(REPO, data)):  # None: every image
         pytest.skip(f'model checked; data not prepared ({data}: tools/prepare_data.py)')
-    if 'FashionMNIST' in cfg.pretty_text:
+    if 'FashionMNIST' in cfg.pretty_text or "'fashion_mnist" in cfg.pretty_text:
         from ssvision.utils.paths import find_dataset
         try:
             find_dataset('fashion-mnist')
