@@ -5,12 +5,16 @@ mean teacher vs class-aware mean teacher.
         [--scenes balanced lt10[:10]] [--percents 5 10]
         [--methods supervised fixed classaware] [--iters 2000] [--init-iters 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_det]
+        [--init zoo://resnet18_items-on-photos]      # a pretrained backbone start
+        [--seed 0]                                    # split annotations.<seed + 1>@P
 
 Scenes (``tools/prepare_data.py --scenes-only --det-scenes``, run here if missing):
 Fashion-MNIST items on real photos, 128x128, 10 classes, exact boxes, COCO json;
 ``balanced`` or long-tailed ``lt10`` training scenes, one balanced validation set of 150
 scenes. Each run is ``tools/train.py`` on the config of the method for ``--detector``
-(torchvision ResNet-18 FPN, random init) with the split of the given percent, same budget.
+(torchvision ResNet-18 FPN, random init, or the backbone of ``--init``) with the split of
+the given percent (mmdetection's ``annotations.<fold>@<percent>`` files; fold = seed + 1),
+same budget.
 
 ``--init-iters N`` adds the usual burn-in stage of semi-supervised detection as one
 shared run per split: N supervised iterations (warm-up, then a constant learning rate),
@@ -59,12 +63,13 @@ def config(method: str, detector: str) -> str:
     return f'configs/semi_det/{method}_{detector}-r18_2k_detscenes-10pc.py'
 
 
-def data_options(scenes: str, percent: str, workers: int) -> list[str]:
+def data_options(scenes: str, percent: str, workers: int, seed: int = 0) -> list[str]:
     root = SCENES[scenes]
     opts = [f'train_dataloader.num_workers={workers}']
     for part, suffix in (('labeled', ''), ('unlabeled', '-unlabeled')):
         key = f'train_dataloader.dataset.{part}'
-        opts += [f'{key}.ann_file={root}/splits/annotations.1@{percent}{suffix}.json',
+        fold = seed + 1
+        opts += [f'{key}.ann_file={root}/splits/annotations.{fold}@{percent}{suffix}.json',
                  f'{key}.img_dir={root}/train/images']
     return opts + [f'val_dataloader.dataset.ann_file={VAL_ANN}',
                    f'val_evaluator.ann_file={VAL_ANN}']
@@ -99,8 +104,13 @@ def main(argv=None) -> None:
     p.add_argument('--iters', type=int, default=2000)
     p.add_argument('--init-iters', type=int, default=0,
                    help='shared supervised burn-in run per split that every method starts from')
+    p.add_argument('--init', default=None,
+                   help='backbone checkpoint source (model.detector.backbone_checkpoint), '
+                        'e.g. zoo://resnet18_items-on-photos; default: random init')
     add_run_arguments(p, 'work_dirs/bench_det')
     args = p.parse_args(argv)
+    init_opts = [f'model.detector.backbone_checkpoint={args.init}'] if args.init else []
+    tag = '_' + args.init.split('://')[-1].replace('/', '_') if args.init else ''
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mAP='teacher/mAP', teacher_AP50='teacher/AP50',
                    student_mAP='student/mAP',
@@ -111,15 +121,15 @@ def main(argv=None) -> None:
     if args.init_iters:
         init_jobs = []
         for scenes, percent in parts:
-            name = f'init_{det}_{scenes}_{percent}pc_seed{args.seed}_{args.init_iters}it'
+            name = f'init_{det}_{scenes}_{percent}pc_seed{args.seed}_{args.init_iters}it{tag}'
             ckpt = osp.abspath(osp.join(args.out_dir, name, f'iter_{args.init_iters}.pth'))
             starts[scenes, percent] = ckpt
             if osp.exists(ckpt):
                 print(f'reusing {ckpt}')
                 continue
-            opts = data_options(scenes, percent, args.workers) + det_schedule(
+            opts = data_options(scenes, percent, args.workers, args.seed) + det_schedule(
                 args.init_iters, args.seed, val_every=args.init_iters, log_every=50,
-                constant=True)
+                constant=True) + init_opts
             init_jobs.append((name, config('supervised', det),
                               [o for o in opts if not o.startswith('model.semi_train_cfg')],
                               dict(phase='init', scenes=scenes, percent=percent,
@@ -130,21 +140,25 @@ def main(argv=None) -> None:
     for scenes, percent in parts:
         for method in args.methods:
             name = (f'{method}_{det}_{scenes}_{percent}pc_seed{args.seed}_'
-                    f'{args.init_iters}+{args.iters}it')
-            opts = data_options(scenes, percent, args.workers) + det_schedule(
+                    f'{args.init_iters}+{args.iters}it{tag}')
+            opts = data_options(scenes, percent, args.workers, args.seed) + det_schedule(
                 args.iters, args.seed, val_every=args.iters, log_every=50,
                 warm=0 if args.init_iters else None)
             if args.init_iters:
                 opts.append(f'load_from={starts[scenes, percent]}')
+            else:
+                opts += init_opts
             if method == 'supervised':
                 opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
             jobs.append((name, config(method, det), opts,
                          dict(phase='train', detector=det, scenes=scenes, percent=percent,
                               method=method, init_iters=args.init_iters, iters=args.iters,
-                              seed=args.seed, parallel=args.parallel)))
+                              seed=args.seed, parallel=args.parallel,
+                              init=args.init or 'random', tag=tag)))
     if args.timing_iters:
         for method in args.methods:
-            opts = data_options('balanced', args.percents[-1], args.workers) + det_schedule(
+            opts = data_options('balanced', args.percents[-1], args.workers,
+                                args.seed) + init_opts + det_schedule(
                 args.timing_iters, args.seed, val_every=args.timing_iters + 1,
                 log_every=min(10, args.timing_iters))
             opts = [o for o in opts if 'burn_in' not in o] + (
@@ -168,7 +182,8 @@ def print_table(rows: list[dict], out_dir: str) -> None:
             continue
         r = dict(r, **train_health(osp.join(
             out_dir, f"{r['method']}_{r.get('detector', 'fasterrcnn')}_{r['scenes']}_"
-            f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it")))
+            f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it"
+            f"{r.get('tag', '')}")))
         tail = ' / '.join(fmt(v) for v in r['tail_AP'].values())
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
         prec = None if r.get('pb_prec') is None else 100 * r['pb_prec']

@@ -10,7 +10,8 @@ source is reported with the command that installs it.
 
 ``--scenes`` also writes the built-in segmentation scenes (Fashion-MNIST items on real
 photos, VOC layout, 128x128, 11 classes): ``data/scenes/seg_fashion/train`` (600 scenes,
-items from the 60,000 training images) with labeled fractions 1/16 and 1/8, and
+items from the 60,000 training images) with labeled fractions 1/16 and 1/8 drawn for
+seeds 0, 1 and 2 (``splits/split_1-16_seed0.json``, ...), and
 ``data/scenes/seg_fashion/val`` (150 scenes, items from t10k, so no item is shared).
 It also writes a long-tailed training variant, ``data/scenes/seg_fashion_lt10/train``
 (600 scenes whose items are drawn with imbalance ratio 10: class 1 most often, class 10
@@ -65,7 +66,9 @@ SCENES_LT_RATIO = 10
 DET_SCENES_ROOT = 'data/scenes/det_fashion'
 DET_SCENES_LT_ROOT = 'data/scenes/det_fashion_lt10'
 DET_PERCENTS = (5, 10)
+DET_FOLDS = (1, 2, 3)  #: mmdetection's fold numbers (annotations.<fold>@<percent>)
 SCENE_FRACTIONS = (1 / 16, 1 / 8)
+SCENE_SPLIT_SEEDS = (0, 1, 2)  #: labeled / unlabeled draws of the segmentation scenes
 
 
 def prepare_scenes(force: bool = False, root: str = SCENES_ROOT, num_train: int = 600,
@@ -85,8 +88,11 @@ def prepare_scenes(force: bool = False, root: str = SCENES_ROOT, num_train: int 
                                                       'all.txt'))):
         write_voc_scenes(val, num_val, seed=seed + 1, items='fashion_mnist_test')
         print(f'wrote {num_val} validation scenes to {val}')
-    paths = save_seg_splits(ids, osp.join(root, 'splits'), fractions=SCENE_FRACTIONS, seed=seed)
-    print('splits:', ', '.join(sorted(paths.values())))
+    paths = []
+    for s in SCENE_SPLIT_SEEDS:  # the draws do not depend on the scenes' own seed
+        paths += save_seg_splits(ids, osp.join(root, 'splits'), fractions=SCENE_FRACTIONS,
+                                 seed=s).values()
+    print('splits:', ', '.join(sorted(paths)))
 
 
 BINARY_ROOT = 'data/scenes/seg_binary'
@@ -133,7 +139,7 @@ def prepare_det_scenes(force: bool = False, root: str = DET_SCENES_ROOT, num_tra
     if with_val and (force or not osp.exists(osp.join(val, 'annotations.json'))):
         write_coco_scenes(val, num_val, seed=seed + 1, items='fashion_mnist_test')
         print(f'wrote {num_val} detection validation scenes to {val}')
-    paths = write_coco_split(ann, osp.join(root, 'splits'), DET_PERCENTS, seeds=(1,))
+    paths = write_coco_split(ann, osp.join(root, 'splits'), DET_PERCENTS, seeds=DET_FOLDS)
     print('splits:', ', '.join(paths))
 
 
