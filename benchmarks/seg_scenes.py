@@ -36,6 +36,7 @@ from label_efficiency import (  # noqa: E402
     run_jobs,
     scene_parts,
     schedule_options,
+    train_health,
 )
 
 METHODS = {
@@ -95,7 +96,7 @@ def main(argv=None) -> None:
                 opts.append(f'model.model.checkpoint={args.init}')
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
                        iters=args.iters, seed=args.seed, parallel=args.parallel,
-                       init=args.init or 'random')
+                       init=args.init or 'random', run=name)
             jobs.append((name, config, opts, row))
     if args.timing_iters:
         for method in args.methods:
@@ -111,16 +112,24 @@ def main(argv=None) -> None:
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mIoU')
 
     print('\n| scenes | labeled | method | teacher mIoU | student mIoU | tail IoU '
-          f'({" / ".join(TAIL_CLASSES)}) or foreground IoU | s/iter | peak MB |')
-    print('|---|---|---|---|---|---|---|---|')
+          f'({" / ".join(TAIL_CLASSES)}) or foreground IoU | pseudo-pixels kept % | '
+          'their precision % | s/iter | peak MB |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         if r['phase'] != 'train':
             continue
         tail = (fmt(r['object_IoU']) if r['scenes'] == 'binary'
                 else ' / '.join(fmt(v) for v in r['tail_IoU'].values()))
+        # pseudo-pixel health over the last quarter of training (absent for supervised)
+        health = train_health(osp.join(args.out_dir, r['run']), keys=('sel_frac', 'pl_acc')) \
+            if r.get('run') else {}
+        kept, prec = (None if health.get(k) is None else 100 * health[k]
+                      for k in ('sel_frac', 'pl_acc'))
+        mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
         print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {r['method']} | "
               f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
-              f"{fmt(r['s_per_iter'], '.3f')} | {fmt(r['peak_mem_mb'], '.0f')} |")
+              f"{fmt(kept)} | {fmt(prec)} | "
+              f"{fmt(r['s_per_iter'], '.3f')} | {fmt(mem, '.0f')} |")
     print_timing(rows)
 
 
