@@ -110,6 +110,58 @@ def seg_binary_table(rows: list[dict]) -> str:
     return '\n'.join(out)
 
 
+def scenes_table(path: str) -> str:
+    """Scene benchmarks (``seg_scenes.py`` / ``det_scenes.py`` results in ``path``): mean
+    +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
+    values, and the pseudo-label health of the last quarter of training (kept share and
+    precision of pseudo-pixels; pseudo-boxes per image and their precision)."""
+    from label_efficiency import train_health
+    rows = [r for r in _read(path) if r.get('phase') == 'train']
+    if not rows:
+        return ''
+    det = 'teacher_mAP' in rows[0]
+    part = 'percent' if det else 'fraction'
+    rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], r['method'],
+                                    r['seed']))
+    main, second = ('teacher_mAP', 'teacher_AP50') if det else ('teacher_mIoU', None)
+    hkeys = ('pb_per_img', 'pb_prec') if det else ('sel_frac', 'pl_acc')
+    out = [f"| start | scenes | labeled | method | teacher {'mAP' if det else 'mIoU'} | per seed | "
+           f"{'teacher AP50' if det else 'teacher foreground or tail IoU'} | student "
+           f"{'mAP' if det else 'mIoU'} | {'pseudo-boxes / img' if det else 'pseudo-pixels kept %'}"
+           " | their precision % | s/iter |", '|---|---|---|---|---|---|---|---|---|---|---|']
+    order = {'supervised': 0, 'fixed': 1, 'fixmatch': 1, 'classaware': 2, 'dssn': 2}
+    groups = sorted({k[:4] for k in rows}, key=lambda k: (k[0], k[1], str(k[2]),
+                                                          order.get(k[3], 9), k[3]))
+    for key in groups:
+        got = sorted((r for k, r in rows.items() if k[:4] == key), key=lambda r: r['seed'])
+        if det:
+            run = [f"{r['method']}_{r.get('detector', 'fasterrcnn')}_{r['scenes']}_"
+                   f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it"
+                   f"{r.get('tag', '')}" for r in got]
+            side = [r[second] for r in got]
+        else:
+            run = [r.get('run') or (
+                f"{r['method']}_{r['scenes']}_{r['fraction']}_seed{r['seed']}_{r['iters']}it"
+                + ('' if r.get('init', 'random') == 'random'
+                   else '_' + r['init'].split('://')[-1].replace('/', '_'))) for r in got]
+            side = [r['object_IoU'] if r['scenes'] == 'binary'
+                    else statistics.fmean(r['tail_IoU'].values()) for r in got]
+        health = [train_health(osp.join(path, n), keys=hkeys) if n else {} for n in run]
+        h0 = [h.get(hkeys[0]) for h in health]
+        h1 = [None if h.get(hkeys[1]) is None else 100 * h[hkeys[1]] for h in health]
+        if not det:
+            h0 = [None if v is None else 100 * v for v in h0]
+        per_seed = ' / '.join(f'{r[main]:.1f}' for r in got)
+        speed = [r.get('s_per_iter') for r in got if r.get('s_per_iter')]
+        init = key[0].split('://')[-1]
+        out.append(f"| {init} | {key[1]} | {key[2]} | {key[3]} | {mean_std([r[main] for r in got])}"
+                   f" | {per_seed} | {mean_std(side)} | "
+                   f"{mean_std([r.get('student_mAP' if det else 'student_mIoU') for r in got])}"
+                   f" | {mean_std(h0)} | {mean_std(h1)} | "
+                   f"{statistics.median(speed) if speed else 0:.3f} |")
+    return '\n'.join(out)
+
+
 def wrn_usb_table(path: str) -> str:
     """ssvision's rows are re-read from their logs (validation iterations included)."""
     from wrn_vs_usb import ssvision_result
@@ -146,7 +198,14 @@ def main(argv=None) -> None:
     p.add_argument('--wrn-usb', default='work_dirs/bench_wrn_usb')
     p.add_argument('--family', nargs='*', default=[],
                    help='method-family result folders (benchmarks/long_tail.py --out-dir)')
+    p.add_argument('--scenes', nargs='*', default=[],
+                   help='scene benchmark folders (seg_scenes.py / det_scenes.py --out-dir); '
+                        'only their tables are printed')
     args = p.parse_args(argv)
+    if args.scenes:
+        for d in args.scenes:
+            print(f'\n{d}:\n' + scenes_table(d))
+        return
     print(label_efficiency_table(_read(args.label_eff)))
     print()
     print(long_tail_table(_read(args.long_tail)))
