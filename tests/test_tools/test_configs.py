@@ -40,6 +40,10 @@ def test_config_builds(path):
             find_dataset('fashion-mnist')
         except FileNotFoundError:
             pytest.skip('model checked; Fashion-MNIST not installed (dataset-fashion-mnist)')
+    if 'ItemsOnPhotos' in cfg.pretty_text:
+        import importlib.util
+        if importlib.util.find_spec('skimage') is None:
+            pytest.skip('model checked; scikit-image (its bundled photos) not installed')
     import os
     cwd = os.getcwd()
     os.chdir(REPO)  # config paths are relative to the repository root
