@@ -2,6 +2,8 @@ import os
 
 # timm must never try to download weights in tests.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+# a developer's own zoo index must not leak into the zoo tests
+os.environ.pop('SSVISION_ZOO_INDEX', None)
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 
 import http.server  # noqa: E402

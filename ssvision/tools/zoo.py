@@ -4,7 +4,7 @@
     python tools/zoo.py get NAME_OR_SOURCE [--out PATH]    # zoo://, URL, timm://, ...
     python tools/zoo.py build NAME [--work-dir DIR] [--cfg-options K=V ...]
     python tools/zoo.py publish CKPT --name NAME [--keep teacher|student|both]
-        [--out-dir DIR]
+        [--out-dir DIR] [--url-base URL --index FILE]  # FILE: a team index (see below)
     python tools/zoo.py markdown [--check]                  # model_zoo.md from the index
 
 ``get`` resolves a checkpoint as training does (download into torch hub's cache, sha256
@@ -12,8 +12,13 @@ checked) and exits with status 1 on a hash mismatch or a missing file. ``build``
 the entry's config here (``ssvision train`` with the entry's build options), then
 publishes the last checkpoint into the place ``zoo://NAME`` reads. ``publish`` keeps the
 weights only (no optimizer, no log history): the teacher's or the student's as a plain
-network state dict (which loads into teacher and student alike), or both; it writes
-``<name>-<first 8 hex of sha256>.pth`` and prints the index line for its entry.
+network state dict (which loads into teacher and student alike), or both, renamed as the
+entry's ``build`` says when ``NAME`` is an entry; it writes
+``<name>-<first 8 hex of sha256>.pth`` and prints the index line for its entry. With
+``--url-base URL --index FILE`` it also writes that entry, checkpoint URL and sha256
+included, into ``FILE``: a team's own index, read through ``$SSVISION_ZOO_INDEX`` after
+the shipped one (:mod:`ssvision.zoo`). Upload the file to ``URL`` and ``zoo://NAME``
+downloads it and checks its hash.
 """
 
 from __future__ import annotations
@@ -92,11 +97,49 @@ def cmd_get(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    path, digest = publish(args.ckpt, args.name, args.keep, args.out_dir)
+    if (args.url_base is None) != (args.index is None):
+        print('error: --url-base and --index go together', file=sys.stderr)
+        return 2
+    known = _known_entry(args.name)
+    rename = (known or {}).get('build', {}).get('rename')  # unknown: weights kept as they are
+    path, digest = publish(args.ckpt, args.name, args.keep, args.out_dir, rename)
     print(path)
-    print(json.dumps({'name': args.name, 'checkpoint': {'url': f'<host>/{osp.basename(path)}',
-                                                         'sha256': digest}}))
+    base = args.url_base.rstrip('/') if args.url_base else '<host>'
+    checkpoint = {'url': f'{base}/{osp.basename(path)}', 'sha256': digest}
+    print(json.dumps({'name': args.name, 'checkpoint': checkpoint}))
+    if args.index:
+        index = osp.abspath(args.index)
+        write_team_entry(index, args.name, checkpoint)
+        print(f'{index}: entry {args.name} now points at {checkpoint["url"]}; upload '
+              f'{path} there and set {zoo.INDEX_ENV}={index}')
     return 0
+
+
+def _known_entry(name: str) -> dict | None:
+    """The entry called ``name`` (team indexes included), or None. A team index named in
+    the environment but not written yet (the first publish) falls back to the shipped
+    index."""
+    try:
+        return zoo.get(name)
+    except KeyError:
+        return None
+    except FileNotFoundError:
+        return next((dict(e) for e in zoo.read_index(zoo.INDEX) if e['name'] == name), None)
+
+
+def write_team_entry(index: str, name: str, checkpoint: dict) -> None:
+    """Add or replace ``name`` in the team index file ``index`` (created when missing):
+    the known entry's fields (task, config, metrics, command, build) plus ``checkpoint``."""
+    entry = _known_entry(name) or {'name': name, 'task': 'unknown', 'config': '',
+                                   'metrics': {}, 'command': '', 'build': {}}
+    entry = dict(entry, checkpoint=checkpoint)
+    data = zoo.read_index(index) if osp.isfile(index) else []
+    data = [e for e in data if e['name'] != name] + [entry]
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(index)), suffix='.json')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(data, f, indent=1)
+        f.write('\n')
+    os.replace(tmp, index)
 
 
 def cmd_build(args) -> int:
@@ -154,6 +197,8 @@ def main(argv=None) -> int:
     pub.add_argument('--name', required=True)
     pub.add_argument('--keep', choices=KEEP, default='teacher')
     pub.add_argument('--out-dir', default='.')
+    pub.add_argument('--url-base', help='where the file will be served (with --index)')
+    pub.add_argument('--index', help='team index json to write the entry into')
     m = sub.add_parser('markdown')
     m.add_argument('--check', action='store_true')
     m.add_argument('--out', default='model_zoo.md', help='the page (default: ./model_zoo.md)')

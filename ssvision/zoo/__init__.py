@@ -13,14 +13,23 @@
 ``zoo://NAME`` resolves (:func:`checkpoint_path`) to the published file (downloaded into
 torch hub's cache and checked against ``sha256``) or, without one, to the file
 ``tools/zoo.py build NAME`` wrote into :func:`built_dir`. ``model_zoo.md`` is generated
-from the index (:func:`render_markdown`, ``tools/zoo.py markdown``); a test keeps the
-two equal.
+from the shipped index (:func:`render_markdown`, ``tools/zoo.py markdown``); a test keeps
+the two equal.
+
+**A team's own index.** ``$SSVISION_ZOO_INDEX`` names more index files (``os.pathsep``
+separated), read after the shipped one: their entries add to it, and an entry with a
+shipped name replaces the shipped one (e.g. to give it a checkpoint on the team's own
+host). ``tools/zoo.py publish CKPT --name NAME --url-base URL --index FILE`` writes such
+an entry: the shipped entry's fields (when ``NAME`` is shipped) plus ``checkpoint`` =
+``{'url': URL/<name>-<sha8>.pth, 'sha256': ...}``; upload the file there and
+``zoo://NAME`` downloads and checks it.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import os.path as osp
 
 import torch
@@ -29,16 +38,45 @@ __all__ = ['entries', 'get', 'checkpoint_path', 'built_dir', 'built_path', 'sha2
            'render_markdown']
 
 INDEX = osp.join(osp.dirname(osp.abspath(__file__)), 'index.json')
+INDEX_ENV = 'SSVISION_ZOO_INDEX'
 
 
-@functools.cache
-def _load(path: str = INDEX) -> tuple[dict, ...]:
+def read_index(path: str) -> list[dict]:
+    """The entries of one index file (a json list), checked for duplicate names."""
     with open(path) as f:
         data = json.load(f)
+    if not isinstance(data, list) or not all(isinstance(e, dict) and 'name' in e
+                                             for e in data):
+        raise ValueError(f'{path}: a zoo index is a json list of entries with a name')
     names = [e['name'] for e in data]
     if len(set(names)) != len(names):
         raise ValueError(f'{path}: duplicate entry names')
-    return tuple(data)
+    return data
+
+
+@functools.cache
+def _merged_files(files: tuple[tuple, ...]) -> tuple[dict, ...]:
+    merged: dict[str, dict] = {}
+    for path, *_ in files:
+        for e in read_index(path):
+            merged[e['name']] = e  # a later index replaces an entry (dicts keep its place)
+    return tuple(merged.values())
+
+
+def _merged(paths: tuple[str, ...]) -> tuple[dict, ...]:
+    """Entries of ``paths`` in order (re-read when a file changes)."""
+    stats = [os.stat(p) for p in paths]  # a rewrite (os.replace) has another inode
+    return _merged_files(tuple((osp.abspath(p), st.st_ino, st.st_size, st.st_mtime_ns)
+                               for p, st in zip(paths, stats)))
+
+
+def _load() -> tuple[dict, ...]:
+    """The shipped index, then the files of ``$SSVISION_ZOO_INDEX``."""
+    extra = [p for p in os.environ.get(INDEX_ENV, '').split(os.pathsep) if p]
+    missing = [p for p in extra if not osp.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f'{INDEX_ENV} names {missing[0]}, which does not exist')
+    return _merged((INDEX, *extra))
 
 
 def entries() -> list[dict]:
@@ -111,7 +149,7 @@ def render_markdown() -> str:
         '| name | task | config | metrics | date, machine | checkpoint (sha256) | command |',
         '|---|---|---|---|---|---|---|',
     ]
-    for e in _load():
+    for e in _merged((INDEX,)):
         ckpt = e.get('checkpoint') or {}
         cell = (f'[{osp.basename(ckpt["url"])}]({ckpt["url"]}) (`{ckpt["sha256"]}`)'
                 if ckpt.get('url') else 'not published: `python tools/zoo.py build '
@@ -127,6 +165,8 @@ def render_markdown() -> str:
         'the binary scenes (BENCHMARKS.md has 300-iteration figures but no zoo entry), the '
         'detection configs in `configs/semi_det/` and the mmdetection plug-in config in '
         '`configs/mmdet/`. No entry has a hosted checkpoint yet. Figures and protocols: '
-        'BENCHMARKS.md.',
+        'BENCHMARKS.md. A team can host checkpoints itself and list them in its own '
+        'index (`$SSVISION_ZOO_INDEX`; `python tools/zoo.py publish CKPT --name NAME '
+        '--url-base URL --index FILE` writes the entry).',
         '']
     return '\n'.join(lines)

@@ -197,3 +197,44 @@ def test_torchvision_names_resolve_as_openmmlab_configs_expect(monkeypatch):
 def torchvision_weights_url(name):
     from torchvision.models import get_weight
     return get_weight(name).url
+
+
+def test_published_to_a_team_host_then_zoo_downloads_and_checks_it(hub, server, tmp_path,
+                                                                  monkeypatch):
+    """publish --url-base --index writes a team index entry; with $SSVISION_ZOO_INDEX
+    zoo://NAME downloads the uploaded file and checks its sha256. Catches an entry written
+    without the file's hash, a team index that is not read (zoo:// would ask for a build),
+    and a replaced upload that is loaded anyway."""
+    from ssvision.tools import zoo as zoo_tool
+    root, url = server
+    ckpt = tmp_path / 'iter_2.pth'
+    torch.save({'state_dict': {'teacher.w': torch.full((2,), 7.0),
+                               'student.w': torch.zeros(2)}}, ckpt)
+    index = tmp_path / 'team_zoo.json'
+    name = 'fixmatch_tinycnn_mnist5k-4pc'  # a shipped entry without a host
+    assert zoo_tool.main(['publish', str(ckpt), '--name', name, '--out-dir', str(root),
+                          '--url-base', url + '/', '--index', str(index)]) == 0
+    [published] = [p for p in os.listdir(root) if p.startswith(name)]
+    entry = zoo.read_index(str(index))[0]
+    assert entry['checkpoint'] == {'url': f'{url}/{published}',
+                                   'sha256': checkpoints.sha256_of(str(root / published))}
+    assert entry['config'] == zoo.get(name)['config']  # the shipped fields are kept
+    monkeypatch.setenv('SSVISION_ZOO_INDEX', str(index))
+    state = checkpoints.load_state_dict(f'zoo://{name}')
+    assert torch.equal(state['w'], torch.full((2,), 7.0))  # the teacher, downloaded
+    assert osp.isfile(hub / published)
+    # the shipped page is unchanged by a team index
+    page = zoo.render_markdown()
+    monkeypatch.delenv('SSVISION_ZOO_INDEX')
+    assert zoo.render_markdown() == page
+    monkeypatch.setenv('SSVISION_ZOO_INDEX', str(index))
+    # an upload replaced by other bytes under the same name is refused
+    os.remove(hub / published)
+    torch.save({'w': torch.zeros(2)}, root / published)
+    with pytest.raises(checkpoints.ChecksumError):
+        checkpoints.resolve(f'zoo://{name}')
+    assert not osp.exists(hub / published)
+    monkeypatch.setenv('SSVISION_ZOO_INDEX', str(tmp_path / 'missing.json'))
+    with pytest.raises(FileNotFoundError, match='SSVISION_ZOO_INDEX'):
+        zoo.entries()
+    assert zoo_tool.main(['publish', str(ckpt), '--name', name, '--url-base', url]) == 2
