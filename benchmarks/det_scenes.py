@@ -115,7 +115,9 @@ def main(argv=None) -> None:
     metrics = dict(teacher_mAP='teacher/mAP', teacher_AP50='teacher/AP50',
                    student_mAP='student/mAP',
                    tail_AP={c: f'teacher/AP_{c}' for c in TAIL_CLASSES})
-    parts = scene_parts(args.scenes, SCENES, args.percents, ['--scenes-only', '--det-scenes'])
+    parts = scene_parts(args.scenes, SCENES, args.percents, ['--scenes-only', '--det-scenes'],
+                        split_file=lambda s, p: f'{SCENES[s]}/splits/annotations.'
+                                                f'{args.seed + 1}@{p}.json')
     det = args.detector
     starts = {}
     if args.init_iters:
@@ -154,7 +156,7 @@ def main(argv=None) -> None:
                          dict(phase='train', detector=det, scenes=scenes, percent=percent,
                               method=method, init_iters=args.init_iters, iters=args.iters,
                               seed=args.seed, parallel=args.parallel,
-                              init=args.init or 'random', tag=tag)))
+                              init=args.init or 'random', tag=tag, fold=args.seed + 1)))
     if args.timing_iters:
         for method in args.methods:
             opts = data_options('balanced', args.percents[-1], args.workers,

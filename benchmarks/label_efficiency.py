@@ -197,19 +197,29 @@ def fmt(value, spec: str = '.1f') -> str:
 
 
 def scene_parts(specs: list[str], scenes: dict, parts: list[str],
-                prepare_flags: list[str]) -> list[tuple[str, str]]:
+                prepare_flags: list[str], split_file=None) -> list[tuple[str, str]]:
     """``(scene set, labeled part)`` pairs from ``NAME`` or ``NAME:PART`` specs (``PART``
     limits that set to one part); writes the scenes with ``tools/prepare_data.py
-    *prepare_flags`` when a named set has no splits yet."""
+    *prepare_flags`` when a named set has no splits yet, or when ``split_file(set, part)``
+    (a path under the repository) is missing (splits of a seed written by an older
+    ``prepare_data.py``). A split still missing then is an error that names it."""
     pairs = []
     for spec in specs:
         name, _, only = spec.partition(':')
         if name not in scenes:
             raise SystemExit(f'unknown scenes {name!r}; choose from {list(scenes)}')
         pairs += [(name, part) for part in ([only] if only else parts)]
-    if not all(osp.exists(osp.join(REPO, scenes[name], 'splits')) for name, _ in pairs):
+    def missing():
+        return [p for p in (split_file(*pair) for pair in pairs) if split_file
+                and not osp.exists(osp.join(REPO, p))]
+
+    if missing() or not all(osp.exists(osp.join(REPO, scenes[name], 'splits'))
+                            for name, _ in pairs):
         subprocess.run([sys.executable, osp.join(REPO, 'tools/prepare_data.py'),
                         *prepare_flags], check=True, cwd=REPO)
+    if missing():
+        raise SystemExit(f'split {missing()[0]} does not exist (tools/prepare_data.py '
+                         f'{" ".join(prepare_flags)} writes seeds 0-2 only)')
     return pairs
 
 

@@ -4,15 +4,16 @@
     python benchmarks/seg_scenes.py --scenes binary --fractions n4 n8 --iters 300
         [--methods supervised fixmatch dssn] [--iters 2000] [--seed 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_seg]
-        [--init zoo://resnet18_fashionmnist-gray]   # a pretrained backbone start
+        [--init zoo://resnet18_items-on-photos]     # a pretrained backbone start
 
 Scenes (``tools/prepare_data.py --scenes``, run here if missing): Fashion-MNIST items on
 real photos, 128x128, 11 classes; ``balanced`` draws the items uniformly, ``lt10`` draws
 them with imbalance ratio 10 (Sneaker, Bag and Ankle boot rarest); both are validated on
 the same balanced 150 validation scenes. Each run is ``tools/train.py`` on the DeepLabV3+
-(timm resnet18, random init) config of the method with the fraction's split, at the same
-budget; the row holds the last validation's teacher / student mIoU and the teacher's IoU
-of the three tail classes.
+(timm resnet18, random init or the backbone of ``--init``) config of the method with the
+fraction's split, at the same budget; the row holds the last validation's teacher /
+student mIoU, the teacher's IoU of the three tail classes, and the kept share and
+precision of the pseudo-pixels over the last quarter of training.
 
 ``--parallel N`` trains N runs at a time (a many-core GPU host); the seconds per
 iteration of such runs share the machine, so ``--timing-iters K`` then trains each
@@ -84,7 +85,9 @@ def main(argv=None) -> None:
     jobs = []
     flags = ['--scenes-only'] + (['--binary-scenes'] if any(
         s.startswith('binary') for s in args.scenes) else [])
-    for scenes, fraction in scene_parts(args.scenes, SCENES, args.fractions, flags):
+    parts = scene_parts(args.scenes, SCENES, args.fractions, flags, split_file=lambda s, f:
+                        f'{SCENES[s]}/splits/split_{f}_seed{args.seed}.json')
+    for scenes, fraction in parts:
         for method in args.methods:
             config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
             name = f'{method}_{scenes}_{fraction}_seed{args.seed}_{args.iters}it'

@@ -110,6 +110,16 @@ def seg_binary_table(rows: list[dict]) -> str:
     return '\n'.join(out)
 
 
+def _part_size(part) -> float:
+    """Sort key of a labeled part: ``'5'`` (percent), ``'1-16'`` (fraction), ``'n4'``."""
+    text = str(part).lstrip('n')
+    try:
+        num, _, den = text.partition('-')
+        return float(num) / float(den or 1)
+    except ValueError:
+        return 0.0
+
+
 def scenes_table(path: str) -> str:
     """Scene benchmarks (``seg_scenes.py`` / ``det_scenes.py`` results in ``path``): mean
     +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
@@ -121,19 +131,22 @@ def scenes_table(path: str) -> str:
         return ''
     det = 'teacher_mAP' in rows[0]
     part = 'percent' if det else 'fraction'
+    # a row is one (start, scene set, labeled part, method, budget) and seed
     rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], r['method'],
+                                    (r.get('detector', ''), r.get('init_iters', 0), r['iters']),
                                     r['seed']))
     main, second = ('teacher_mAP', 'teacher_AP50') if det else ('teacher_mIoU', None)
     hkeys = ('pb_per_img', 'pb_prec') if det else ('sel_frac', 'pl_acc')
-    out = [f"| start | scenes | labeled | method | teacher {'mAP' if det else 'mIoU'} | per seed | "
+    out = [f"| start | scenes | labeled | method | budget | teacher {'mAP' if det else 'mIoU'} | "
+           "per seed | "
            f"{'teacher AP50' if det else 'teacher foreground or tail IoU'} | student "
            f"{'mAP' if det else 'mIoU'} | {'pseudo-boxes / img' if det else 'pseudo-pixels kept %'}"
-           " | their precision % | s/iter |", '|---|---|---|---|---|---|---|---|---|---|---|']
+           " | their precision % | s/iter |", '|---|---|---|---|---|---|---|---|---|---|---|---|']
     order = {'supervised': 0, 'fixed': 1, 'fixmatch': 1, 'classaware': 2, 'dssn': 2}
-    groups = sorted({k[:4] for k in rows}, key=lambda k: (k[0], k[1], str(k[2]),
-                                                          order.get(k[3], 9), k[3]))
+    groups = sorted({k[:5] for k in rows}, key=lambda k: (
+        k[0], k[1], k[4], _part_size(k[2]), order.get(k[3], 9), k[3]))
     for key in groups:
-        got = sorted((r for k, r in rows.items() if k[:4] == key), key=lambda r: r['seed'])
+        got = sorted((r for k, r in rows.items() if k[:5] == key), key=lambda r: r['seed'])
         if det:
             run = [f"{r['method']}_{r.get('detector', 'fasterrcnn')}_{r['scenes']}_"
                    f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it"
@@ -145,6 +158,7 @@ def scenes_table(path: str) -> str:
                 + ('' if r.get('init', 'random') == 'random'
                    else '_' + r['init'].split('://')[-1].replace('/', '_'))) for r in got]
             side = [r['object_IoU'] if r['scenes'] == 'binary'
+                    else None if None in r['tail_IoU'].values()
                     else statistics.fmean(r['tail_IoU'].values()) for r in got]
         health = [train_health(osp.join(path, n), keys=hkeys) if n else {} for n in run]
         h0 = [h.get(hkeys[0]) for h in health]
@@ -154,7 +168,10 @@ def scenes_table(path: str) -> str:
         per_seed = ' / '.join(f'{r[main]:.1f}' for r in got)
         speed = [r.get('s_per_iter') for r in got if r.get('s_per_iter')]
         init = key[0].split('://')[-1]
-        out.append(f"| {init} | {key[1]} | {key[2]} | {key[3]} | {mean_std([r[main] for r in got])}"
+        det_name, init_iters, iters = key[4]
+        budget = f"{det_name} {f'{init_iters}+' if init_iters else ''}{iters} it".strip()
+        out.append(f"| {init} | {key[1]} | {key[2]} | {key[3]} | {budget} | "
+                   f"{mean_std([r[main] for r in got])}"
                    f" | {per_seed} | {mean_std(side)} | "
                    f"{mean_std([r.get('student_mAP' if det else 'student_mIoU') for r in got])}"
                    f" | {mean_std(h0)} | {mean_std(h1)} | "

@@ -33,9 +33,9 @@ under fog (target).
 ``--det-scenes`` writes the detection scenes as COCO json (``images/`` +
 ``annotations.json``): ``data/scenes/det_fashion/{train,val}`` (600 / 150 scenes, 10
 classes, exact boxes) and the long-tailed ``data/scenes/det_fashion_lt10/train``, each
-with 5 % and 10 % labeled splits in ``splits/`` (``annotations.1@5.json`` and
-``annotations.1@5-unlabeled.json``, ...). Combine with ``--scenes-only`` to skip the
-classification splits.
+with 5 % and 10 % labeled splits in ``splits/`` for folds 1, 2 and 3
+(``annotations.1@5.json`` and ``annotations.1@5-unlabeled.json``, ...). Combine with
+``--scenes-only`` to skip the classification splits.
 """
 
 from __future__ import annotations
