@@ -20,22 +20,19 @@ image in every epoch and worker; augmentation comes from the pipeline.
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from ssvision.registry import DATASETS
 
 from .base import BaseClsDataset
 from .scenes import (
-    COLOR_MIN,
-    MAX_PIXEL,
     ItemsLike,
     build_scene_items,
     compose_scene,
+    package_photos,
+    place_item,
     random_background,
 )
 
@@ -48,23 +45,9 @@ SKIMAGE_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg',
 @functools.lru_cache(maxsize=1)
 def skimage_photos() -> tuple[np.ndarray, ...]:
     """The real photos of :data:`SKIMAGE_PHOTOS`, uint8 RGB, read-only."""
-    spec = importlib.util.find_spec('skimage')
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    photos = []
-    for name in SKIMAGE_PHOTOS:
-        paths = [os.path.join(loc, 'data', name) for loc in locations]
-        path = next((p for p in paths if os.path.isfile(p)), None)
-        if path is None:
-            raise FileNotFoundError(
-                f'skimage/data/{name} not found: the photos come with scikit-image '
-                '(`pip install scikit-image`, or the [data] extra)')
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f'{path}: cannot decode the image')
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        rgb.setflags(write=False)
-        photos.append(rgb)
-    return tuple(photos)
+    return package_photos('skimage', 'data', SKIMAGE_PHOTOS,
+                          'the photos come with scikit-image (`pip install scikit-image`, '
+                          'or the [data] extra)')
 
 
 @DATASETS.register_module()
@@ -111,16 +94,8 @@ class ItemsOnPhotos(BaseClsDataset):
         """The image of source item ``src``: uint8 RGB ``(size, size, 3)``."""
         rng = np.random.default_rng([self.seed, int(src)])
         background = random_background(rng, self.size, skimage_photos())
-        gray = self._images[src, ..., 0]
-        f = rng.uniform(*self.item_scale)
-        h, w = max(1, round(gray.shape[0] * f)), max(1, round(gray.shape[1] * f))
-        gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
-        y = int(rng.integers(min(0, self.size - h), max(0, self.size - h) + 1))
-        x = int(rng.integers(min(0, self.size - w), max(0, self.size - w) + 1))
-        color = rng.uniform(COLOR_MIN, MAX_PIXEL, size=3)
-        color[rng.integers(3)] = MAX_PIXEL
-        item = dict(image=gray, label=int(self._source_labels[src]), color=color,
-                    top_left=(y, x))
+        item = place_item(rng, self._images[src, ..., 0], int(self._source_labels[src]),
+                          (self.size, self.size), self.item_scale)
         return compose_scene(background, [item], min_area=0, min_visible=0.0)['image']
 
     def load_image(self, idx: int) -> np.ndarray:

@@ -66,18 +66,25 @@ ITEM_SOURCES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def sample_backgrounds() -> tuple[np.ndarray, ...]:
-    """The real photos bundled with scikit-learn, uint8 RGB ``(427, 640, 3)``, read-only."""
-    spec = importlib.util.find_spec('sklearn')
+def package_photos(package: str, folder: str, names: Sequence[str],
+                   missing_hint: str) -> tuple[np.ndarray, ...]:
+    """Photos shipped inside an installed package (found without importing it), uint8 RGB,
+    read-only; gray files come back as three equal channels.
+
+    Args:
+        package: top-level package name (``'sklearn'``).
+        folder: their folder inside the package (``'datasets/images'``).
+        names: file names.
+        missing_hint: the error's explanation when a file is not found.
+    """
+    spec = importlib.util.find_spec(package)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     photos = []
-    for name in SKLEARN_PHOTOS:
-        paths = [os.path.join(loc, 'datasets', 'images', name) for loc in locations]
+    for name in names:
+        paths = [os.path.join(loc, folder, name) for loc in locations]
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None:
-            raise FileNotFoundError(f'{name} not found: scikit-learn is not installed '
-                                    '(`pip install scikit-learn`)')
+            raise FileNotFoundError(f'{package}/{folder}/{name} not found: {missing_hint}')
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f'{path}: cannot decode the image')
@@ -85,6 +92,13 @@ def sample_backgrounds() -> tuple[np.ndarray, ...]:
         rgb.setflags(write=False)
         photos.append(rgb)
     return tuple(photos)
+
+
+@functools.lru_cache(maxsize=1)
+def sample_backgrounds() -> tuple[np.ndarray, ...]:
+    """The real photos bundled with scikit-learn, uint8 RGB ``(427, 640, 3)``, read-only."""
+    return package_photos('sklearn', os.path.join('datasets', 'images'), SKLEARN_PHOTOS,
+                          'scikit-learn is not installed (`pip install scikit-learn`)')
 
 
 class SceneItems:
@@ -258,6 +272,26 @@ def compose_scene(background: np.ndarray, items: Sequence[dict[str, Any]], *,
     return dict(image=image, semantic=semantic, instances=instances)
 
 
+def place_item(rng: np.random.Generator, gray: np.ndarray, label: int,
+               size: tuple[int, int], item_scale: tuple[float, float] = ITEM_SCALE
+               ) -> dict[str, Any]:
+    """Draw an item's scale, place and colour (module docstring), in this order.
+
+    Returns:
+        dict: an item of :func:`compose_scene` (``image`` resized, ``label``,
+        ``color``, ``top_left``).
+    """
+    height, width = size
+    f = rng.uniform(*item_scale)
+    h, w = max(1, round(gray.shape[0] * f)), max(1, round(gray.shape[1] * f))
+    gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
+    y = int(rng.integers(min(0, height - h), max(0, height - h) + 1))
+    x = int(rng.integers(min(0, width - w), max(0, width - w) + 1))
+    color = rng.uniform(COLOR_MIN, MAX_PIXEL, size=3)
+    color[rng.integers(3)] = MAX_PIXEL
+    return dict(image=gray, label=label, color=color, top_left=(y, x))
+
+
 def make_scene(rng: np.random.Generator, items_source: ItemsLike,
                size: int | Sequence[int] = 128,
                num_items: int | tuple[int, int] = (2, 5),
@@ -309,14 +343,7 @@ def make_scene(rng: np.random.Generator, items_source: ItemsLike,
     items = []
     for _ in range(int(rng.integers(low, high + 1))):
         gray, label = bank.sample(rng, class_probs)
-        f = rng.uniform(*item_scale)
-        h, w = max(1, round(gray.shape[0] * f)), max(1, round(gray.shape[1] * f))
-        gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
-        y = int(rng.integers(min(0, height - h), max(0, height - h) + 1))
-        x = int(rng.integers(min(0, width - w), max(0, width - w) + 1))
-        color = rng.uniform(COLOR_MIN, MAX_PIXEL, size=3)
-        color[rng.integers(3)] = MAX_PIXEL
-        items.append(dict(image=gray, label=label, color=color, top_left=(y, x)))
+        items.append(place_item(rng, gray, label, (height, width), item_scale))
     scene = compose_scene(background, items, min_area=min_area, min_visible=min_visible)
     if fog > 0:
         img = scene['image'].astype(np.float64)

@@ -73,7 +73,7 @@ def test_backgrounds_are_not_the_scene_photos():
 
 
 def test_missing_scikit_image_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(iop.importlib.util, 'find_spec', lambda name: None)
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
     skimage_photos.cache_clear()
     try:
         with pytest.raises(FileNotFoundError, match='scikit-image'):
