@@ -101,7 +101,7 @@ def cmd_publish(args) -> int:
         print('error: --url-base and --index go together', file=sys.stderr)
         return 2
     known = _known_entry(args.name)
-    rename = (known or {}).get('build', {}).get('rename')  # unknown: weights kept as they are
+    rename = ((known or {}).get('build') or {}).get('rename')  # unknown: kept as they are
     path, digest = publish(args.ckpt, args.name, args.keep, args.out_dir, rename)
     print(path)
     base = args.url_base.rstrip('/') if args.url_base else '<host>'
