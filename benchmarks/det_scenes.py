@@ -63,6 +63,13 @@ def config(method: str, detector: str) -> str:
     return f'configs/semi_det/{method}_{detector}-r18_2k_detscenes-10pc.py'
 
 
+def run_name(row: dict) -> str:
+    """The work-dir name of a ``train`` row."""
+    return (f"{row['method']}_{row.get('detector', 'fasterrcnn')}_{row['scenes']}_"
+            f"{row['percent']}pc_seed{row['seed']}_{row.get('init_iters', 0)}+{row['iters']}it"
+            f"{row.get('tag', '')}")
+
+
 def data_options(scenes: str, percent: str, workers: int, seed: int = 0) -> list[str]:
     root = SCENES[scenes]
     opts = [f'train_dataloader.num_workers={workers}']
@@ -141,8 +148,11 @@ def main(argv=None) -> None:
     jobs = []
     for scenes, percent in parts:
         for method in args.methods:
-            name = (f'{method}_{det}_{scenes}_{percent}pc_seed{args.seed}_'
-                    f'{args.init_iters}+{args.iters}it{tag}')
+            row = dict(phase='train', detector=det, scenes=scenes, percent=percent,
+                       method=method, init_iters=args.init_iters, iters=args.iters,
+                       seed=args.seed, parallel=args.parallel, init=args.init or 'random',
+                       tag=tag, fold=args.seed + 1)
+            name = run_name(row)
             opts = data_options(scenes, percent, args.workers, args.seed) + det_schedule(
                 args.iters, args.seed, val_every=args.iters, log_every=50,
                 warm=0 if args.init_iters else None)
@@ -152,11 +162,7 @@ def main(argv=None) -> None:
                 opts += init_opts
             if method == 'supervised':
                 opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
-            jobs.append((name, config(method, det), opts,
-                         dict(phase='train', detector=det, scenes=scenes, percent=percent,
-                              method=method, init_iters=args.init_iters, iters=args.iters,
-                              seed=args.seed, parallel=args.parallel,
-                              init=args.init or 'random', tag=tag, fold=args.seed + 1)))
+            jobs.append((name, config(method, det), opts, row))
     if args.timing_iters:
         for method in args.methods:
             opts = data_options('balanced', args.percents[-1], args.workers,
@@ -182,10 +188,7 @@ def print_table(rows: list[dict], out_dir: str) -> None:
     for r in rows:
         if r['phase'] != 'train':
             continue
-        r = dict(r, **train_health(osp.join(
-            out_dir, f"{r['method']}_{r.get('detector', 'fasterrcnn')}_{r['scenes']}_"
-            f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it"
-            f"{r.get('tag', '')}")))
+        r = dict(r, **train_health(osp.join(out_dir, run_name(r))))
         tail = ' / '.join(fmt(v) for v in r['tail_AP'].values())
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
         prec = None if r.get('pb_prec') is None else 100 * r['pb_prec']

@@ -210,8 +210,10 @@ def scene_parts(specs: list[str], scenes: dict, parts: list[str],
             raise SystemExit(f'unknown scenes {name!r}; choose from {list(scenes)}')
         pairs += [(name, part) for part in ([only] if only else parts)]
     def missing():
-        return [p for p in (split_file(*pair) for pair in pairs) if split_file
-                and not osp.exists(osp.join(REPO, p))]
+        if split_file is None:
+            return []
+        return [p for p in (split_file(*pair) for pair in pairs)
+                if not osp.exists(osp.join(REPO, p))]
 
     if missing() or not all(osp.exists(osp.join(REPO, scenes[name], 'splits'))
                             for name, _ in pairs):

@@ -55,6 +55,15 @@ SCENES = {'balanced': 'data/scenes/seg_fashion', 'lt10': 'data/scenes/seg_fashio
 TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
 
 
+def run_name(row: dict) -> str:
+    """The work-dir name of a ``train`` row (rows written before ``run`` was recorded
+    are named the same way)."""
+    init = row.get('init', 'random')
+    tag = '' if init == 'random' else '_' + init.split('://')[-1].replace('/', '_')
+    return (f"{row['method']}_{row['scenes']}_{row['fraction']}_seed{row['seed']}_"
+            f"{row['iters']}it{tag}")
+
+
 def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[str]:
     root = SCENES[scenes]
     split = f'{root}/splits/split_{fraction}_seed{seed}.json'
@@ -90,16 +99,15 @@ def main(argv=None) -> None:
     for scenes, fraction in parts:
         for method in args.methods:
             config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
-            name = f'{method}_{scenes}_{fraction}_seed{args.seed}_{args.iters}it'
             opts = data_options(scenes, fraction, args.seed, args.workers) + \
                 schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
                                  log_every=50)
             if args.init:
-                name += '_' + args.init.split('://')[-1].replace('/', '_')
                 opts.append(f'model.model.checkpoint={args.init}')
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
                        iters=args.iters, seed=args.seed, parallel=args.parallel,
-                       init=args.init or 'random', run=name)
+                       init=args.init or 'random')
+            row['run'] = name = run_name(row)
             jobs.append((name, config, opts, row))
     if args.timing_iters:
         for method in args.methods:
@@ -124,8 +132,7 @@ def main(argv=None) -> None:
         tail = (fmt(r['object_IoU']) if r['scenes'] == 'binary'
                 else ' / '.join(fmt(v) for v in r['tail_IoU'].values()))
         # pseudo-pixel health over the last quarter of training (absent for supervised)
-        health = train_health(osp.join(args.out_dir, r['run']), keys=('sel_frac', 'pl_acc')) \
-            if r.get('run') else {}
+        health = train_health(osp.join(args.out_dir, run_name(r)), keys=('sel_frac', 'pl_acc'))
         kept, prec = (None if health.get(k) is None else 100 * health[k]
                       for k in ('sel_frac', 'pl_acc'))
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')

@@ -125,7 +125,9 @@ def scenes_table(path: str) -> str:
     +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
     values, and the pseudo-label health of the last quarter of training (kept share and
     precision of pseudo-pixels; pseudo-boxes per image and their precision)."""
+    from det_scenes import run_name as det_run_name
     from label_efficiency import train_health
+    from seg_scenes import run_name as seg_run_name
     rows = [r for r in _read(path) if r.get('phase') == 'train']
     if not rows:
         return ''
@@ -148,19 +150,14 @@ def scenes_table(path: str) -> str:
     for key in groups:
         got = sorted((r for k, r in rows.items() if k[:5] == key), key=lambda r: r['seed'])
         if det:
-            run = [f"{r['method']}_{r.get('detector', 'fasterrcnn')}_{r['scenes']}_"
-                   f"{r['percent']}pc_seed{r['seed']}_{r.get('init_iters', 0)}+{r['iters']}it"
-                   f"{r.get('tag', '')}" for r in got]
+            run = [det_run_name(r) for r in got]
             side = [r[second] for r in got]
         else:
-            run = [r.get('run') or (
-                f"{r['method']}_{r['scenes']}_{r['fraction']}_seed{r['seed']}_{r['iters']}it"
-                + ('' if r.get('init', 'random') == 'random'
-                   else '_' + r['init'].split('://')[-1].replace('/', '_'))) for r in got]
+            run = [seg_run_name(r) for r in got]
             side = [r['object_IoU'] if r['scenes'] == 'binary'
                     else None if None in r['tail_IoU'].values()
                     else statistics.fmean(r['tail_IoU'].values()) for r in got]
-        health = [train_health(osp.join(path, n), keys=hkeys) if n else {} for n in run]
+        health = [train_health(osp.join(path, n), keys=hkeys) for n in run]
         h0 = [h.get(hkeys[0]) for h in health]
         h1 = [None if h.get(hkeys[1]) is None else 100 * h[hkeys[1]] for h in health]
         if not det:
