@@ -112,11 +112,32 @@ def setup_dist(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def teardown_dist(barrier: bool = True) -> None:
+    """End the process group at the end of a distributed run.
+
+    Left to interpreter exit, Gloo's background threads can outlive the group's
+    destructor, and a rank then aborts with "terminate called without an active
+    exception" after a run that finished (seen as a SIGABRT under torchrun). The
+    barrier (skipped when the run failed, where another rank may never reach it) lets
+    every rank finish its last collective before the group goes.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except BaseException:
+        teardown_dist(barrier=False)
+        raise
+    teardown_dist()
 
 
 if __name__ == '__main__':
