@@ -5,6 +5,7 @@
         [--methods supervised fixmatch dssn] [--iters 2000] [--seed 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_seg]
         [--init zoo://resnet18_items-on-photos]     # a pretrained backbone start
+        [--variant NAME KEY=VALUE ...]              # a recipe change, named in the rows
 
 Scenes (``tools/prepare_data.py --scenes``, run here if missing): Fashion-MNIST items on
 real photos, 128x128, 11 classes; ``balanced`` draws the items uniformly, ``lt10`` draws
@@ -60,6 +61,8 @@ def run_name(row: dict) -> str:
     are named the same way)."""
     init = row.get('init', 'random')
     tag = '' if init == 'random' else '_' + init.split('://')[-1].replace('/', '_')
+    if row.get('variant'):
+        tag += f"_v-{row['variant']}"
     return (f"{row['method']}_{row['scenes']}_{row['fraction']}_seed{row['seed']}_"
             f"{row['iters']}it{tag}")
 
@@ -85,8 +88,16 @@ def main(argv=None) -> None:
     p.add_argument('--init', default=None,
                    help="backbone checkpoint source (model.model.checkpoint), e.g. "
                         "zoo://resnet18_fashionmnist-gray; default: random init")
+    p.add_argument('--variant', nargs='+', default=None, metavar=('NAME', 'KEY=VALUE'),
+                   help='a named change of every run\'s config (mmengine --cfg-options '
+                        'syntax after the name), e.g. --variant nocutmix '
+                        'model.semi_train_cfg.cutmix_prob=0; the rows and work dirs carry '
+                        'the name')
     add_run_arguments(p, 'work_dirs/bench_seg')
     args = p.parse_args(argv)
+    variant, variant_opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
+    if variant is not None and (not variant.replace('-', '').isalnum() or '=' in variant):
+        p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
                    tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES},
@@ -104,9 +115,12 @@ def main(argv=None) -> None:
                                  log_every=50)
             if args.init:
                 opts.append(f'model.model.checkpoint={args.init}')
+            opts += variant_opts
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
                        iters=args.iters, seed=args.seed, parallel=args.parallel,
                        init=args.init or 'random')
+            if variant:
+                row.update(variant=variant, variant_options=variant_opts)
             row['run'] = name = run_name(row)
             jobs.append((name, config, opts, row))
     if args.timing_iters:
@@ -136,7 +150,8 @@ def main(argv=None) -> None:
         kept, prec = (None if health.get(k) is None else 100 * health[k]
                       for k in ('sel_frac', 'pl_acc'))
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
-        print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {r['method']} | "
+        label = r['method'] + (f" ({r['variant']})" if r.get('variant') else '')
+        print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {label} | "
               f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
               f"{fmt(kept)} | {fmt(prec)} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(mem, '.0f')} |")

@@ -120,6 +120,11 @@ def _part_size(part) -> float:
         return 0.0
 
 
+def _method(row: dict) -> str:
+    """A scene row's method, with its ``--variant`` name when it has one."""
+    return row['method'] + (f" ({row['variant']})" if row.get('variant') else '')
+
+
 def scenes_table(path: str) -> str:
     """Scene benchmarks (``seg_scenes.py`` / ``det_scenes.py`` results in ``path``): mean
     +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
@@ -134,7 +139,7 @@ def scenes_table(path: str) -> str:
     det = 'teacher_mAP' in rows[0]
     part = 'percent' if det else 'fraction'
     # a row is one (start, scene set, labeled part, method, budget) and seed
-    rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], r['method'],
+    rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], _method(r),
                                     (r.get('detector', ''), r.get('init_iters', 0), r['iters']),
                                     r['seed']))
     main, second = ('teacher_mAP', 'teacher_AP50') if det else ('teacher_mIoU', None)
@@ -146,7 +151,7 @@ def scenes_table(path: str) -> str:
            " | their precision % | s/iter |", '|---|---|---|---|---|---|---|---|---|---|---|---|']
     order = {'supervised': 0, 'fixed': 1, 'fixmatch': 1, 'classaware': 2, 'dssn': 2}
     groups = sorted({k[:5] for k in rows}, key=lambda k: (
-        k[0], k[1], k[4], _part_size(k[2]), order.get(k[3], 9), k[3]))
+        k[0], k[1], k[4], _part_size(k[2]), order.get(k[3].split(' ')[0], 9), k[3]))
     for key in groups:
         got = sorted((r for k, r in rows.items() if k[:5] == key), key=lambda r: r['seed'])
         if det:
