@@ -50,6 +50,9 @@ BINARY_METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_300_binscenes-n4.py',
     'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_300_binscenes-n4.py',
     'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py',
+    # FixMatch with DSSN's class-aware selector (binary scenes only)
+    'fixmatch-classaware':
+        'configs/fixmatch/fixmatch-classaware_deeplabv3plus-r18_300_binscenes-n4.py',
 }
 SCENES = {'balanced': 'data/scenes/seg_fashion', 'lt10': 'data/scenes/seg_fashion_lt10',
           'binary': 'data/scenes/seg_binary'}
@@ -83,7 +86,8 @@ def main(argv=None) -> None:
                    help=f'scene sets, of {list(SCENES)}; NAME:FRACTION limits one to one '
                         'fraction (e.g. lt10:1-16)')
     p.add_argument('--fractions', nargs='+', default=['1-16', '1-8'])
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(BINARY_METHODS),
+                   help='fixmatch-classaware: binary scenes only')
     p.add_argument('--iters', type=int, default=2000)
     p.add_argument('--init', default=None,
                    help="backbone checkpoint source (model.model.checkpoint), e.g. "
@@ -109,7 +113,10 @@ def main(argv=None) -> None:
                         f'{SCENES[s]}/splits/split_{f}_seed{args.seed}.json')
     for scenes, fraction in parts:
         for method in args.methods:
-            config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
+            configs = BINARY_METHODS if scenes == 'binary' else METHODS
+            if method not in configs:
+                p.error(f'method {method!r} has no config for the {scenes} scenes')
+            config = configs[method]
             opts = data_options(scenes, fraction, args.seed, args.workers) + \
                 schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
                                  log_every=50)
@@ -124,7 +131,7 @@ def main(argv=None) -> None:
             row['run'] = name = run_name(row)
             jobs.append((name, config, opts, row))
     if args.timing_iters:
-        for method in args.methods:
+        for method in (m for m in args.methods if m in METHODS):
             name = f'timing_{method}_{args.timing_iters}it'
             opts = data_options('balanced', args.fractions[0], args.seed, args.workers) + \
                 schedule_options(args.timing_iters, args.seed,

@@ -149,7 +149,8 @@ def scenes_table(path: str) -> str:
            f"{'teacher AP50' if det else 'teacher foreground or tail IoU'} | student "
            f"{'mAP' if det else 'mIoU'} | {'pseudo-boxes / img' if det else 'pseudo-pixels kept %'}"
            " | their precision % | s/iter |", '|---|---|---|---|---|---|---|---|---|---|---|---|']
-    order = {'supervised': 0, 'fixed': 1, 'fixmatch': 1, 'classaware': 2, 'dssn': 2}
+    order = {'supervised': 0, 'fixed': 1, 'fixmatch': 1, 'fixmatch-classaware': 1.5,
+             'classaware': 2, 'dssn': 2}
     groups = sorted({k[:5] for k in rows}, key=lambda k: (
         k[0], k[1], k[4], _part_size(k[2]), order.get(k[3].split(' ')[0], 9), k[3]))
     for key in groups:
