@@ -70,6 +70,11 @@ def run_name(row: dict) -> str:
             f"{row['iters']}it{tag}")
 
 
+def method_label(row: dict) -> str:
+    """A row's method as tables show it, with its ``--variant`` name when it has one."""
+    return row['method'] + (f" ({row['variant']})" if row.get('variant') else '')
+
+
 def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[str]:
     root = SCENES[scenes]
     split = f'{root}/splits/split_{fraction}_seed{seed}.json'
@@ -100,7 +105,7 @@ def main(argv=None) -> None:
     add_run_arguments(p, 'work_dirs/bench_seg')
     args = p.parse_args(argv)
     variant, variant_opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
-    if variant is not None and (not variant.replace('-', '').isalnum() or '=' in variant):
+    if variant is not None and not variant.replace('-', '').isalnum():
         p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
@@ -157,8 +162,7 @@ def main(argv=None) -> None:
         kept, prec = (None if health.get(k) is None else 100 * health[k]
                       for k in ('sel_frac', 'pl_acc'))
         mem = r['peak_mem_mb'] if r.get('peak_mem_mb') is not None else r.get('peak_rss_mb')
-        label = r['method'] + (f" ({r['variant']})" if r.get('variant') else '')
-        print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {label} | "
+        print(f"| {r['scenes']} | {r['fraction'].replace('-', '/')} | {method_label(r)} | "
               f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
               f"{fmt(kept)} | {fmt(prec)} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(mem, '.0f')} |")

@@ -120,11 +120,6 @@ def _part_size(part) -> float:
         return 0.0
 
 
-def _method(row: dict) -> str:
-    """A scene row's method, with its ``--variant`` name when it has one."""
-    return row['method'] + (f" ({row['variant']})" if row.get('variant') else '')
-
-
 def scenes_table(path: str) -> str:
     """Scene benchmarks (``seg_scenes.py`` / ``det_scenes.py`` results in ``path``): mean
     +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
@@ -132,6 +127,7 @@ def scenes_table(path: str) -> str:
     precision of pseudo-pixels; pseudo-boxes per image and their precision)."""
     from det_scenes import run_name as det_run_name
     from label_efficiency import train_health
+    from seg_scenes import method_label
     from seg_scenes import run_name as seg_run_name
     rows = [r for r in _read(path) if r.get('phase') == 'train']
     if not rows:
@@ -139,7 +135,7 @@ def scenes_table(path: str) -> str:
     det = 'teacher_mAP' in rows[0]
     part = 'percent' if det else 'fraction'
     # a row is one (start, scene set, labeled part, method, budget) and seed
-    rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], _method(r),
+    rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], method_label(r),
                                     (r.get('detector', ''), r.get('init_iters', 0), r['iters']),
                                     r['seed']))
     main, second = ('teacher_mAP', 'teacher_AP50') if det else ('teacher_mIoU', None)

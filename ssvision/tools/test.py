@@ -30,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from ssvision.tools.train import run_config, setup_dist, teardown_dist
+    from ssvision.tools.train import dist_session, run_config, setup_dist
     cfg = run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     setup_dist(cfg)
     predict_on = ('teacher', 'student') if args.model == 'both' else (args.model,)
@@ -40,12 +40,8 @@ def main(argv=None) -> dict:
     cfg.load_from = args.checkpoint
     cfg.resume = False
     runner = Runner.from_cfg(cfg)
-    try:
+    with dist_session():
         metrics = runner.test()
-    except BaseException:
-        teardown_dist(barrier=False)
-        raise
-    teardown_dist()
     metrics = {k: float(v) for k, v in metrics.items()}
     if args.out:
         with open(args.out, 'w') as f:

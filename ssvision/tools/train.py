@@ -16,6 +16,7 @@ group is started here, before the Runner: mmengine 0.10's PyTorch launcher calls
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import os.path as osp
 
@@ -128,16 +129,24 @@ def teardown_dist(barrier: bool = True) -> None:
         dist.destroy_process_group()
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    cfg = build_config(args)
-    runner = Runner.from_cfg(cfg)
+@contextlib.contextmanager
+def dist_session():
+    """Run a distributed run's body, then :func:`teardown_dist` (without the barrier
+    when the body raised)."""
     try:
-        runner.train()
+        yield
     except BaseException:
         teardown_dist(barrier=False)
         raise
     teardown_dist()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = build_config(args)
+    runner = Runner.from_cfg(cfg)
+    with dist_session():
+        runner.train()
 
 
 if __name__ == '__main__':
