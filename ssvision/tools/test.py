@@ -31,16 +31,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from ssvision.tools.train import dist_session, run_config, setup_dist
-    cfg = run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
-    setup_dist(cfg)
-    predict_on = ('teacher', 'student') if args.model == 'both' else (args.model,)
-    if not cfg.model.get('semi_test_cfg'):
-        cfg.model.semi_test_cfg = {}
-    cfg.model.semi_test_cfg['predict_on'] = predict_on
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
-    runner = Runner.from_cfg(cfg)
-    with dist_session():
+    with dist_session():  # the group starts inside, so a failed build still ends it
+        cfg = run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+        setup_dist(cfg)
+        predict_on = ('teacher', 'student') if args.model == 'both' else (args.model,)
+        if not cfg.model.get('semi_test_cfg'):
+            cfg.model.semi_test_cfg = {}
+        cfg.model.semi_test_cfg['predict_on'] = predict_on
+        cfg.load_from = args.checkpoint
+        cfg.resume = False
+        runner = Runner.from_cfg(cfg)
         metrics = runner.test()
     metrics = {k: float(v) for k, v in metrics.items()}
     if args.out:

@@ -120,32 +120,46 @@ def teardown_dist(barrier: bool = True) -> None:
     destructor, and a rank then aborts with "terminate called without an active
     exception" after a run that finished (seen as a SIGABRT under torchrun). The
     barrier (skipped when the run failed, where another rank may never reach it) lets
-    every rank finish its last collective before the group goes.
+    every rank finish its last collective before the group goes; the group goes even
+    when the barrier fails (a peer died).
     """
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
-        if barrier:
-            dist.barrier()
-        dist.destroy_process_group()
+        try:
+            if barrier:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
+def _dist_initialized() -> bool:
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized()
 
 
 @contextlib.contextmanager
 def dist_session():
-    """Run a distributed run's body, then :func:`teardown_dist` (without the barrier
-    when the body raised)."""
+    """Run a run's body (config, runner, training), then :func:`teardown_dist`
+    (without the barrier when the body raised). A process group that existed before
+    the body started belongs to the caller and is left alone."""
+    owned = not _dist_initialized()
     try:
         yield
     except BaseException:
-        teardown_dist(barrier=False)
+        if owned:
+            teardown_dist(barrier=False)
         raise
-    teardown_dist()
+    if owned:
+        teardown_dist()
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = build_config(args)
-    runner = Runner.from_cfg(cfg)
+    # the process group starts inside (setup_dist on CPU, the Runner on CUDA), so a
+    # failure while building the runner still ends it
     with dist_session():
+        cfg = build_config(args)
+        runner = Runner.from_cfg(cfg)
         runner.train()
 
 
