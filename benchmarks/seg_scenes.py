@@ -26,6 +26,7 @@ records its median seconds per iteration and, on CUDA, its peak memory
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -75,6 +76,22 @@ def method_label(row: dict) -> str:
     return row['method'] + (f" ({row['variant']})" if row.get('variant') else '')
 
 
+def check_variant(parser, work_dir: str, options: list[str]) -> None:
+    """Record a variant's options in its work dir, and refuse to reuse a work dir of the
+    same variant name made with other options (finished runs are reused by name)."""
+    path = osp.join(work_dir, 'variant_options.json')
+    if osp.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        if before != list(options):
+            parser.error(f'{work_dir} holds variant options {before}, not {list(options)}: '
+                         'give this variant another name (or remove the old run)')
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(list(options), f)
+
+
 def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[str]:
     root = SCENES[scenes]
     split = f'{root}/splits/split_{fraction}_seed{seed}.json'
@@ -107,6 +124,11 @@ def main(argv=None) -> None:
     variant, variant_opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
     if variant is not None and not variant.replace('-', '').isalnum():
         p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
+    for scenes in {s.split(':')[0] for s in args.scenes}:  # before preparing any data
+        configs = BINARY_METHODS if scenes == 'binary' else METHODS
+        wrong = [m for m in args.methods if m not in configs]
+        if wrong:
+            p.error(f'methods {wrong} have no config for the {scenes} scenes')
     os.makedirs(args.out_dir, exist_ok=True)
     metrics = dict(teacher_mIoU='teacher/mIoU', student_mIoU='student/mIoU',
                    tail_IoU={c: f'teacher/IoU_{c}' for c in TAIL_CLASSES},
@@ -118,10 +140,7 @@ def main(argv=None) -> None:
                         f'{SCENES[s]}/splits/split_{f}_seed{args.seed}.json')
     for scenes, fraction in parts:
         for method in args.methods:
-            configs = BINARY_METHODS if scenes == 'binary' else METHODS
-            if method not in configs:
-                p.error(f'method {method!r} has no config for the {scenes} scenes')
-            config = configs[method]
+            config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
             opts = data_options(scenes, fraction, args.seed, args.workers) + \
                 schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
                                  log_every=50)
@@ -134,17 +153,29 @@ def main(argv=None) -> None:
             if variant:
                 row.update(variant=variant, variant_options=variant_opts)
             row['run'] = name = run_name(row)
+            if variant:
+                check_variant(p, osp.join(args.out_dir, name), variant_opts)
             jobs.append((name, config, opts, row))
     if args.timing_iters:
         for method in (m for m in args.methods if m in METHODS):
+            # timed with the same start and variant as the training rows
+            row = dict(phase='timing', scenes='balanced', fraction=args.fractions[0],
+                       method=method, iters=args.timing_iters, seed=args.seed, parallel=1,
+                       init=args.init or 'random')
             name = f'timing_{method}_{args.timing_iters}it'
+            if args.init:
+                name += '_' + args.init.split('://')[-1].replace('/', '_')
+            if variant:
+                row.update(variant=variant, variant_options=variant_opts)
+                name += f'_v-{variant}'
+                check_variant(p, osp.join(args.out_dir, name), variant_opts)
             opts = data_options('balanced', args.fractions[0], args.seed, args.workers) + \
                 schedule_options(args.timing_iters, args.seed,
                                  val_every=args.timing_iters + 1,
                                  log_every=min(10, args.timing_iters))
-            row = dict(phase='timing', scenes='balanced', fraction=args.fractions[0],
-                       method=method, iters=args.timing_iters, seed=args.seed, parallel=1)
-            jobs.append((name, METHODS[method], opts, row))
+            if args.init:
+                opts.append(f'model.model.checkpoint={args.init}')
+            jobs.append((name, METHODS[method], opts + variant_opts, row))
 
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mIoU')
 
