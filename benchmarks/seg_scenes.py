@@ -63,12 +63,17 @@ TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
 def run_name(row: dict) -> str:
     """The work-dir name of a ``train`` row (rows written before ``run`` was recorded
     are named the same way)."""
+    return (f"{row['method']}_{row['scenes']}_{row['fraction']}_seed{row['seed']}_"
+            f"{row['iters']}it{run_tag(row)}")
+
+
+def run_tag(row: dict) -> str:
+    """The work-dir suffix naming a row's start (``--init``) and ``--variant``."""
     init = row.get('init', 'random')
     tag = '' if init == 'random' else '_' + init.split('://')[-1].replace('/', '_')
     if row.get('variant'):
         tag += f"_v-{row['variant']}"
-    return (f"{row['method']}_{row['scenes']}_{row['fraction']}_seed{row['seed']}_"
-            f"{row['iters']}it{tag}")
+    return tag
 
 
 def method_label(row: dict) -> str:
@@ -162,12 +167,10 @@ def main(argv=None) -> None:
             row = dict(phase='timing', scenes='balanced', fraction=args.fractions[0],
                        method=method, iters=args.timing_iters, seed=args.seed, parallel=1,
                        init=args.init or 'random')
-            name = f'timing_{method}_{args.timing_iters}it'
-            if args.init:
-                name += '_' + args.init.split('://')[-1].replace('/', '_')
             if variant:
                 row.update(variant=variant, variant_options=variant_opts)
-                name += f'_v-{variant}'
+            name = f'timing_{method}_{args.timing_iters}it{run_tag(row)}'
+            if variant:
                 check_variant(p, osp.join(args.out_dir, name), variant_opts)
             opts = data_options('balanced', args.fractions[0], args.seed, args.workers) + \
                 schedule_options(args.timing_iters, args.seed,

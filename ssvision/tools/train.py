@@ -124,7 +124,7 @@ def teardown_dist(barrier: bool = True) -> None:
     when the barrier fails (a peer died).
     """
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
+    if _dist_initialized():
         try:
             if barrier:
                 dist.barrier()
