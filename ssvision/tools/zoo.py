@@ -28,6 +28,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,23 @@ def write_team_entry(index: str, name: str, checkpoint: dict) -> None:
     os.replace(tmp, index)
 
 
+def run_child(cmd: list[str]) -> int:
+    """Run ``cmd`` and return its exit code; SIGTERM / SIGHUP sent to this process are
+    passed on to it, so stopping ``zoo build`` (a scheduler, ``kill``) stops its training
+    instead of leaving it running without a parent."""
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum, frame):
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_build(args) -> int:
     entry = zoo.get(args.name)
     build = entry.get('build') or {}
@@ -154,7 +172,7 @@ def cmd_build(args) -> int:
     if opts:
         cmd += ['--cfg-options', *opts]
     print('+', ' '.join(cmd), flush=True)
-    if subprocess.run(cmd).returncode:
+    if run_child(cmd):
         print('error: training failed', file=sys.stderr)
         return 1
     with open(osp.join(work, 'last_checkpoint')) as f:
