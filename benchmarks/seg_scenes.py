@@ -46,6 +46,9 @@ METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_2k_scenes-1-16.py',
     'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_2k_scenes-1-16.py',
     'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py',
+    # FixMatch with DSSN's class-aware selector (prior cap)
+    'fixmatch-classaware':
+        'configs/fixmatch/fixmatch-classaware_deeplabv3plus-r18_2k_scenes-1-16.py',
 }
 BINARY_METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_300_binscenes-n4.py',
@@ -113,8 +116,9 @@ def main(argv=None) -> None:
                    help=f'scene sets, of {list(SCENES)}; NAME:FRACTION limits one to one '
                         'fraction (e.g. lt10:1-16)')
     p.add_argument('--fractions', nargs='+', default=['1-16', '1-8'])
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(BINARY_METHODS),
-                   help='fixmatch-classaware: binary scenes only')
+    p.add_argument('--methods', nargs='+', default=['supervised', 'fixmatch', 'dssn'],
+                   choices=list(BINARY_METHODS),
+                   help='fixmatch-classaware: FixMatch with DSSN\'s class-aware selector')
     p.add_argument('--iters', type=int, default=2000)
     p.add_argument('--init', default=None,
                    help="backbone checkpoint source (model.model.checkpoint), e.g. "

@@ -178,6 +178,61 @@ def scenes_table(path: str) -> str:
     return '\n'.join(out)
 
 
+def gains_table(paths: list[str]) -> str:
+    """Each semi-supervised method's gain over supervised training, paired by seed: for
+    every (start, scene set, labeled part, method, budget) with a supervised row of the
+    same start, set, part and budget (in any of ``paths``), the per-seed differences of
+    the main teacher metric, their mean +- std, and the seed spread (std) of supervised
+    alone. The issue's bar, a gain above twice the seed spread, is shown for both
+    spreads: supervised's (how much a split moves the level) and the paired gains' own
+    (how much a split moves the gain)."""
+    from seg_scenes import method_label
+    every = [r for d in paths for r in _read(d) if r.get('phase') == 'train']
+    tables = [_gains(method_label, [r for r in every if ('teacher_mAP' in r) == det], det)
+              for det in (False, True)]
+    return '\n\n'.join(t for t in tables if t)
+
+
+def _gains(method_label, rows: list[dict], det: bool) -> str:
+    if not rows:
+        return ''
+    part, main = ('percent', 'teacher_mAP') if det else ('fraction', 'teacher_mIoU')
+
+    def budget(r):
+        return r.get('detector', ''), r.get('init_iters', 0), r['iters']
+
+    rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part],
+                                    method_label(r), budget(r), r['seed']))
+    sup = {(k[0], k[1], k[2], k[4], k[5]): r for k, r in rows.items() if k[3] == 'supervised'}
+    out = [f"| start | scenes | labeled | method | budget | {main} gain per seed | "
+           'gain mean +- std | '
+           'supervised seed std | gain > 2 x supervised std | gain > 2 x gain std |',
+           '|---|---|---|---|---|---|---|---|---|---|']
+    groups = sorted({k[:5] for k in rows if k[3] != 'supervised'}, key=str)
+    for key in groups:
+        pairs = sorted((r['seed'], r[main] - sup[(*key[:3], key[4], r['seed'])][main])
+                       for k, r in rows.items()
+                       if k[:5] == key and (*key[:3], key[4], k[5]) in sup)
+        if not pairs:
+            continue
+        gains = [g for _, g in pairs]
+        base = [r[main] for k, r in sup.items() if k[:4] == (*key[:3], key[4])]
+        mean = statistics.fmean(gains)
+        g_std = statistics.stdev(gains) if len(gains) > 1 else None
+        s_std = statistics.stdev(base) if len(base) > 1 else None
+        det_name, init_iters, iters = key[4]
+        name = f"{det_name} {f'{init_iters}+' if init_iters else ''}{iters} it".strip()
+        verdict = [('-' if v is None else 'yes' if mean > 2 * v else 'no') for v in (s_std, g_std)]
+        out.append(f"| {key[0].split('://')[-1]} | {key[1]} | {key[2]} | {key[3]} | {name} | "
+                   + ' / '.join(f'{s}: {g:+.1f}' for s, g in pairs)
+                   + f' | {mean_std(gains)} | {fmt_std(s_std)} | {verdict[0]} | {verdict[1]} |')
+    return '\n'.join(out) if len(out) > 2 else ''
+
+
+def fmt_std(v) -> str:
+    return '-' if v is None else f'{v:.1f}'
+
+
 def wrn_usb_table(path: str) -> str:
     """ssvision's rows are re-read from their logs (validation iterations included)."""
     from wrn_vs_usb import ssvision_result
@@ -221,6 +276,9 @@ def main(argv=None) -> None:
     if args.scenes:
         for d in args.scenes:
             print(f'\n{d}:\n' + scenes_table(d))
+        gains = gains_table(args.scenes)
+        if gains:
+            print('\ngain over supervised, paired by seed (all folders):\n' + gains)
         return
     print(label_efficiency_table(_read(args.label_eff)))
     print()
