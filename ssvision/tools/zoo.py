@@ -10,7 +10,9 @@
 ``get`` resolves a checkpoint as training does (download into torch hub's cache, sha256
 checked) and exits with status 1 on a hash mismatch or a missing file. ``build`` trains
 the entry's config here (``ssvision train`` with the entry's build options), then
-publishes the last checkpoint into the place ``zoo://NAME`` reads. ``publish`` keeps the
+publishes the last checkpoint into the place ``zoo://NAME`` reads, and says whether its
+weights are bit-identical to the entry's recorded build (``build.weights_sha256``, a hash
+of the tensors: file bytes differ between any two saves). ``publish`` keeps the
 weights only (no optimizer, no log history): the teacher's or the student's as a plain
 network state dict (which loads into teacher and student alike), or both, renamed as the
 entry's ``build`` says when ``NAME`` is an entry; it writes
@@ -181,7 +183,25 @@ def cmd_build(args) -> int:
                            build.get('rename'))
     os.replace(path, zoo.built_path(args.name))
     print(f'{zoo.built_path(args.name)} (sha256 {digest}); zoo://{args.name} now loads it')
+    print(compare_build(zoo.built_path(args.name), build))
     return 0
+
+
+def compare_build(path: str, build: dict) -> str:
+    """One line comparing the weights in ``path`` with the entry's recorded build
+    (``build['weights_sha256']``): bit-identical, or not (then the metrics are what to
+    compare: another torch version or CPU's kernels round differently)."""
+    import torch
+    here = zoo.weights_sha256(torch.load(path, map_location='cpu', weights_only=True))
+    recorded = build.get('weights_sha256')
+    if recorded is None:
+        return f'weights sha256 {here} (the entry records no build to compare with)'
+    if here == recorded:
+        return f'weights sha256 {here}: bit-identical to the recorded build'
+    return (f'weights sha256 {here} differs from the recorded build\'s {recorded} '
+            f'({build.get("weights_sha256_with", "unknown torch / device")}): builds are '
+            'bit-identical only with the same torch version and CPU kernels; compare the '
+            'metrics in the training log with the entry\'s instead')
 
 
 def cmd_markdown(args) -> int:

@@ -8,7 +8,11 @@
 - ``command``: the command that produced the metrics;
 - ``build``: how ``tools/zoo.py build NAME`` trains it here: ``{'cfg_options': [...],
   'keep': 'teacher' | 'student' | 'both', 'rename': {old key prefix: new}}``
-  (``config`` is trained with ``tools/train.py``).
+  (``config`` is trained with ``tools/train.py``), optionally with ``weights_sha256``
+  (:func:`weights_sha256` of the weights a recorded build published) and
+  ``weights_sha256_with`` (the torch version and device it was built with). A file's
+  own sha256 cannot serve here: ``torch.save`` writes a fresh serialization id into
+  every file, so two saves of the same tensors differ byte for byte.
 
 ``zoo://NAME`` resolves (:func:`checkpoint_path`) to the published file (downloaded into
 torch hub's cache and checked against ``sha256``) or, without one, to the file
@@ -35,7 +39,7 @@ import os.path as osp
 import torch
 
 __all__ = ['entries', 'get', 'checkpoint_path', 'built_dir', 'built_path', 'sha256_for_url',
-           'render_markdown']
+           'render_markdown', 'weights_sha256']
 
 INDEX = osp.join(osp.dirname(osp.abspath(__file__)), 'index.json')
 INDEX_ENV = 'SSVISION_ZOO_INDEX'
@@ -125,6 +129,22 @@ def checkpoint_path(name: str) -> str:
                             f'trains {entry["config"]} here and writes that file)')
 
 
+def weights_sha256(state: dict) -> str:
+    """The sha256 of a state dict's contents: every key (sorted), its dtype, shape and
+    raw bytes. Equal for bit-identical weights however and whenever they were saved, so
+    a build can be compared with the recorded one."""
+    import hashlib
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f'{key}: weights_sha256 takes tensors only, got {type(value)}')
+        t = value.detach().cpu().contiguous()
+        h.update(f'{key}\0{t.dtype}\0{tuple(t.shape)}\0'.encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
+
+
 def _metric_cell(metrics: dict) -> str:
     values = [f'{k} {v}' for k, v in metrics.items() if k not in ('date', 'machine')]
     return ', '.join(values)
@@ -154,6 +174,10 @@ def render_markdown() -> str:
         cell = (f'[{osp.basename(ckpt["url"])}]({ckpt["url"]}) (`{ckpt["sha256"]}`)'
                 if ckpt.get('url') else 'not published: `python tools/zoo.py build '
                 f'{e["name"]}`')
+        built = (e.get('build') or {}).get('weights_sha256')
+        if built and not ckpt.get('url'):
+            cell += (f'; recorded build: weights sha256 `{built[:16]}` '
+                     f'({e["build"].get("weights_sha256_with", "")})')
         m = e.get('metrics', {})
         lines.append(f'| `{e["name"]}` | {e["task"]} | `{e["config"]}` | {_metric_cell(m)} | '
                      f'{m.get("date", "")}, {m.get("machine", "")} | {cell} | '
