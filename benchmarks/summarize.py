@@ -186,14 +186,15 @@ def gains_table(paths: list[str]) -> str:
     alone. The issue's bar, a gain above twice the seed spread, is shown for both
     spreads: supervised's (how much a split moves the level) and the paired gains' own
     (how much a split moves the gain)."""
-    from seg_scenes import method_label
     every = [r for d in paths for r in _read(d) if r.get('phase') == 'train']
-    tables = [_gains(method_label, [r for r in every if ('teacher_mAP' in r) == det], det)
+    tables = [_gains([r for r in every if ('teacher_mAP' in r) == det], det)
               for det in (False, True)]
     return '\n\n'.join(t for t in tables if t)
 
 
-def _gains(method_label, rows: list[dict], det: bool) -> str:
+def _gains(rows: list[dict], det: bool) -> str:
+    from label_efficiency import fmt
+    from seg_scenes import method_label
     if not rows:
         return ''
     part, main = ('percent', 'teacher_mAP') if det else ('fraction', 'teacher_mIoU')
@@ -225,12 +226,8 @@ def _gains(method_label, rows: list[dict], det: bool) -> str:
         verdict = [('-' if v is None else 'yes' if mean > 2 * v else 'no') for v in (s_std, g_std)]
         out.append(f"| {key[0].split('://')[-1]} | {key[1]} | {key[2]} | {key[3]} | {name} | "
                    + ' / '.join(f'{s}: {g:+.1f}' for s, g in pairs)
-                   + f' | {mean_std(gains)} | {fmt_std(s_std)} | {verdict[0]} | {verdict[1]} |')
+                   + f' | {mean_std(gains)} | {fmt(s_std)} | {verdict[0]} | {verdict[1]} |')
     return '\n'.join(out) if len(out) > 2 else ''
-
-
-def fmt_std(v) -> str:
-    return '-' if v is None else f'{v:.1f}'
 
 
 def wrn_usb_table(path: str) -> str:
