@@ -364,7 +364,7 @@ def make_seg_split(ids: Sequence[str],
 
 def _fraction_name(fraction: float) -> str:
     f = Fraction(fraction).limit_denominator(1000)
-    return f'{f.numerator}-{f.denominator}'
+    return 'all' if f == 1 else f'{f.numerator}-{f.denominator}'
 
 
 def save_seg_splits(ids: Sequence[str], out_dir: str,
@@ -373,11 +373,12 @@ def save_seg_splits(ids: Sequence[str], out_dir: str,
     """Write one json split per labeled fraction (nested, see :func:`make_seg_split`).
 
     Files are ``<out_dir>/split_<num>-<den>_seed<seed>.json``, e.g.
-    ``split_1-16_seed0.json``; load them with ``VOCSegDataset(split_file=...,
+    ``split_1-16_seed0.json``; fraction 1 (every image labeled, no unlabeled pool: the
+    fully supervised reference) is ``split_all_seed<seed>.json``. Load them with ``VOCSegDataset(split_file=...,
     subset='labeled' | 'unlabeled')``.
 
     Returns:
-        dict: fraction name (``'1-16'``) -> file path.
+        dict: fraction name (``'1-16'``, ``'all'``) -> file path.
     """
     paths = {}
     for fraction in fractions:

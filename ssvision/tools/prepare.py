@@ -11,7 +11,8 @@ source is reported with the command that installs it.
 ``--scenes`` also writes the built-in segmentation scenes (Fashion-MNIST items on real
 photos, VOC layout, 128x128, 11 classes): ``data/scenes/seg_fashion/train`` (600 scenes,
 items from the 60,000 training images) with labeled fractions 1/16 and 1/8 drawn for
-seeds 0, 1 and 2 (``splits/split_1-16_seed0.json``, ...), and
+seeds 0, 1 and 2 (``splits/split_1-16_seed0.json``, ...), the all-labeled split of the
+fully supervised reference (``splits/split_all_seed0.json``, the same for every seed), and
 ``data/scenes/seg_fashion/val`` (150 scenes, items from t10k, so no item is shared).
 It also writes a long-tailed training variant, ``data/scenes/seg_fashion_lt10/train``
 (600 scenes whose items are drawn with imbalance ratio 10: class 1 most often, class 10
@@ -67,7 +68,7 @@ DET_SCENES_ROOT = 'data/scenes/det_fashion'
 DET_SCENES_LT_ROOT = 'data/scenes/det_fashion_lt10'
 DET_PERCENTS = (5, 10)
 DET_FOLDS = (1, 2, 3)  #: mmdetection's fold numbers (annotations.<fold>@<percent>)
-SCENE_FRACTIONS = (1 / 16, 1 / 8)
+SCENE_FRACTIONS = (1 / 16, 1 / 8, 1)  #: 1: all labeled, the fully supervised reference
 SCENE_SPLIT_SEEDS = (0, 1, 2)  #: labeled / unlabeled draws of the segmentation scenes
 
 

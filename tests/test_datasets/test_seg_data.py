@@ -75,6 +75,12 @@ def test_dataset_loads_scenes_and_subsets(voc_root):
     paths = save_seg_splits(ds.names, voc_root, fractions=(1 / 6, 1 / 2), seed=0)
     small, big = (load_split(paths[k])['labeled'] for k in ('1-6', '1-2'))
     assert len(small) == 1 and len(big) == 3 and set(small) <= set(big)  # nested
+    # fraction 1 is the fully supervised reference, named 'all' (not '1-1'); catches a
+    # rounding that leaves one image out, or an unlabeled list that repeats the ids
+    every = save_seg_splits(ds.names, voc_root, fractions=(1,), seed=2)
+    assert list(every) == ['all'] and every['all'].endswith('split_all_seed2.json')
+    assert load_split(every['all'])['labeled'] == ds.names
+    assert load_split(every['all'])['unlabeled'] == []
 
     unl = VOCSegDataset(voc_root, split_file=paths['1-2'], subset='unlabeled',
                         num_classes=NUM_CLASSES)
