@@ -120,6 +120,21 @@ def _part_size(part) -> float:
         return 0.0
 
 
+def _budget(r: dict) -> tuple:
+    """A row's recipe and budget: detector, its RoI budget (``det_scenes.py --rois``,
+    read from the run-name tag, which rows written before the option lack), the shared
+    burn-in and the iterations. Rows of another recipe never share a group."""
+    tag = r.get('tag', '')
+    rois = tag.rsplit('_rois-', 1)[1] if '_rois-' in tag else ''
+    return r.get('detector', ''), rois, r.get('init_iters', 0), r['iters']
+
+
+def _budget_name(budget: tuple) -> str:
+    det_name, rois, init_iters, iters = budget
+    rois = f' ({rois} RoIs)' if rois else ''
+    return f"{det_name}{rois} {f'{init_iters}+' if init_iters else ''}{iters} it".strip()
+
+
 def scenes_table(path: str) -> str:
     """Scene benchmarks (``seg_scenes.py`` / ``det_scenes.py`` results in ``path``): mean
     +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
@@ -136,8 +151,7 @@ def scenes_table(path: str) -> str:
     part = 'percent' if det else 'fraction'
     # a row is one (start, scene set, labeled part, method, budget) and seed
     rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part], method_label(r),
-                                    (r.get('detector', ''), r.get('init_iters', 0), r['iters']),
-                                    r['seed']))
+                                    _budget(r), r['seed']))
     main, second = ('teacher_mAP', 'teacher_AP50') if det else ('teacher_mIoU', None)
     hkeys = ('pb_per_img', 'pb_prec') if det else ('sel_frac', 'pl_acc')
     out = [f"| start | scenes | labeled | method | budget | teacher {'mAP' if det else 'mIoU'} | "
@@ -167,8 +181,7 @@ def scenes_table(path: str) -> str:
         per_seed = ' / '.join(f'{r[main]:.1f}' for r in got)
         speed = [r.get('s_per_iter') for r in got if r.get('s_per_iter')]
         init = key[0].split('://')[-1]
-        det_name, init_iters, iters = key[4]
-        budget = f"{det_name} {f'{init_iters}+' if init_iters else ''}{iters} it".strip()
+        budget = _budget_name(key[4])
         out.append(f"| {init} | {key[1]} | {key[2]} | {key[3]} | {budget} | "
                    f"{mean_std([r[main] for r in got])}"
                    f" | {per_seed} | {mean_std(side)} | "
@@ -199,11 +212,8 @@ def _gains(rows: list[dict], det: bool) -> str:
         return ''
     part, main = ('percent', 'teacher_mAP') if det else ('fraction', 'teacher_mIoU')
 
-    def budget(r):
-        return r.get('detector', ''), r.get('init_iters', 0), r['iters']
-
     rows = _latest(rows, lambda r: (r.get('init', 'random'), r['scenes'], r[part],
-                                    method_label(r), budget(r), r['seed']))
+                                    method_label(r), _budget(r), r['seed']))
     sup = {(k[0], k[1], k[2], k[4], k[5]): r for k, r in rows.items() if k[3] == 'supervised'}
     out = [f"| start | scenes | labeled | method | budget | {main} gain per seed | "
            'gain mean +- std | '
@@ -221,8 +231,7 @@ def _gains(rows: list[dict], det: bool) -> str:
         mean = statistics.fmean(gains)
         g_std = statistics.stdev(gains) if len(gains) > 1 else None
         s_std = statistics.stdev(base) if len(base) > 1 else None
-        det_name, init_iters, iters = key[4]
-        name = f"{det_name} {f'{init_iters}+' if init_iters else ''}{iters} it".strip()
+        name = _budget_name(key[4])
         verdict = [('-' if v is None else 'yes' if mean > 2 * v else 'no') for v in (s_std, g_std)]
         out.append(f"| {key[0].split('://')[-1]} | {key[1]} | {key[2]} | {key[3]} | {name} | "
                    + ' / '.join(f'{s}: {g:+.1f}' for s, g in pairs)

@@ -48,3 +48,22 @@ def test_gains_pair_seeds_across_folders_and_apply_the_bar(tmp_path):
     assert fm[8] == 'no' and fm[9] == 'yes'     # 3.3 < 2 x 2.0; 3.3 > 2 x 0.3
     assert rows['dssn (nc)'].split(' | ')[5] == '0: +1.0'
     assert summarize.gains_table([semi]) == ''  # no supervised rows, nothing to pair
+
+
+def test_detection_rows_of_another_roi_budget_are_never_paired(tmp_path):
+    # Faster R-CNN with torchvision's RoI budget and with the scenes' one (det_scenes.py
+    # --rois scenes; only the run-name tag says which) in one folder. Catches: grouping
+    # by detector and iterations alone, which pairs a class-aware run of one recipe with
+    # the supervised run of the other (or lets the later row replace the earlier).
+    def det(method, seed, value, tag):
+        return dict(method=method, seed=seed, teacher_mAP=value, teacher_AP50=0.0,
+                    detector='fasterrcnn', percent='5', tag=tag, iters=500)
+    rois = '_start_rois-scenes'
+    folder = _write(tmp_path / 'det', [
+        det('supervised', 0, 4.0, '_start'), det('classaware', 0, 4.5, '_start'),
+        det('supervised', 0, 5.0, rois), det('classaware', 0, 8.0, rois)])
+    table = summarize.gains_table([folder])
+    rows = {line.split(' | ')[4]: line.split(' | ') for line in table.splitlines()[2:]}
+    assert set(rows) == {'fasterrcnn 500 it', 'fasterrcnn (scenes RoIs) 500 it'}
+    assert rows['fasterrcnn 500 it'][5] == '0: +0.5'
+    assert rows['fasterrcnn (scenes RoIs) 500 it'][5] == '0: +3.0'
