@@ -374,8 +374,8 @@ def save_seg_splits(ids: Sequence[str], out_dir: str,
 
     Files are ``<out_dir>/split_<num>-<den>_seed<seed>.json``, e.g.
     ``split_1-16_seed0.json``; fraction 1 (every image labeled, no unlabeled pool: the
-    fully supervised reference) is ``split_all_seed<seed>.json``. Load them with ``VOCSegDataset(split_file=...,
-    subset='labeled' | 'unlabeled')``.
+    fully supervised reference) is ``split_all_seed<seed>.json``. Load them with
+    ``VOCSegDataset(split_file=..., subset='labeled' | 'unlabeled')``.
 
     Returns:
         dict: fraction name (``'1-16'``, ``'all'``) -> file path.
