@@ -115,7 +115,26 @@ def det_schedule(iters: int, seed: int, val_every: int, log_every: int,
     return opts
 
 
-def main(argv=None) -> None:
+def train_options(method: str, scenes: str, percent: str, seed: int, iters: int,
+                  workers: int, init: str | None = None, rois: str = 'torchvision',
+                  start: str | None = None) -> list[str]:
+    """The cfg-options of one method's run (``config(method, detector)``): the split of
+    ``seed``, the schedule of ``iters``, the backbone of ``init`` or the checkpoint
+    ``start`` of a shared burn-in run, and the RoI budget ``rois``. The zoo's detection
+    entries record these options; a test keeps the two equal."""
+    opts = data_options(scenes, percent, workers, seed) + det_schedule(
+        iters, seed, val_every=iters, log_every=50, warm=0 if start else None)
+    if start:
+        opts.append(f'load_from={start}')
+    elif init:
+        opts.append(f'model.detector.backbone_checkpoint={init}')
+    opts += [f'model.detector.{k}={v}' for k, v in ROI_BUDGETS[rois].items()]
+    if method == 'supervised':
+        opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
+    return opts
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--detector', default='fasterrcnn', choices=DETECTORS)
     p.add_argument('--scenes', nargs='+', default=['balanced'],
@@ -133,6 +152,11 @@ def main(argv=None) -> None:
                    help="Faster R-CNN's RoI budget: torchvision's defaults, or one sized "
                         'for 128-px scenes')
     add_run_arguments(p, 'work_dirs/bench_det')
+    return p
+
+
+def main(argv=None) -> None:
+    p = parser()
     args = p.parse_args(argv)
     if args.rois != 'torchvision' and args.detector != 'fasterrcnn':
         p.error('--rois applies to --detector fasterrcnn only')
@@ -176,16 +200,8 @@ def main(argv=None) -> None:
                        seed=args.seed, parallel=args.parallel, init=args.init or 'random',
                        tag=tag, fold=args.seed + 1)
             name = run_name(row)
-            opts = data_options(scenes, percent, args.workers, args.seed) + det_schedule(
-                args.iters, args.seed, val_every=args.iters, log_every=50,
-                warm=0 if args.init_iters else None)
-            if args.init_iters:
-                opts.append(f'load_from={starts[scenes, percent]}')
-            else:
-                opts += init_opts
-            opts += roi_opts
-            if method == 'supervised':
-                opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
+            opts = train_options(method, scenes, percent, args.seed, args.iters, args.workers,
+                                 args.init, args.rois, starts.get((scenes, percent)))
             jobs.append((name, config(method, det), opts, row))
     if args.timing_iters:
         for method in args.methods:
