@@ -1,9 +1,13 @@
 """Ignore regions: the teacher's uncertain detections are left out of the student's
-classification loss instead of being trained as background (RetinaNet)."""
+classification loss instead of being trained as background (RetinaNet, Faster R-CNN)."""
+
+import copy
 
 import pytest
 import torch
 from torchvision.models.detection import RetinaNet
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
 from ssvision.models import TorchvisionDetector
@@ -103,7 +107,7 @@ def test_ignore_regions_are_refused_where_not_built():
         det.loss(_images()[:1], [DetInstances([[4., 4., 30., 30.]], [1])],
                  [torch.tensor([[34., 30., 60., 62.]])])
     with pytest.raises(ValueError, match='ignore_score needs'):
-        SemiDetector(detector=dict(type='TorchvisionDetector', arch='fasterrcnn',
+        SemiDetector(detector=dict(type='TorchvisionDetector', arch='fcos',
                                    backbone='resnet18', num_classes=3, min_size=SIZE,
                                    max_size=SIZE),
                      selector=dict(type='FixedScoreBoxSelector', threshold=0.5),
@@ -128,8 +132,9 @@ def test_policy_makes_ignore_regions_of_uncertain_detections_only():
     assert off.ignore == [] and 'pb_ignore_per_img' not in off.health
 
 
+@pytest.mark.parametrize('arch', ['retinanet', 'fasterrcnn'])
 def test_source_free_step_with_ignore_regions_keeps_uncertain_objects_out_of_background(
-        top_half_selector):
+        top_half_selector, arch):
     # End to end through SemiDetector: the same batch and weights, the teacher made to
     # differ from the student; with ignore regions the classification loss is lower
     # (anchors left out) and the regression loss is the same (ignore regions never
@@ -146,7 +151,7 @@ def test_source_free_step_with_ignore_regions_keeps_uncertain_objects_out_of_bac
     for ignore in (None, 0.0):
         torch.manual_seed(0)
         model = SemiDetector(
-            detector=dict(type='TorchvisionDetector', arch='retinanet', backbone='resnet18',
+            detector=dict(type='TorchvisionDetector', arch=arch, backbone='resnet18',
                           num_classes=3, min_size=SIZE, max_size=SIZE,
                           anchor_sizes=(8, 16, 32, 64, 128), score_thresh=0.0,
                           detections_per_img=20),
@@ -160,5 +165,90 @@ def test_source_free_step_with_ignore_regions_keeps_uncertain_objects_out_of_bac
         model.train()
         out[ignore] = model(**model.data_preprocessor(batch, True), mode='loss')
     assert out[0.0]['pb_ignore_per_img'].item() > 0
-    assert torch.equal(out[None]['unsup_loss_reg'], out[0.0]['unsup_loss_reg'])
-    assert 0 < out[0.0]['unsup_loss_cls'] < out[None]['unsup_loss_cls']
+    if arch == 'retinanet':
+        assert torch.equal(out[None]['unsup_loss_reg'], out[0.0]['unsup_loss_reg'])
+        assert 0 < out[0.0]['unsup_loss_cls'] < out[None]['unsup_loss_cls']
+    else:
+        # Faster R-CNN's samplers draw other negatives in place of the left-out ones
+        # (its loss is a mean over a fixed number of samples), so the classification
+        # loss changes but need not fall; the random draws also differ afterwards
+        assert torch.isfinite(out[0.0]['unsup_loss_cls']) and out[0.0]['unsup_loss_cls'] > 0
+        assert out[0.0]['unsup_loss_cls'] != out[None]['unsup_loss_cls']
+
+
+# --- Faster R-CNN: the RPN's anchors and the box head's proposals -------------------
+
+def _frcnn():
+    torch.manual_seed(0)
+    det = TorchvisionDetector(arch='fasterrcnn', backbone='resnet18', num_classes=3,
+                              min_size=SIZE, max_size=SIZE, anchor_sizes=(8, 16, 32, 64, 128),
+                              box_batch_size_per_image=64)
+    return det.train()
+
+
+def test_fasterrcnn_without_ignore_regions_is_torchvisions_bit_for_bit():
+    # Catches the swapped-in RPN / box head changing the supervised loss of every labeled
+    # batch: the same weights with torchvision's own classes, the same sampler draws.
+    det = _frcnn()
+    plain = copy.deepcopy(det)
+    plain.net.rpn.__class__ = RegionProposalNetwork
+    plain.net.roi_heads.__class__ = RoIHeads
+    inst = [DetInstances([[4., 4., 30., 30.]], [1]),
+            DetInstances([[10., 20., 50., 60.], [2., 2., 12., 12.]], [0, 2])]
+    out = {}
+    for name, d in (('ours', det), ('theirs', plain)):
+        torch.manual_seed(3)
+        out[name] = d.loss(_images(), inst)
+    assert out['ours'].keys() == out['theirs'].keys()
+    for k in out['ours']:
+        assert torch.equal(out['ours'][k], out['theirs'][k]), k
+
+
+def test_fasterrcnn_rpn_leaves_out_exactly_the_background_anchors_near_a_region():
+    # Catches ignoring nothing, ignoring an object's anchors, the region trained as an
+    # object (label -1 read as a box), and a wrong IoU rule (the RPN's background
+    # threshold is 0.3, not RetinaNet's 0.4).
+    det = _frcnn()
+    rpn = det.net.rpn
+    anchors = [torch.cat([torch.tensor([[34., 30., 60., 62.]]) + torch.randn(200, 4) * 4,
+                          torch.rand(300, 2).mul(40).repeat(1, 2) + torch.tensor([0, 0, 20, 20.])])]
+    targets = det._targets([DetInstances([[4., 4., 30., 30.]], [1])],
+                           [torch.tensor([[34., 30., 60., 62.]])])
+    assert targets[0]['labels'].tolist() == [2, -1]  # Faster R-CNN's labels are shifted
+    labels, matched = rpn.assign_targets_to_anchors(anchors, targets)
+    objects = [{'boxes': targets[0]['boxes'][:1], 'labels': targets[0]['labels'][:1]}]
+    base, base_matched = RegionProposalNetwork.assign_targets_to_anchors(rpn, anchors, objects)
+    near = box_iou(targets[0]['boxes'][1:], anchors[0])[0] >= 0.3
+    dropped = (base[0] == 0) & near
+    assert dropped.sum() > 20 and (base[0] == 0).sum() > dropped.sum()
+    assert torch.equal(labels[0][dropped], torch.full((int(dropped.sum()),), -1.0))
+    assert torch.equal(labels[0][~dropped], base[0][~dropped])
+    assert torch.equal(matched[0], base_matched[0])  # the region never gives a box target
+
+
+def test_fasterrcnn_box_head_never_samples_background_near_a_region():
+    # Catches the region added as a proposal (and trained as background or as a class),
+    # background proposals on an uncertain object still sampled, and the head's state
+    # kept after the call (the next batch's proposals would be ignored by this one's
+    # regions).
+    det = _frcnn()
+    heads = det.net.roi_heads
+    region = torch.tensor([[34., 30., 60., 62.]])
+    g = torch.Generator().manual_seed(0)
+    proposals = torch.cat([region + torch.randn(300, 4, generator=g) * 2,
+                           torch.rand(300, 2, generator=g).mul(40).repeat(1, 2)
+                           + torch.tensor([0, 0, 16, 16.])])
+    targets = det._targets([DetInstances([[4., 4., 30., 30.]], [1])], [region])
+    objects = [{'boxes': targets[0]['boxes'][:1], 'labels': targets[0]['labels'][:1]}]
+    torch.manual_seed(0)
+    props, _, labels, _ = heads.select_training_samples([proposals.clone()], targets)
+    torch.manual_seed(0)
+    b_props, _, b_labels, _ = RoIHeads.select_training_samples(heads, [proposals.clone()],
+                                                               objects)
+    near = box_iou(region, props[0])[0] >= 0.5
+    b_near = box_iou(region, b_props[0])[0] >= 0.5
+    assert (b_near & (b_labels[0] == 0)).sum() > 10  # without the region: sampled as bg
+    assert not (near & (labels[0] == 0)).any()
+    assert not (props[0] == region).all(dim=1).any()  # never a proposal itself
+    assert (labels[0] == 2).sum() == (b_labels[0] == 2).sum() > 0  # the object stays
+    assert (labels[0] >= 0).all() and heads._ignore is None

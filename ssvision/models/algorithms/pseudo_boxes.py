@@ -33,8 +33,9 @@ pseudo-labeled image trains every anchor away from its kept boxes as background,
 including those objects, and a teacher whose scores sit below the threshold (a
 detector on a new domain) learns to call them background, round after round. With
 them the classification terms leave those anchors out (detectors that support it:
-``TorchvisionDetector`` RetinaNet): a hard form of Soft Teacher's background weighting,
-which scales each background anchor's loss by the teacher's background score.
+``TorchvisionDetector`` RetinaNet and Faster R-CNN, whose RPN anchors and box-head
+proposals near a region are never sampled): a hard form of Soft Teacher's background
+weighting, which scales each background anchor's loss by the teacher's background score.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class SemiDetector(SemiBase):
             for this many iterations in a row after burn-in), ``ignore_score`` (None:
             the teacher's detections that are not kept but score at least this become
             ignore regions, whose anchors the classification terms leave out instead of
-            training them as background; RetinaNet; see :mod:`.pseudo_boxes`), and
+            training them as background; RetinaNet, Faster R-CNN; see :mod:`.pseudo_boxes`), and
             ``source_free`` (False; see below).
         predict_on: networks validated, default ``('teacher', 'student')``.
         data_preprocessor: default :class:`DetDataPreprocessor`.

@@ -13,12 +13,16 @@ sigmoid classes directly). It exposes:
   pseudo-box loss separately);
 * ``predict(images) -> list[DetInstances]`` (scores set), boxes in input pixels.
 
-RetinaNet's ``loss`` also takes ignore regions (``ignore=``, per image boxes): anchors
-that would be background but overlap an ignore region as much as an object's anchors do
-(IoU >= the matcher's background threshold, 0.4) are left out of the classification
-loss, as torchvision already leaves out the anchors between its two thresholds. A
-semi-supervised detector passes the teacher's uncertain detections there, so objects
-the teacher is unsure of are not trained as background.
+RetinaNet's and Faster R-CNN's ``loss`` also take ignore regions (``ignore=``, per image
+boxes): what would be trained as background but overlaps an ignore region as much as
+an object's own samples do is left out of the classification loss, as torchvision
+already leaves out the samples between its two thresholds. RetinaNet: anchors at IoU
+>= its matcher's background threshold (0.4). Faster R-CNN: the RPN's anchors at IoU >=
+0.3 (its background threshold) and the box head's proposals at IoU >= 0.5 (its
+background threshold), which its samplers then never draw; an ignore region is never a
+proposal itself and never trains a box. A semi-supervised detector passes the teacher's
+uncertain detections there, so objects the teacher is unsure of are not trained as
+background.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torchvision.models.detection import RetinaNet
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import box_iou
 
 from ssvision import checkpoints
@@ -40,7 +46,7 @@ __all__ = ['TorchvisionDetector', 'DETECTOR_ARCHS']
 DETECTOR_ARCHS = ('fasterrcnn', 'retinanet', 'fcos')
 _ONE_STAGE = ('retinanet', 'fcos')
 #: Architectures whose ``loss`` takes ignore regions.
-IGNORE_ARCHS = ('retinanet',)
+IGNORE_ARCHS = ('retinanet', 'fasterrcnn')
 #: Label of an ignore region inside the targets handed to torchvision (its resize maps
 #: these boxes with the others; :class:`_RetinaNet` takes them out again).
 _IGNORE_LABEL = -1
@@ -70,6 +76,61 @@ class _RetinaNet(RetinaNet):
                     matched, self.proposal_matcher.BETWEEN_THRESHOLDS), matched)
             matched_idxs.append(matched)
         return self.head.compute_loss(objects, head_outputs, anchors, matched_idxs)
+
+
+def _split_ignore(target: dict) -> tuple[dict, torch.Tensor]:
+    """A target's objects (a target dict) and its ignore regions (boxes)."""
+    ignore = target['labels'] == _IGNORE_LABEL
+    return ({'boxes': target['boxes'][~ignore], 'labels': target['labels'][~ignore]},
+            target['boxes'][ignore])
+
+
+def _ignore_background(labels: torch.Tensor, boxes: torch.Tensor, ignore: torch.Tensor,
+                       low: float) -> torch.Tensor:
+    """``labels`` with its background (0) entries whose ``boxes`` overlap an ignore
+    region at IoU >= ``low`` set to -1, the label torchvision's samplers never draw."""
+    if len(ignore) == 0 or len(boxes) == 0:
+        return labels
+    near = box_iou(ignore, boxes).max(dim=0).values
+    return torch.where((labels == 0) & (near >= low), torch.full_like(labels, -1), labels)
+
+
+class _IgnoreRPN(RegionProposalNetwork):
+    """torchvision's RPN whose targets may hold ignore regions (label ``_IGNORE_LABEL``):
+    its background anchors near them are left out of the objectness loss. Without one
+    it computes exactly torchvision's loss."""
+
+    def assign_targets_to_anchors(self, anchors, targets):
+        objects, ignore = zip(*map(_split_ignore, targets)) if targets else ((), ())
+        labels, matched = super().assign_targets_to_anchors(anchors, list(objects))
+        low = self.proposal_matcher.low_threshold
+        return ([_ignore_background(lab, a, ign, low)
+                 for lab, a, ign in zip(labels, anchors, ignore)], matched)
+
+
+class _IgnoreRoIHeads(RoIHeads):
+    """torchvision's box head whose targets may hold ignore regions: they are never added
+    as proposals, and background proposals near them are never sampled. Without one it
+    computes exactly torchvision's loss."""
+
+    _ignore: tuple | None = None
+
+    def select_training_samples(self, proposals, targets):
+        if targets is None:
+            return super().select_training_samples(proposals, targets)
+        objects, self._ignore = zip(*map(_split_ignore, targets)) if targets else ((), ())
+        try:
+            return super().select_training_samples(proposals, list(objects))
+        finally:
+            self._ignore = None
+
+    def assign_targets_to_proposals(self, proposals, gt_boxes, gt_labels):
+        matched, labels = super().assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+        if self._ignore:
+            low = self.proposal_matcher.low_threshold
+            labels = [_ignore_background(lab, p, ign, low)
+                      for lab, p, ign in zip(labels, proposals, self._ignore)]
+        return matched, labels
 
 
 def _load_matching(module: nn.Module, state: dict, source: str, target: str) -> LoadReport:
@@ -196,6 +257,9 @@ class TorchvisionDetector(nn.Module):
             if anchor_generator is not None:
                 common['rpn_anchor_generator'] = anchor_generator
             self.net = FasterRCNN(body, num_classes=self.num_classes + 1, **common)  # + bg
+            # the same modules (and state-dict keys), with ignore regions in their losses
+            self.net.rpn.__class__ = _IgnoreRPN
+            self.net.roi_heads.__class__ = _IgnoreRoIHeads
         else:
             if anchor_generator is not None:
                 common['anchor_generator'] = anchor_generator
@@ -234,8 +298,8 @@ class TorchvisionDetector(nn.Module):
         """torchvision's training losses for ``images`` with ``instances`` as targets.
 
         ``ignore``: per image, ``(n, 4)`` regions (xyxy, image pixels) whose anchors are
-        left out of the classification loss instead of being background (RetinaNet only,
-        see the module docstring).
+        left out of the classification loss instead of being background (RetinaNet and
+        Faster R-CNN, see the module docstring).
         """
         if not self.training:
             raise RuntimeError('loss() needs train mode')
