@@ -8,6 +8,7 @@ mean teacher vs class-aware mean teacher.
         [--init zoo://resnet18_items-on-photos]      # a pretrained backbone start
         [--rois scenes]                               # Faster R-CNN: RoI budget for 128 px
         [--seed 0]                                    # split annotations.<seed + 1>@P
+        [--variant NAME KEY=VALUE ...]                # a recipe change, named in the rows
 
 Scenes (``tools/prepare_data.py --scenes-only --det-scenes``, run here if missing):
 Fashion-MNIST items on real photos, 128x128, 10 classes, exact boxes, COCO json;
@@ -40,6 +41,12 @@ RoIs per training image, 1,000 proposals per test image): 300 proposals kept aft
 RPN's NMS in training and test, 128 sampled RoIs per image (a quarter positive, as
 before: about 32 for four objects). The box head then sees a quarter of the RoIs, which
 is what makes the detector trainable on a CPU; the run names carry ``_rois-scenes``.
+
+``--variant NAME KEY=VALUE ...`` (as in ``seg_scenes.py``) adds the options to every
+method's run (not to the shared burn-in run of ``--init-iters``) and names them: run names end in ``_v-NAME``, rows carry ``variant`` and the tables
+show the method as ``classaware (NAME)``, paired with the plain supervised run of the
+same start, budget and seed (run the variant with the semi-supervised methods only),
+e.g. ``--methods classaware --variant ignore02 model.semi_train_cfg.ignore_score=0.2``.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from label_efficiency import (  # noqa: E402
     schedule_options,
     train_health,
 )
+from seg_scenes import check_variant  # noqa: E402
 
 DETECTORS = ('fasterrcnn', 'retinanet')
 METHOD_NAMES = ('supervised', 'fixed', 'classaware', 'classaware-quantile')
@@ -82,7 +90,7 @@ def run_name(row: dict) -> str:
     """The work-dir name of a ``train`` row."""
     return (f"{row['method']}_{row.get('detector', 'fasterrcnn')}_{row['scenes']}_"
             f"{row['percent']}pc_seed{row['seed']}_{row.get('init_iters', 0)}+{row['iters']}it"
-            f"{row.get('tag', '')}")
+            f"{row.get('tag', '')}" + (f"_v-{row['variant']}" if row.get('variant') else ''))
 
 
 def data_options(scenes: str, percent: str, workers: int, seed: int = 0) -> list[str]:
@@ -151,6 +159,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--rois', default='torchvision', choices=list(ROI_BUDGETS),
                    help="Faster R-CNN's RoI budget: torchvision's defaults, or one sized "
                         'for 128-px scenes')
+    p.add_argument('--variant', nargs='+', default=None, metavar=('NAME', 'KEY=VALUE'),
+                   help='a named change of every run\'s config (mmengine --cfg-options '
+                        'syntax after the name), e.g. --variant ignore02 '
+                        'model.semi_train_cfg.ignore_score=0.2; the rows and work dirs carry '
+                        'the name')
     add_run_arguments(p, 'work_dirs/bench_det')
     return p
 
@@ -160,6 +173,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.rois != 'torchvision' and args.detector != 'fasterrcnn':
         p.error('--rois applies to --detector fasterrcnn only')
+    variant, variant_opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
+    if variant is not None and not variant.replace('-', '').isalnum():
+        p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
+    if variant is not None and args.timing_iters:
+        p.error('--variant with --timing-iters: time the variant in its own training runs')
     init_opts = [f'model.detector.backbone_checkpoint={args.init}'] if args.init else []
     roi_opts = [f'model.detector.{k}={v}' for k, v in ROI_BUDGETS[args.rois].items()]
     tag = '_' + args.init.split('://')[-1].replace('/', '_') if args.init else ''
@@ -199,9 +217,14 @@ def main(argv=None) -> None:
                        method=method, init_iters=args.init_iters, iters=args.iters,
                        seed=args.seed, parallel=args.parallel, init=args.init or 'random',
                        tag=tag, fold=args.seed + 1)
+            if variant:
+                row.update(variant=variant, variant_options=variant_opts)
             name = run_name(row)
+            if variant:
+                check_variant(p, osp.join(args.out_dir, name), variant_opts)
             opts = train_options(method, scenes, percent, args.seed, args.iters, args.workers,
                                  args.init, args.rois, starts.get((scenes, percent)))
+            opts += variant_opts
             jobs.append((name, config(method, det), opts, row))
     if args.timing_iters:
         for method in args.methods:

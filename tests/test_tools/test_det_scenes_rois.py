@@ -85,3 +85,20 @@ def test_scene_budget_is_what_the_student_and_teacher_run(monkeypatch, tmp_path)
                                                testing=budget['rpn_post_nms_top_n_test'])
         assert net.rpn._pre_nms_top_n == dict(training=budget['rpn_pre_nms_top_n_train'],
                                               testing=budget['rpn_pre_nms_top_n_test'])
+
+
+def test_variant_names_the_runs_and_keeps_the_recipe_grouping(monkeypatch, tmp_path):
+    # catches: a variant whose options never reach the runs, a run name that reuses the
+    # plain runs' work dirs, and a name suffix that breaks summarize.py's reading of the
+    # RoI budget from the tag (a variant row grouped with another recipe)
+    import summarize
+    jobs = _jobs(monkeypatch, tmp_path, '--rois', 'scenes', '--variant', 'ignore02',
+                 'model.semi_train_cfg.ignore_score=0.2')
+    for name, _, opts, row in jobs:
+        assert name.endswith('_rois-scenes_v-ignore02')
+        assert opts[-1] == 'model.semi_train_cfg.ignore_score=0.2'
+        assert row['variant'] == 'ignore02'
+        assert summarize._budget(row)[1] == 'scenes'
+    with pytest.raises(SystemExit):  # the same name with other options is refused
+        _jobs(monkeypatch, tmp_path, '--rois', 'scenes', '--variant', 'ignore02',
+              'model.semi_train_cfg.ignore_score=0.3')
