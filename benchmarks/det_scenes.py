@@ -43,10 +43,11 @@ before: about 32 for four objects). The box head then sees a quarter of the RoIs
 is what makes the detector trainable on a CPU; the run names carry ``_rois-scenes``.
 
 ``--variant NAME KEY=VALUE ...`` (as in ``seg_scenes.py``) adds the options to every
-method's run (not to the shared burn-in run of ``--init-iters``) and names them: run names end in ``_v-NAME``, rows carry ``variant`` and the tables
-show the method as ``classaware (NAME)``, paired with the plain supervised run of the
-same start, budget and seed (run the variant with the semi-supervised methods only),
-e.g. ``--methods classaware --variant ignore02 model.semi_train_cfg.ignore_score=0.2``.
+method's run (not to the shared burn-in run of ``--init-iters``) and names them: run
+names end in ``_v-NAME``, rows carry ``variant`` and the tables show the method as
+``classaware (NAME)``, paired with the plain supervised run of the same start, budget
+and seed (run the variant with the semi-supervised methods only), e.g.
+``--methods classaware --variant ignore02 model.semi_train_cfg.ignore_score=0.2``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from label_efficiency import (  # noqa: E402
     schedule_options,
     train_health,
 )
-from seg_scenes import check_variant  # noqa: E402
+from seg_scenes import add_variant_argument, check_variant, parse_variant  # noqa: E402
 
 DETECTORS = ('fasterrcnn', 'retinanet')
 METHOD_NAMES = ('supervised', 'fixed', 'classaware', 'classaware-quantile')
@@ -159,11 +160,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--rois', default='torchvision', choices=list(ROI_BUDGETS),
                    help="Faster R-CNN's RoI budget: torchvision's defaults, or one sized "
                         'for 128-px scenes')
-    p.add_argument('--variant', nargs='+', default=None, metavar=('NAME', 'KEY=VALUE'),
-                   help='a named change of every run\'s config (mmengine --cfg-options '
-                        'syntax after the name), e.g. --variant ignore02 '
-                        'model.semi_train_cfg.ignore_score=0.2; the rows and work dirs carry '
-                        'the name')
+    add_variant_argument(p, 'ignore02 model.semi_train_cfg.ignore_score=0.2')
     add_run_arguments(p, 'work_dirs/bench_det')
     return p
 
@@ -173,9 +170,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.rois != 'torchvision' and args.detector != 'fasterrcnn':
         p.error('--rois applies to --detector fasterrcnn only')
-    variant, variant_opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
-    if variant is not None and not variant.replace('-', '').isalnum():
-        p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
+    variant, variant_opts = parse_variant(p, args)
     if variant is not None and args.timing_iters:
         p.error('--variant with --timing-iters: time the variant in its own training runs')
     init_opts = [f'model.detector.backbone_checkpoint={args.init}'] if args.init else []

@@ -84,6 +84,24 @@ def method_label(row: dict) -> str:
     return row['method'] + (f" ({row['variant']})" if row.get('variant') else '')
 
 
+def add_variant_argument(p: argparse.ArgumentParser, example: str) -> None:
+    """The scene benchmarks' ``--variant NAME KEY=VALUE ...`` (``example``: one such
+    change); :func:`parse_variant` reads it."""
+    p.add_argument('--variant', nargs='+', default=None, metavar=('NAME', 'KEY=VALUE'),
+                   help='a named change of every run\'s config (mmengine --cfg-options '
+                        f'syntax after the name), e.g. --variant {example}; the rows and '
+                        'work dirs carry the name')
+
+
+def parse_variant(p: argparse.ArgumentParser, args) -> tuple[str | None, list[str]]:
+    """``(name, options)`` of ``--variant`` (``(None, [])`` without one); a name that is
+    not letters, digits and '-' is refused."""
+    variant, opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
+    if variant is not None and not variant.replace('-', '').isalnum():
+        p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
+    return variant, opts
+
+
 def check_variant(parser, work_dir: str, options: list[str]) -> None:
     """Record a variant's options in its work dir, and refuse to reuse a work dir of the
     same variant name made with other options (finished runs are reused by name)."""
@@ -123,16 +141,10 @@ def main(argv=None) -> None:
     p.add_argument('--init', default=None,
                    help="backbone checkpoint source (model.model.checkpoint), e.g. "
                         "zoo://resnet18_fashionmnist-gray; default: random init")
-    p.add_argument('--variant', nargs='+', default=None, metavar=('NAME', 'KEY=VALUE'),
-                   help='a named change of every run\'s config (mmengine --cfg-options '
-                        'syntax after the name), e.g. --variant nocutmix '
-                        'model.semi_train_cfg.cutmix_prob=0; the rows and work dirs carry '
-                        'the name')
+    add_variant_argument(p, 'nocutmix model.semi_train_cfg.cutmix_prob=0')
     add_run_arguments(p, 'work_dirs/bench_seg')
     args = p.parse_args(argv)
-    variant, variant_opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
-    if variant is not None and not variant.replace('-', '').isalnum():
-        p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
+    variant, variant_opts = parse_variant(p, args)
     for scenes in {s.split(':')[0] for s in args.scenes}:  # before preparing any data
         configs = BINARY_METHODS if scenes == 'binary' else METHODS
         wrong = [m for m in args.methods if m not in configs]
