@@ -124,6 +124,16 @@ def det_schedule(iters: int, seed: int, val_every: int, log_every: int,
     return opts
 
 
+def init_options(init: str | None) -> list[str]:
+    """The backbone checkpoint option of ``--init`` (none from random init)."""
+    return [f'model.detector.backbone_checkpoint={init}'] if init else []
+
+
+def roi_options(rois: str) -> list[str]:
+    """The detector options of the ``--rois`` budget (none for torchvision's)."""
+    return [f'model.detector.{k}={v}' for k, v in ROI_BUDGETS[rois].items()]
+
+
 def train_options(method: str, scenes: str, percent: str, seed: int, iters: int,
                   workers: int, init: str | None = None, rois: str = 'torchvision',
                   start: str | None = None) -> list[str]:
@@ -133,11 +143,8 @@ def train_options(method: str, scenes: str, percent: str, seed: int, iters: int,
     entries record these options; a test keeps the two equal."""
     opts = data_options(scenes, percent, workers, seed) + det_schedule(
         iters, seed, val_every=iters, log_every=50, warm=0 if start else None)
-    if start:
-        opts.append(f'load_from={start}')
-    elif init:
-        opts.append(f'model.detector.backbone_checkpoint={init}')
-    opts += [f'model.detector.{k}={v}' for k, v in ROI_BUDGETS[rois].items()]
+    opts += [f'load_from={start}'] if start else init_options(init)
+    opts += roi_options(rois)
     if method == 'supervised':
         opts = [o for o in opts if not o.startswith('model.semi_train_cfg')]
     return opts
@@ -173,8 +180,7 @@ def main(argv=None) -> None:
     variant, variant_opts = parse_variant(p, args)
     if variant is not None and args.timing_iters:
         p.error('--variant with --timing-iters: time the variant in its own training runs')
-    init_opts = [f'model.detector.backbone_checkpoint={args.init}'] if args.init else []
-    roi_opts = [f'model.detector.{k}={v}' for k, v in ROI_BUDGETS[args.rois].items()]
+    init_opts, roi_opts = init_options(args.init), roi_options(args.rois)
     tag = '_' + args.init.split('://')[-1].replace('/', '_') if args.init else ''
     if args.rois != 'torchvision':
         tag += f'_rois-{args.rois}'
