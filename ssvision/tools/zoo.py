@@ -16,7 +16,9 @@ of the tensors: file bytes differ between any two saves). ``publish`` keeps the
 weights only (no optimizer, no log history): the teacher's or the student's as a plain
 network state dict (which loads into teacher and student alike), or both, renamed as the
 entry's ``build`` says when ``NAME`` is an entry; it writes
-``<name>-<first 8 hex of sha256>.pth`` and prints the index line for its entry. With
+``<name>-<first 8 hex of sha256>.pth``, prints its weights' hash (the entry's
+``build.weights_sha256``; compared with the recorded one when the entry has it) and the
+index line for its entry. With
 ``--url-base URL --index FILE`` it also writes that entry, checkpoint URL and sha256
 included, into ``FILE``: a team's own index, read through ``$SSVISION_ZOO_INDEX`` after
 the shipped one (:mod:`ssvision.zoo`). Upload the file to ``URL`` and ``zoo://NAME``
@@ -104,9 +106,12 @@ def cmd_publish(args) -> int:
         print('error: --url-base and --index go together', file=sys.stderr)
         return 2
     known = _known_entry(args.name)
-    rename = ((known or {}).get('build') or {}).get('rename')  # unknown: kept as they are
+    build = (known or {}).get('build') or {}
+    rename = build.get('rename')  # unknown: kept as they are
     path, digest = publish(args.ckpt, args.name, args.keep, args.out_dir, rename)
     print(path)
+    # the tensors' hash, for the entry's build.weights_sha256 (or checked against it)
+    print(compare_build(path, build if args.keep == build.get('keep', 'teacher') else {}))
     base = args.url_base.rstrip('/') if args.url_base else '<host>'
     checkpoint = {'url': f'{base}/{osp.basename(path)}', 'sha256': digest}
     print(json.dumps({'name': args.name, 'checkpoint': checkpoint}))

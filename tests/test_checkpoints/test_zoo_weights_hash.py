@@ -54,3 +54,26 @@ def test_the_recorded_builds_carry_a_full_digest():
         if recorded is not None:
             assert len(recorded) == 64 and int(recorded, 16) >= 0, e['name']
             assert e['build'].get('weights_sha256_with'), e['name']
+
+
+def test_publish_prints_the_weights_hash_of_what_it_kept(tmp_path, capsys, monkeypatch):
+    # catches: a printed hash of the whole training checkpoint (student, selector state)
+    # instead of the kept teacher, and a student published under an entry that records a
+    # teacher build being called bit-identical to it
+    teacher, student = torch.full((2,), 3.0), torch.zeros(2)
+    ckpt = tmp_path / 'iter_1.pth'
+    torch.save({'state_dict': {'teacher.w': teacher, 'student.w': student,
+                               'selector.count': torch.ones(1)}}, ckpt)
+    name = 'supervised_tinycnn_mnist5k-4pc'  # a shipped entry that keeps the teacher
+    entry = zoo.get(name)
+    recorded = dict(entry['build'], weights_sha256=zoo.weights_sha256({'w': teacher}),
+                    weights_sha256_with='torch X, CPU')
+    monkeypatch.setattr(zoo_tool, '_known_entry', lambda n: dict(entry, build=recorded))
+    assert zoo_tool.main(['publish', str(ckpt), '--name', name,
+                          '--out-dir', str(tmp_path / 'out')]) == 0
+    out = capsys.readouterr().out
+    assert f'weights sha256 {recorded["weights_sha256"]}: bit-identical' in out
+    assert zoo_tool.main(['publish', str(ckpt), '--name', name, '--keep', 'student',
+                          '--out-dir', str(tmp_path / 'out')]) == 0
+    out = capsys.readouterr().out
+    assert zoo.weights_sha256({'w': student}) in out and 'bit-identical' not in out
