@@ -128,7 +128,20 @@ def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[st
     return opts
 
 
-def main(argv=None) -> None:
+def train_options(scenes: str, fraction: str, seed: int, iters: int, workers: int,
+                  init: str | None = None, variant_opts: list[str] = ()) -> list[str]:
+    """The cfg-options of one training run: the split of ``fraction`` and ``seed``, the
+    schedule of ``iters`` (validation halfway and at the end), the backbone of ``init``
+    and a ``--variant``'s options. The zoo's segmentation-scene entries record these
+    options; a test keeps the two equal."""
+    opts = data_options(scenes, fraction, seed, workers) + \
+        schedule_options(iters, seed, val_every=max(iters // 2, 1), log_every=50)
+    if init:
+        opts.append(f'model.model.checkpoint={init}')
+    return opts + list(variant_opts)
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--scenes', nargs='+', default=['balanced'],
                    help=f'scene sets, of {list(SCENES)}; NAME:FRACTION limits one to one '
@@ -143,6 +156,11 @@ def main(argv=None) -> None:
                         "zoo://resnet18_fashionmnist-gray; default: random init")
     add_variant_argument(p, 'nocutmix model.semi_train_cfg.cutmix_prob=0')
     add_run_arguments(p, 'work_dirs/bench_seg')
+    return p
+
+
+def main(argv=None) -> None:
+    p = parser()
     args = p.parse_args(argv)
     variant, variant_opts = parse_variant(p, args)
     for scenes in {s.split(':')[0] for s in args.scenes}:  # before preparing any data
@@ -162,12 +180,8 @@ def main(argv=None) -> None:
     for scenes, fraction in parts:
         for method in args.methods:
             config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
-            opts = data_options(scenes, fraction, args.seed, args.workers) + \
-                schedule_options(args.iters, args.seed, val_every=max(args.iters // 2, 1),
-                                 log_every=50)
-            if args.init:
-                opts.append(f'model.model.checkpoint={args.init}')
-            opts += variant_opts
+            opts = train_options(scenes, fraction, args.seed, args.iters, args.workers,
+                                 args.init, variant_opts)
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
                        iters=args.iters, seed=args.seed, parallel=args.parallel,
                        init=args.init or 'random')
