@@ -195,7 +195,7 @@ def cmd_build(args) -> int:
 def compare_build(path: str, build: dict) -> str:
     """One line comparing the weights in ``path`` with the entry's recorded build
     (``build['weights_sha256']``): bit-identical, or not (then the metrics are what to
-    compare: another torch version or CPU's kernels round differently)."""
+    compare: another torch version, CPU kernels or thread count round differently)."""
     import torch
     here = zoo.weights_sha256(torch.load(path, map_location='cpu', weights_only=True))
     recorded = build.get('weights_sha256')
@@ -205,8 +205,9 @@ def compare_build(path: str, build: dict) -> str:
         return f'weights sha256 {here}: bit-identical to the recorded build'
     return (f'weights sha256 {here} differs from the recorded build\'s {recorded} '
             f'({build.get("weights_sha256_with", "unknown torch / device")}): builds are '
-            'bit-identical only with the same torch version and CPU kernels; compare the '
-            'metrics in the training log with the entry\'s instead')
+            'bit-identical only with the same torch version, CPU kernels and number of '
+            'threads (OMP_NUM_THREADS); compare the metrics in the training log with the '
+            'entry\'s instead')
 
 
 def cmd_markdown(args) -> int:
