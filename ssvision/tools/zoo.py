@@ -2,7 +2,7 @@
 
     python tools/zoo.py list
     python tools/zoo.py get NAME_OR_SOURCE [--out PATH]    # zoo://, URL, timm://, ...
-    python tools/zoo.py build NAME [--work-dir DIR] [--cfg-options K=V ...]
+    python tools/zoo.py build NAME [--work-dir DIR] [--cfg-options K=V ...] [--threads N]
     python tools/zoo.py publish CKPT --name NAME [--keep teacher|student|both]
         [--out-dir DIR] [--url-base URL --index FILE]  # FILE: a team index (see below)
     python tools/zoo.py markdown [--check]                  # model_zoo.md from the index
@@ -12,10 +12,11 @@ checked) and exits with status 1 on a hash mismatch or a missing file. ``build``
 the entry's config here (``ssvision train`` with the entry's build options), then
 publishes the last checkpoint into the place ``zoo://NAME`` reads, and says whether its
 weights are bit-identical to the entry's recorded build (``build.weights_sha256``, a hash
-of the tensors: file bytes differ between any two saves). ``publish`` keeps the
-weights only (no optimizer, no log history): the teacher's or the student's as a plain
-network state dict (which loads into teacher and student alike), or both, renamed as the
-entry's ``build`` says when ``NAME`` is an entry; it writes
+of the tensors: file bytes differ between any two saves). It trains with the recorded
+build's CPU thread count (``build.threads``) unless ``--threads`` says otherwise.
+``publish`` keeps the weights only (no optimizer, no log history): the teacher's or the
+student's as a plain network state dict (which loads into teacher and student alike), or
+both, renamed as the entry's ``build`` says when ``NAME`` is an entry; it writes
 ``<name>-<first 8 hex of sha256>.pth``, prints its weights' hash (the entry's
 ``build.weights_sha256``; compared with the recorded one when the entry has it) and the
 index line for its entry. With
@@ -150,11 +151,12 @@ def write_team_entry(index: str, name: str, checkpoint: dict) -> None:
     os.replace(tmp, index)
 
 
-def run_child(cmd: list[str]) -> int:
-    """Run ``cmd`` and return its exit code; SIGTERM / SIGHUP sent to this process are
-    passed on to it, so stopping ``zoo build`` (a scheduler, ``kill``) stops its training
-    instead of leaving it running without a parent."""
-    proc = subprocess.Popen(cmd)
+def run_child(cmd: list[str], env: dict | None = None) -> int:
+    """Run ``cmd`` (in ``env``, default: this process's) and return its exit code;
+    SIGTERM / SIGHUP sent to this process are passed on to it, so stopping ``zoo build``
+    (a scheduler, ``kill``) stops its training instead of leaving it running without a
+    parent."""
+    proc = subprocess.Popen(cmd, env=env)
 
     def forward(signum, frame):
         proc.send_signal(signum)
@@ -178,8 +180,12 @@ def cmd_build(args) -> int:
     opts = list(build.get('cfg_options', [])) + list(args.cfg_options or [])
     if opts:
         cmd += ['--cfg-options', *opts]
-    print('+', ' '.join(cmd), flush=True)
-    if run_child(cmd):
+    env, threads = build_env(build, args.threads)
+    print('+', *([f'OMP_NUM_THREADS={threads}'] if threads else []), ' '.join(cmd), flush=True)
+    if threads and args.threads is None:
+        print(f'(the recorded build ran {threads} CPU thread(s); --threads N to change: '
+              'then the weights are not bit-identical to it)', flush=True)
+    if run_child(cmd, env):
         print('error: training failed', file=sys.stderr)
         return 1
     with open(osp.join(work, 'last_checkpoint')) as f:
@@ -190,6 +196,20 @@ def cmd_build(args) -> int:
     print(f'{zoo.built_path(args.name)} (sha256 {digest}); zoo://{args.name} now loads it')
     print(compare_build(zoo.built_path(args.name), build))
     return 0
+
+
+def build_env(build: dict, threads: int | None) -> tuple[dict | None, int | None]:
+    """The training child's environment: ``threads`` CPU threads (``--threads``), else the
+    entry's recorded build's (``build['threads']``: CPU sums in another thread count round
+    differently, so only the same count rebuilds its weights bit for bit), else this
+    process's environment unchanged (``(None, None)``)."""
+    threads = threads if threads is not None else build.get('threads')
+    if threads is None:
+        return None, None
+    if int(threads) < 1:
+        raise ValueError(f'threads must be >= 1, got {threads}')
+    env = dict(os.environ, OMP_NUM_THREADS=str(int(threads)), MKL_NUM_THREADS=str(int(threads)))
+    return env, int(threads)
 
 
 def compare_build(path: str, build: dict) -> str:
@@ -236,6 +256,9 @@ def main(argv=None) -> int:
     b.add_argument('name')
     b.add_argument('--work-dir')
     b.add_argument('--cfg-options', nargs='+', help='extra options after the entry\'s')
+    b.add_argument('--threads', type=int, default=None,
+                   help='CPU threads of the training (default: the recorded build\'s, '
+                        'which reproduces its weights bit for bit on the same torch)')
     pub = sub.add_parser('publish')
     pub.add_argument('ckpt')
     pub.add_argument('--name', required=True)

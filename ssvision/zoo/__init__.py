@@ -9,8 +9,10 @@
 - ``build``: how ``tools/zoo.py build NAME`` trains it here: ``{'cfg_options': [...],
   'keep': 'teacher' | 'student' | 'both', 'rename': {old key prefix: new}}``
   (``config`` is trained with ``tools/train.py``), optionally with ``weights_sha256``
-  (:func:`weights_sha256` of the weights a recorded build published) and
-  ``weights_sha256_with`` (the torch version and device it was built with). A file's
+  (:func:`weights_sha256` of the weights a recorded build published),
+  ``weights_sha256_with`` (the torch version and device it was built with) and
+  ``threads`` (its CPU thread count, which ``build`` uses: sums over another count round
+  differently, so only the same count can rebuild the weights bit for bit). A file's
   own sha256 cannot serve here: ``torch.save`` writes a fresh serialization id into
   every file, so two saves of the same tensors differ byte for byte.
 

@@ -55,3 +55,66 @@ def test_sigterm_to_the_parent_stops_the_training_child(tmp_path):
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _fake_training(calls, teacher):
+    """Stands in for the training child: records its command and environment and writes
+    the last checkpoint where ``zoo build`` reads it."""
+    import torch
+
+    def run(cmd, env=None):
+        calls.append((cmd, env))
+        work = cmd[cmd.index('--work-dir') + 1]
+        os.makedirs(work, exist_ok=True)
+        ckpt = os.path.join(work, 'iter_1.pth')
+        torch.save({'state_dict': {'teacher.w': teacher, 'student.w': teacher + 1}}, ckpt)
+        with open(os.path.join(work, 'last_checkpoint'), 'w') as f:
+            f.write(ckpt)
+        return 0
+    return run
+
+
+def test_build_trains_with_the_recorded_thread_count(tmp_path, monkeypatch, capsys):
+    # catches: a build that trains with the machine's default thread count while the
+    # entry's weights hash came from one thread (its sums round differently, so the build
+    # can never be bit-identical: measured, 37.47 against 37.50 mIoU), an override
+    # --threads that is ignored, and an entry without a recorded count whose build is
+    # forced onto one thread anyway
+    import json
+
+    import torch
+
+    from ssvision import zoo
+    from ssvision.tools import zoo as zoo_tool
+    teacher = torch.arange(4.0)
+    index = tmp_path / 'team.json'
+    build = {'cfg_options': ['train_cfg.max_iters=1'], 'keep': 'teacher', 'rename': {},
+             'threads': 1, 'weights_sha256': zoo.weights_sha256({'w': teacher}),
+             'weights_sha256_with': 'torch X, CPU, one thread'}
+    entries = [dict(name=n, task='classification', config='configs/x.py', checkpoint=None,
+                    metrics={}, command='', build=b)
+               for n, b in (('toy_one_thread', build),
+                            ('toy_any_threads',
+                             {k: v for k, v in build.items() if k != 'threads'}))]
+    index.write_text(json.dumps(entries))
+    monkeypatch.setenv('SSVISION_ZOO_INDEX', str(index))
+    monkeypatch.setenv('OMP_NUM_THREADS', '7')
+    monkeypatch.setattr(zoo, 'built_dir', lambda: str(tmp_path / 'built'))
+    calls = []
+    monkeypatch.setattr(zoo_tool, 'run_child', _fake_training(calls, teacher))
+
+    def build_(*argv):
+        assert zoo_tool.main(['build', *argv, '--work-dir', str(tmp_path / argv[0])]) == 0
+        return calls[-1][1], capsys.readouterr().out
+
+    env, out = build_('toy_one_thread')
+    assert env['OMP_NUM_THREADS'] == '1' and env['MKL_NUM_THREADS'] == '1'
+    assert 'bit-identical to the recorded build' in out
+    assert 'the recorded build ran 1 CPU thread' in out
+    env, out = build_('toy_one_thread', '--threads', '2')
+    assert env['OMP_NUM_THREADS'] == '2' and 'recorded build ran' not in out
+    env, _ = build_('toy_any_threads')
+    assert env is None  # the child inherits this process's environment (7 threads)
+    assert calls[-1][0][calls[-1][0].index('--cfg-options') + 1] == 'train_cfg.max_iters=1'
+    with pytest.raises(ValueError, match='threads'):
+        zoo_tool.build_env({}, 0)
