@@ -128,17 +128,20 @@ def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[st
     return opts
 
 
+def init_options(init: str | None) -> list[str]:
+    """The backbone checkpoint option of ``--init`` (none from random init)."""
+    return [f'model.model.checkpoint={init}'] if init else []
+
+
 def train_options(scenes: str, fraction: str, seed: int, iters: int, workers: int,
                   init: str | None = None, variant_opts: list[str] = ()) -> list[str]:
     """The cfg-options of one training run: the split of ``fraction`` and ``seed``, the
     schedule of ``iters`` (validation halfway and at the end), the backbone of ``init``
     and a ``--variant``'s options. The zoo's segmentation-scene entries record these
     options; a test keeps the two equal."""
-    opts = data_options(scenes, fraction, seed, workers) + \
-        schedule_options(iters, seed, val_every=max(iters // 2, 1), log_every=50)
-    if init:
-        opts.append(f'model.model.checkpoint={init}')
-    return opts + list(variant_opts)
+    return data_options(scenes, fraction, seed, workers) + \
+        schedule_options(iters, seed, val_every=max(iters // 2, 1), log_every=50) + \
+        init_options(init) + list(variant_opts)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -206,9 +209,8 @@ def main(argv=None) -> None:
                 schedule_options(args.timing_iters, args.seed,
                                  val_every=args.timing_iters + 1,
                                  log_every=min(10, args.timing_iters))
-            if args.init:
-                opts.append(f'model.model.checkpoint={args.init}')
-            jobs.append((name, METHODS[method], opts + variant_opts, row))
+            jobs.append((name, METHODS[method], opts + init_options(args.init) + variant_opts,
+                         row))
 
     rows = run_jobs(jobs, args.out_dir, args.parallel, metrics, 'teacher/mIoU')
 
