@@ -102,6 +102,10 @@ def main(argv=None) -> None:
     p.add_argument('--iters', type=int, default=600)
     p.add_argument('--eval-every', type=int, default=150)
     p.add_argument('--teacher-bn', nargs='+', default=['batch'], choices=['batch', 'running'])
+    p.add_argument('--sources', nargs='+', default=['teacher'], choices=['teacher', 'online'],
+                   help="pseudo-label sources of the ssvision runs (semi_train_cfg."
+                        "pseudo_label_source): the EMA teacher's forward, or the student's "
+                        "one concatenated forward as in USB")
     p.add_argument('--skip-usb', action='store_true')
     p.add_argument('--dataset', default='mnist5k', choices=['mnist5k', 'fmnist'])
     p.add_argument('--out-dir', default='work_dirs/bench_wrn_usb')
@@ -113,15 +117,19 @@ def main(argv=None) -> None:
         split_path = osp.join(out_dir, f'split_usb_{args.dataset}_4pc_seed{seed}.json')
         write_usb_split(args.usb_harness, seed, split_path, args.dataset)
         procs = []
-        for bn in args.teacher_bn:
-            name = f'ssvision_{args.dataset}_{bn}_seed{seed}_{args.iters}it'.replace(
+        for bn, source in [(b, s) for s in args.sources for b in args.teacher_bn]:
+            tag = bn if source == 'teacher' else 'online'
+            if source == 'online' and bn != args.teacher_bn[0]:
+                continue  # the teacher's BN mode makes no pseudo-labels online
+            name = f'ssvision_{args.dataset}_{tag}_seed{seed}_{args.iters}it'.replace(
                 '_mnist5k', '')
             opts = [f'train_cfg.max_iters={args.iters}',
                     f'train_cfg.val_interval={args.eval_every}',
                     f'param_scheduler.0.end={args.iters}', f'param_scheduler.0.T_max={args.iters}',
                     f'randomness.seed={seed}', 'default_hooks.logger.interval=25',
                     f'default_hooks.checkpoint.interval={args.iters}',
-                    'train_dataloader.num_workers=1', f'model.semi_train_cfg.teacher_bn={bn}']
+                    'train_dataloader.num_workers=1', f'model.semi_train_cfg.teacher_bn={bn}',
+                    f'model.semi_train_cfg.pseudo_label_source={source}']
             for part in ('labeled', 'unlabeled'):
                 opts.append(f'train_dataloader.dataset.{part}.split_file={split_path}')
             if args.dataset == 'mnist5k':
@@ -129,7 +137,7 @@ def main(argv=None) -> None:
             else:
                 opts += fashion_options()
             log = open(osp.join(out_dir, name + '.log'), 'w')
-            procs.append(('ssvision', bn, name, time.time(), log, subprocess.Popen(
+            procs.append(('ssvision', tag, name, time.time(), log, subprocess.Popen(
                 train_command(CONFIG, osp.join(out_dir, name), opts), cwd=REPO, env=env,
                 stdout=log, stderr=subprocess.STDOUT)))
         if not args.skip_usb:
@@ -151,7 +159,10 @@ def main(argv=None) -> None:
             log.close()
             if rc:
                 raise SystemExit(f'{name} failed (exit {rc}); see {log.name}')
-            row = dict(lib=lib, dataset=args.dataset, teacher_bn=bn, seed=seed, iters=args.iters,
+            row = dict(lib=lib, dataset=args.dataset, teacher_bn=None if bn == 'online' else bn,
+                       source=None if lib == 'usb' else ('online' if bn == 'online' else
+                                                         'teacher'),
+                       seed=seed, iters=args.iters,
                        minutes=(time.time() - t0) / 60)
             if lib == 'usb':
                 with open(osp.join(out_dir, name, 'results.json')) as f:

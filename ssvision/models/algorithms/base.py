@@ -22,9 +22,13 @@ from .teacher_bn import (
     frozen_bn_stats,
     steps_until_running_stats,
     teacher_bn_context,
+    teacher_steps_until_running_stats,
 )
 
 STUDENT_FORWARDS = ('concat', 'separate', 'clean_stats')
+#: ``semi_train_cfg.pseudo_label_source`` values: the EMA teacher's own forward, or the
+#: student's forward of the same iteration (USB's FixMatch family).
+PSEUDO_LABEL_SOURCES = ('teacher', 'online')
 
 
 @dataclass
@@ -36,7 +40,12 @@ class PseudoLabels:
     1 on image pixels, 0 on padding (dense tasks with a ``valid_mask``; mixed alike),
     else None; ``inputs``: the views, mixed alike; ``health``: figures logged with the
     losses (taken before mixing); ``boxes``: detection's pseudo-boxes
-    (:class:`~.pseudo_boxes.PseudoBoxes`) instead.
+    (:class:`~.pseudo_boxes.PseudoBoxes`) instead; ``outputs`` / ``features``: with
+    ``pseudo_label_source='online'``, the student's outputs (``{view: logits}``) and
+    requested encoder features of the forward the pseudo-labels came from (the recipe
+    reuses them: one forward per iteration); ``targets``: per student view
+    ``{view: (labels, weight, valid)}`` where each view has targets of its own (DSSN's
+    independent CutMix boxes).
     """
 
     inputs: dict
@@ -46,6 +55,9 @@ class PseudoLabels:
     valid: Any = None
     boxes: Any = None
     health: dict = field(default_factory=dict)
+    outputs: dict | None = None
+    features: dict | None = None
+    targets: dict | None = None
 
 
 class SemiBase(BaseModel):
@@ -65,8 +77,17 @@ class SemiBase(BaseModel):
         sup_loss = task.sup_loss(logits[sup], gt)
         unsup_*  = self.unsup_loss(logits, probs, labels, weight)     # the algorithm
 
-    (detection, :class:`SemiDetector`, fills in both steps with pseudo-boxes). The
-    teacher is updated after the optimizer step by
+    (detection, :class:`SemiDetector`, fills in both steps with pseudo-boxes).
+
+    **Where pseudo-labels come from** (``pseudo_label_source``). ``'teacher'``: the EMA
+    teacher's forward of the weak views, as above. ``'online'``: the weak views join the
+    student's one forward (``cat([sup, unsup_teacher, strong views])`` in training
+    mode, so BatchNorm normalises them with the shared batch statistics) and the
+    pseudo-labels are the selector's choice on the student's detached weak-view
+    probabilities: USB's FixMatch-family ``train_step``. The EMA teacher is still
+    updated and evaluated (USB's EMA model), it only makes no pseudo-labels.
+
+    The teacher is updated after the optimizer step by
     :class:`~ssvision.engine.hooks.EMATeacherHook` and stays in eval mode (no dropout);
     only its BatchNorm layers follow ``teacher_bn`` during the pseudo-label forward.
     Look-ahead (:class:`~.look_ahead.LookAhead`), batch mixing
@@ -95,6 +116,9 @@ class SemiBase(BaseModel):
     - ``student_forward`` (str, ``'concat'``): see above.
     - ``teacher_bn`` (str, ``'auto'``): the teacher's BatchNorm statistics for
       pseudo-labels, see :mod:`.teacher_bn`.
+    - ``pseudo_label_source`` (str, ``'teacher'``): ``'teacher'`` or ``'online'``, see
+      above. ``'online'`` needs per-position outputs and no look-ahead or CutMix (the
+      mixed views would need their pseudo-labels before the forward that makes them).
     - ``cutmix_prob`` (float, 0.0): dense tasks only: probability that an unlabeled
       image gets a CutMix box from another unlabeled image of the batch (the student's
       views and the pseudo-labels are mixed alike, :class:`~.mixing.UnlabeledCutMix`;
@@ -132,7 +156,7 @@ class SemiBase(BaseModel):
     default_train_cfg: dict[str, Any] = dict(
         unsup_weight=1.0, burn_in_iters=0, unsup_warmup_iters=0, student_forward='concat',
         look_ahead=False, look_ahead_steps=1, look_ahead_width=1, cutmix_prob=0.0,
-        teacher_bn='auto')
+        teacher_bn='auto', pseudo_label_source='teacher')
     #: Whether the algorithm reads unlabeled views at all.
     uses_unlabeled: bool = True
     #: Whether batches without a labeled view are accepted (source-free adaptation).
@@ -185,8 +209,10 @@ class SemiBase(BaseModel):
             raise ValueError(f'cutmix_prob > 0 needs a dense task, not '
                              f'{type(self.task).__name__}')
         self.mixer = UnlabeledCutMix(cfg['cutmix_prob']) if cfg['cutmix_prob'] > 0 else None
-        # 'auto' switches to running statistics here (momenta are fixed at build time,
-        # so this is computed once rather than on every step)
+        self._check_source(cfg)
+        # 'auto' switches to running statistics once the teacher's own buffers are
+        # trustworthy; until the EMA hook states its schedule, assume it copies the
+        # student's buffers (the student's rule, the earliest possible switch)
         self._running_stats_from = steps_until_running_stats(self.teacher)
         self.predict_on = self._parse_test_cfg(semi_test_cfg)
         self._register_load_state_dict_pre_hook(expand_plain_state_dict)
@@ -203,6 +229,16 @@ class SemiBase(BaseModel):
         teacher.load_state_dict(self.student.state_dict())
         return teacher
 
+    def set_ema_schedule(self, momentum: float, ramp: bool = True, interval: int = 1,
+                         buffers: str = 'ema', copy_steps: int = 0) -> None:
+        """The EMA hook's schedule (called by :class:`EMATeacherHook` before training):
+        ``teacher_bn='auto'`` switches to running statistics at the first iteration
+        whose *teacher* buffers keep less than 5 % of their initial values
+        (:func:`~.teacher_bn.teacher_steps_until_running_stats`); they average the
+        student's and lag behind them."""
+        self._running_stats_from = teacher_steps_until_running_stats(
+            self.teacher, momentum, ramp, interval, buffers, copy_steps)
+
     def _merge_cfg(self, cfg: dict | None) -> dict:
         merged = dict(self.default_train_cfg)
         cfg = dict(cfg or {})
@@ -213,6 +249,24 @@ class SemiBase(BaseModel):
                 f'allowed keys: {sorted(merged)}')
         merged.update(cfg)
         return merged
+
+    def _check_source(self, cfg: dict) -> None:
+        source = cfg['pseudo_label_source']
+        if source not in PSEUDO_LABEL_SOURCES:
+            raise ValueError(f'semi_train_cfg.pseudo_label_source must be one of '
+                             f'{PSEUDO_LABEL_SOURCES}, got {source!r}')
+        if source != 'online':
+            return
+        clash = [name for name, on in (
+            ('look_ahead', cfg['look_ahead']), ('cutmix_prob > 0', cfg['cutmix_prob'] > 0),
+            (f'a task without per-position outputs ({type(self.task).__name__})',
+             not self.task.has_logits),
+            ("student_forward='clean_stats'", cfg['student_forward'] == 'clean_stats'))
+            if on]
+        if clash:
+            raise ValueError("pseudo_label_source='online' takes the pseudo-labels from the "
+                             "student's own forward; it does not combine with "
+                             + ', '.join(clash))
 
     @staticmethod
     def _parse_test_cfg(semi_test_cfg: dict | None) -> tuple[str, ...]:
@@ -341,9 +395,17 @@ class SemiBase(BaseModel):
             return self.task.predict(teacher, views)
 
     def pseudo_labels(self, inputs: dict, data_samples: dict, it: int) -> PseudoLabels:
-        """Teacher pass, selection and health; then the batch mixer (dense tasks), which
+        """Teacher pass (or, with ``pseudo_label_source='online'``, the student's forward
+        of every view), selection and health; then the batch mixer (dense tasks), which
         mixes the student's views and the targets alike."""
-        probs = self.teacher_predict(inputs['unsup_teacher'], it)
+        outputs = features = None
+        if self.semi_train_cfg['pseudo_label_source'] == 'online':
+            names = self.views_for_student(inputs, True)
+            names.insert(1, 'unsup_teacher')  # USB's order: labeled, weak, strong
+            outputs, features = self._student_forward(inputs, names)
+            probs = outputs['unsup_teacher'].detach().float().softmax(dim=1)
+        else:
+            probs = self.teacher_predict(inputs['unsup_teacher'], it)
         meta = data_samples.get('unsup_teacher', {}) or {}
         labels, weight = self.selector(probs, sample_idx=meta.get('sample_idx'))
         valid = meta.get('valid_mask')
@@ -354,11 +416,15 @@ class SemiBase(BaseModel):
             valid = None
         health = selection_health(probs, labels, weight, meta, self.selector.extra_log())
         if self.mixer is not None:
+            # every unlabeled view the student's losses read (aux heads' views too) is
+            # mixed with the same boxes as the targets
+            views = [v for v in self.views_for_student(inputs, True)
+                     if v.startswith('unsup') and v != 'unsup_teacher']
             inputs, probs, labels, weight, *rest = self.mixer(
-                inputs, self.student_views, probs, labels, weight,
-                *([] if valid is None else [valid]))
+                inputs, views, probs, labels, weight, *([] if valid is None else [valid]))
             valid = rest[0] if rest else None
-        return PseudoLabels(inputs, probs, labels, weight, valid=valid, health=health)
+        return PseudoLabels(inputs, probs, labels, weight, valid=valid, health=health,
+                            outputs=outputs, features=features)
 
     def cutmix_unlabeled(self, inputs: dict, probs: torch.Tensor, labels: torch.Tensor,
                          weight: torch.Tensor):
@@ -372,12 +438,11 @@ class SemiBase(BaseModel):
         """``sup_loss`` and the weighted ``unsup_*`` losses from the student's outputs on
         its views; returns them, those outputs (``{view: logits}``) and the encoder
         features of the views aux heads asked for (``{view: features}``)."""
-        names = self.views_for_student(inputs, pseudo is not None)
-        wanted = {v for head in self.aux_heads for v in head.feature_views}
-        outs, feats = self.student_outputs([inputs[n] for n in names],
-                                           [n in wanted for n in names])
-        logits = dict(zip(names, outs))
-        features = {n: f for n, f in zip(names, feats) if f is not None}
+        if pseudo is not None and pseudo.outputs is not None:
+            logits, features = pseudo.outputs, pseudo.features  # the online forward
+        else:
+            logits, features = self._student_forward(
+                inputs, self.views_for_student(inputs, pseudo is not None))
         losses = self.sup_losses(logits['sup'], data_samples['sup'])
         if pseudo is not None:
             unsup = self.unsup_loss(logits, pseudo.probs, pseudo.labels, pseudo.weight,
@@ -387,6 +452,17 @@ class SemiBase(BaseModel):
                     raise KeyError(f'unsup_loss must return unsup_* keys, got {name!r}')
                 losses[name] = value * factor
         return losses, logits, features
+
+    def _student_forward(self, inputs: dict, names: list[str]) -> tuple[dict, dict]:
+        """``({view: student output}, {view: encoder features})`` for the views
+        ``names`` (features only for views an aux head reads), see
+        :meth:`student_outputs`."""
+        wanted = {v for head in self.aux_heads for v in head.feature_views}
+        grads = [n != 'unsup_teacher' for n in names]
+        outs, feats = self.student_outputs([inputs[n] for n in names],
+                                           [n in wanted for n in names], grads)
+        return (dict(zip(names, outs)),
+                {n: f for n, f in zip(names, feats) if f is not None})
 
     def sup_losses(self, logits, data_samples: dict) -> dict[str, torch.Tensor]:
         """``{'sup_loss': task.sup_loss(logits, data_samples)}`` on the labeled view;
@@ -408,14 +484,17 @@ class SemiBase(BaseModel):
         """Student outputs for each view (see :meth:`student_outputs`)."""
         return self.student_outputs(views)[0]
 
-    def student_outputs(self, views: list[torch.Tensor], with_feat: list[bool] | None = None
+    def student_outputs(self, views: list[torch.Tensor], with_feat: list[bool] | None = None,
+                        with_grad: list[bool] | None = None
                         ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Student outputs for each view (the first is ``sup``), and the encoder features
         of the views flagged in ``with_feat`` (None for the others): one forward with
-        ``student_forward='concat'``, one per view with ``'separate'``, and with
-        ``'clean_stats'`` the labeled view alone, then the other views together under
-        :func:`frozen_bn_stats` (their BN running statistics are not updated)."""
+        ``student_forward='concat'``, one per view with ``'separate'`` (views flagged
+        False in ``with_grad`` then run under ``no_grad``, as USB runs the weak view),
+        and with ``'clean_stats'`` the labeled view alone, then the other views together
+        under :func:`frozen_bn_stats` (their BN running statistics are not updated)."""
         flags = list(with_feat or [False] * len(views))
+        grads = list(with_grad or [True] * len(views))
         mode = self.semi_train_cfg['student_forward']
 
         def together(group: list[torch.Tensor], wants: list[bool]):
@@ -432,7 +511,10 @@ class SemiBase(BaseModel):
             with frozen_bn_stats(self.student):
                 rest, rest_feats = together(views[1:], flags[1:])
             return [first, *rest], [first_feat, *rest_feats]
-        pairs = [self._forward(v, w) for v, w in zip(views, flags)]
+        pairs = []
+        for v, w, g in zip(views, flags, grads):
+            with torch.set_grad_enabled(g and torch.is_grad_enabled()):
+                pairs.append(self._forward(v, w))
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def views_for_student(self, inputs: dict, use_unsup: bool) -> list[str]:

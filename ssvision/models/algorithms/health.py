@@ -12,9 +12,11 @@ def selection_health(probs: torch.Tensor, labels: torch.Tensor, weight: torch.Te
     """Fraction kept, per-class kept counts and rates, pseudo-label accuracy.
 
     ``sel_frac`` / ``sel_weight``: share of samples (pixels) kept / mean weight;
-    ``teacher_conf``: mean top probability; ``sel_n_<c>``: kept samples whose pseudo-label
-    is ``c``; ``sel_frac_<c>``: their fraction of all samples the teacher labels ``c``
-    (0 when it labels none); ``pl_acc_all`` / ``pl_acc``: accuracy of all / the kept
+    ``teacher_conf``: mean top probability; ``sel_n_<c>``: kept samples whose
+    pseudo-label is ``c``; ``pl_n_<c>``: all samples (kept or not) whose pseudo-label is
+    ``c`` (the teacher's class distribution on unlabeled data, read by the drift alarm);
+    ``sel_frac_<c>``: their fraction of all samples the teacher labels ``c`` (0 when it
+    labels none); ``pl_acc_all`` / ``pl_acc``: accuracy of all / the kept
     pseudo-labels against ``samples['true_seg']`` or ``samples['true_label']`` (known for
     built-in data, used here only, never for training); ``pl_prec_<c>``: the share of
     kept pseudo-labels ``c`` that are right (only for classes kept in the batch: a
@@ -34,6 +36,7 @@ def selection_health(probs: torch.Tensor, labels: torch.Tensor, weight: torch.Te
     rates = counts.float() / totals.clamp_min(1).float()
     for c in range(num_classes):
         out[f'sel_n_{c}'] = counts[c].float()
+        out[f'pl_n_{c}'] = totals[c].float()
         out[f'sel_frac_{c}'] = rates[c]
     for key, value in (extra or {}).items():
         out[key] = torch.as_tensor(value, dtype=torch.float32)

@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from .ema import ema_update
+
 
 def split_unlabeled(data: dict, index: torch.Tensor, size: int) -> dict:
     """The batch with its unlabeled views (keys starting ``unsup``) cut to ``index``.
@@ -139,7 +141,6 @@ class LookAhead:
         return soup
 
     def train_step(self, model, data, optim_wrapper):
-        from ssvision.engine.hooks.ema_teacher_hook import ema_update
         data = model.data_preprocessor(data, True)
         m, buffers = model.next_ema_momentum, model.next_ema_buffers
         # Everything the virtual steps may change except the teacher: student, aux
