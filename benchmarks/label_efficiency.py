@@ -72,10 +72,13 @@ def train_health(work_dir: str, keys=('pb_per_img', 'pb_prec', 'pb_recall'),
             for k in keys if any(k in r for r in tail)}
 
 
-def schedule_options(iters: int, seed: int, val_every: int, log_every: int) -> list[str]:
-    """cfg-options giving a run ``iters`` iterations with its cosine schedule."""
+def schedule_options(iters: int, seed: int, val_every: int, log_every: int,
+                     poly: bool = False) -> list[str]:
+    """cfg-options giving a run ``iters`` iterations with its cosine schedule (its poly
+    schedule with ``poly``: no ``T_max``)."""
     return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_every}',
-            f'param_scheduler.0.end={iters}', f'param_scheduler.0.T_max={iters}',
+            f'param_scheduler.0.end={iters}',
+            *([] if poly else [f'param_scheduler.0.T_max={iters}']),
             f'randomness.seed={seed}', f'default_hooks.logger.interval={log_every}',
             f'default_hooks.checkpoint.interval={iters}']
 

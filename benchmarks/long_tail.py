@@ -27,8 +27,9 @@ METHODS = {
     'flexmatch': 'configs/flexmatch/flexmatch_tinycnn_2k_mnist5k-4pc.py',
     'freematch': 'configs/freematch/freematch_tinycnn_2k_mnist5k-4pc.py',
     'fixmatch+dssn_sel': 'configs/fixmatch/fixmatch-dssnsel_tinycnn_2k_mnist5k-4pc.py',
-    'dssn': 'configs/dssn/dssn_tinycnn_2k_mnist5k-4pc.py',
-    'dssn+aux': 'configs/dssn/dssn-aux_tinycnn_2k_mnist5k-4pc.py',
+    # ssvision's DSSN variant (DSSNTopK): the authors' DSSN is a segmentation method
+    'dssn-topk': 'configs/dssn/dssn-topk_tinycnn_2k_mnist5k-4pc.py',
+    'dssn-topk+aux': 'configs/dssn/dssn-topk-aux_tinycnn_2k_mnist5k-4pc.py',
     'fixmatch+look_ahead': 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
     'uda': 'configs/uda/uda_tinycnn_2k_mnist5k-4pc.py',
     'shrinkmatch': 'configs/shrinkmatch/shrinkmatch_tinycnn_2k_mnist5k-4pc.py',

@@ -33,12 +33,15 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RUNS = {
     'fixmatch_tinycnn': ('configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py', []),
     'flexmatch_tinycnn': ('configs/flexmatch/flexmatch_tinycnn_2k_mnist5k-4pc.py', []),
-    'dssn_aux_tinycnn': ('configs/dssn/dssn-aux_tinycnn_2k_mnist5k-4pc.py', []),
-    'dssn_binscenes': ('configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py', []),
+    # ssvision's DSSN variant (DSSNTopK; these run names predate the authors' recipe)
+    'dssn_aux_tinycnn': ('configs/dssn/dssn-topk-aux_tinycnn_2k_mnist5k-4pc.py', []),
+    'dssn_binscenes': ('configs/dssn/dssn-topk_deeplabv3plus-r18_300_binscenes-n4.py', []),
     # the Siamese head's feature term from its own encoder pass (before 2026-12-01)
     'dssn_binscenes_own_features': (
-        'configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py',
+        'configs/dssn/dssn-topk_deeplabv3plus-r18_300_binscenes-n4.py',
         ['model.aux_heads.0.shared_features=False']),
+    # DSSN as its authors run it
+    'dssn_published_binscenes': ('configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py', []),
     'fixmatch_binscenes_lookahead': (
         'configs/fixmatch/fixmatch_deeplabv3plus-r18_300_binscenes-n4.py',
         ['model.semi_train_cfg.look_ahead=True']),

@@ -45,7 +45,9 @@ from label_efficiency import (  # noqa: E402
 METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_2k_scenes-1-16.py',
     'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_2k_scenes-1-16.py',
+    # DSSN as its authors run it (poly schedule), and ssvision's variant
     'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py',
+    'dssn-topk': 'configs/dssn/dssn-topk_deeplabv3plus-r18_2k_scenes-1-16.py',
     # FixMatch with DSSN's class-aware selector (prior cap)
     'fixmatch-classaware':
         'configs/fixmatch/fixmatch-classaware_deeplabv3plus-r18_2k_scenes-1-16.py',
@@ -54,10 +56,13 @@ BINARY_METHODS = {
     'supervised': 'configs/supervised/supervised_deeplabv3plus-r18_300_binscenes-n4.py',
     'fixmatch': 'configs/fixmatch/fixmatch_deeplabv3plus-r18_300_binscenes-n4.py',
     'dssn': 'configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py',
+    'dssn-topk': 'configs/dssn/dssn-topk_deeplabv3plus-r18_300_binscenes-n4.py',
     # FixMatch with DSSN's class-aware selector (binary scenes only)
     'fixmatch-classaware':
         'configs/fixmatch/fixmatch-classaware_deeplabv3plus-r18_300_binscenes-n4.py',
 }
+#: Methods whose configs decay the learning rate polynomially (no ``T_max`` to set).
+POLY_METHODS = ('dssn',)
 SCENES = {'balanced': 'data/scenes/seg_fashion', 'lt10': 'data/scenes/seg_fashion_lt10',
           'binary': 'data/scenes/seg_binary'}
 TAIL_CLASSES = ('Sneaker', 'Bag', 'Ankle_boot')
@@ -134,13 +139,15 @@ def init_options(init: str | None) -> list[str]:
 
 
 def train_options(scenes: str, fraction: str, seed: int, iters: int, workers: int,
-                  init: str | None = None, variant_opts: list[str] = ()) -> list[str]:
+                  init: str | None = None, variant_opts: list[str] = (),
+                  method: str | None = None) -> list[str]:
     """The cfg-options of one training run: the split of ``fraction`` and ``seed``, the
     schedule of ``iters`` (validation halfway and at the end), the backbone of ``init``
     and a ``--variant``'s options. The zoo's segmentation-scene entries record these
     options; a test keeps the two equal."""
     return data_options(scenes, fraction, seed, workers) + \
-        schedule_options(iters, seed, val_every=max(iters // 2, 1), log_every=50) + \
+        schedule_options(iters, seed, val_every=max(iters // 2, 1), log_every=50,
+                         poly=method in POLY_METHODS) + \
         init_options(init) + list(variant_opts)
 
 
@@ -152,7 +159,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--fractions', nargs='+', default=['1-16', '1-8'])
     p.add_argument('--methods', nargs='+', default=['supervised', 'fixmatch', 'dssn'],
                    choices=list(BINARY_METHODS),
-                   help='fixmatch-classaware: FixMatch with DSSN\'s class-aware selector')
+                   help='dssn: the authors\' recipe; dssn-topk: ssvision\'s variant; '
+                        'fixmatch-classaware: FixMatch with DSSN\'s class-aware selector')
     p.add_argument('--iters', type=int, default=2000)
     p.add_argument('--init', default=None,
                    help="backbone checkpoint source (model.model.checkpoint), e.g. "
@@ -184,7 +192,7 @@ def main(argv=None) -> None:
         for method in args.methods:
             config = (BINARY_METHODS if scenes == 'binary' else METHODS)[method]
             opts = train_options(scenes, fraction, args.seed, args.iters, args.workers,
-                                 args.init, variant_opts)
+                                 args.init, variant_opts, method)
             row = dict(phase='train', scenes=scenes, fraction=fraction, method=method,
                        iters=args.iters, seed=args.seed, parallel=args.parallel,
                        init=args.init or 'random')
@@ -208,7 +216,8 @@ def main(argv=None) -> None:
             opts = data_options('balanced', args.fractions[0], args.seed, args.workers) + \
                 schedule_options(args.timing_iters, args.seed,
                                  val_every=args.timing_iters + 1,
-                                 log_every=min(10, args.timing_iters))
+                                 log_every=min(10, args.timing_iters),
+                                 poly=method in POLY_METHODS)
             jobs.append((name, METHODS[method], opts + init_options(args.init) + variant_opts,
                          row))
 

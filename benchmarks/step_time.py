@@ -7,10 +7,10 @@ Each round trains every variant for ``--iters`` iterations (one thread, no loade
 workers, no validation), alternating the variants so that a noisy shared machine
 affects them alike. A variant's figure is the median over rounds of its run's median
 ``time`` (mmengine's seconds per iteration) after the first 5 iterations; the ratio to
-the first variant is printed beside it. Example (DSSN's feature-level term from the
+the first variant is printed beside it. Example (DSSNTopK's feature-level term from the
 main forward vs an encoder pass of its own)::
 
-    python benchmarks/step_time.py configs/dssn/dssn_deeplabv3plus-r18_300_binscenes-n4.py \
+    python benchmarks/step_time.py configs/dssn/dssn-topk_deeplabv3plus-r18_300_binscenes-n4.py \
         --variant shared=model.aux_heads.0.shared_features=True \
         --variant own=model.aux_heads.0.shared_features=False
 """

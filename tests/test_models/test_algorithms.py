@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from ssvision.models.algorithms import DSSN, FixMatch, FreeMatch, MeanTeacher, SupervisedOnly
+from ssvision.models.algorithms import DSSNTopK, FixMatch, FreeMatch, MeanTeacher, SupervisedOnly
 from ssvision.models.algorithms.teacher_bn import batch_stats_bn
 
 NET = dict(type='TinyCNN', num_classes=10, in_channels=1, width=8)
@@ -17,7 +17,7 @@ ALGORITHMS = {
     'FixMatch': (FixMatch, {}),
     'MeanTeacher': (MeanTeacher, {}),
     'FreeMatch': (FreeMatch, {'semi_train_cfg': {'fairness_weight': 0.0}}),
-    'DSSN': (DSSN, {'aux_heads': []}),
+    'DSSNTopK': (DSSNTopK, {'aux_heads': []}),
     'FixMatch+look_ahead': (FixMatch, {'semi_train_cfg': {'look_ahead': True}}),
 }
 
@@ -264,7 +264,8 @@ def test_freematch_fairness_and_dssn_with_their_own_selectors():
     assert 'sel_global' in losses and 'thr_0' in losses
     with pytest.raises(TypeError):
         FreeMatch(model=NET, selector=dict(type='FixedThresholdSelector'))
-    model = DSSN(model=NET, selector=dict(type='ClassAwareTopKSelector', ratio=1.0, floor=0.0))
+    model = DSSNTopK(model=NET,
+                     selector=dict(type='ClassAwareTopKSelector', ratio=1.0, floor=0.0))
     _perturb_teacher(model)
     model.train()
     losses = _losses(model, batch)
@@ -301,7 +302,7 @@ def test_look_ahead_advances_selector_and_heads_once():
 def test_dssn_without_second_strong_view_is_an_error_and_burn_in_keeps_heads_off():
     batch = _batch()
     del batch['inputs']['unsup_student2']
-    model = DSSN(model=NET)
+    model = DSSNTopK(model=NET)
     model.train()
     with pytest.raises(KeyError, match='unsup_student2'):
         _losses(model, batch)
@@ -325,7 +326,7 @@ def test_recipe_shows_the_selector_the_labeled_targets():
     assert torch.equal(model.selector.labeled_counts, expected.double())
 
 
-@pytest.mark.parametrize('cls', [FixMatch, DSSN])
+@pytest.mark.parametrize('cls', [FixMatch, DSSNTopK])
 def test_rest_loss_pulls_only_the_unselected_samples_by_hand(cls):
     # ``rest_weight``: Mean Teacher's squared error on the samples the selector leaves
     # out, weighted by 1 - w. The teacher differs from the student and BN is in training
@@ -336,7 +337,7 @@ def test_rest_loss_pulls_only_the_unselected_samples_by_hand(cls):
         torch.manual_seed(0)
         model = cls(NET, selector=dict(type='FixedThresholdSelector', threshold=threshold),
                     semi_train_cfg=dict(rest_weight=2.0),
-                    **({'aux_heads': []} if cls is DSSN else {}))
+                    **({'aux_heads': []} if cls is DSSNTopK else {}))
         _perturb_teacher(model)
         model.train()
         losses = _losses(model, batch)
@@ -357,5 +358,5 @@ def test_rest_loss_pulls_only_the_unselected_samples_by_hand(cls):
         want = sum(((q.softmax(dim=1) - p) ** 2).sum(dim=1).mean() for q in parts) / len(views)
         torch.testing.assert_close(rest, 2.0 * want, rtol=1e-4, atol=1e-6)
     # off by default: no key
-    assert 'unsup_rest_loss' not in _losses(cls(NET, **({'aux_heads': []} if cls is DSSN
+    assert 'unsup_rest_loss' not in _losses(cls(NET, **({'aux_heads': []} if cls is DSSNTopK
                                                        else {})), batch)

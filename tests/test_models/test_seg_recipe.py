@@ -1,11 +1,11 @@
-"""The shared recipe on dense predictions: FixMatch / DSSN over a segmentor."""
+"""The shared recipe on dense predictions: FixMatch / DSSNTopK over a segmentor."""
 
 import math
 
 import pytest
 import torch
 
-from ssvision.models.algorithms import DSSN, FixMatch
+from ssvision.models.algorithms import DSSNTopK, FixMatch
 from ssvision.models.algorithms.health import selection_health
 
 SEG_NET = dict(type='DeepLabV3Plus', backbone='resnet18', num_classes=3, aspp_channels=16,
@@ -27,7 +27,7 @@ def _batch(n=2, size=32):
                                                'sample_idx': torch.arange(n)}}}
 
 
-@pytest.mark.parametrize('algo', [FixMatch, DSSN])
+@pytest.mark.parametrize('algo', [FixMatch, DSSNTopK])
 def test_dense_unsup_loss_positive_all_selected_zero_none_selected(algo):
     torch.manual_seed(0)
     kwargs = dict(model=SEG_NET, task=dict(type='SegmentationTask'))
@@ -44,7 +44,7 @@ def test_dense_unsup_loss_positive_all_selected_zero_none_selected(algo):
         if not positive:
             assert losses['unsup_loss'].item() == 0.0
         assert 0 <= losses['pl_acc_all'].item() <= 1
-        if algo is DSSN:
+        if algo is DSSNTopK:
             assert math.isfinite(losses['aux_siamese_feat_loss'].item())
     # a class-aware per-image selection on dense maps
     model = algo(selector=dict(type='ClassAwareTopKSelector', ratio=0.5, floor=0.0), **kwargs)

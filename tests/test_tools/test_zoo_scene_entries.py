@@ -54,8 +54,8 @@ def test_detection_entry_builds_what_its_command_ran(entry):
 
 def test_there_are_segmentation_scene_entries():
     names = {e['name'] for e in _entries(SEG)}
-    assert 'dssn_deeplabv3plus-r18_scenes-1-16_items-on-photos' in names
-    assert 'dssn_deeplabv3plus-r18_scenes-1-16_items-on-photos_1500it' in names
+    assert 'dssn-topk_deeplabv3plus-r18_scenes-1-16_items-on-photos' in names
+    assert 'dssn-topk_deeplabv3plus-r18_scenes-1-16_items-on-photos_1500it' in names
 
 
 @pytest.mark.parametrize('entry', _entries(SEG), ids=lambda e: e['name'])
@@ -72,5 +72,5 @@ def test_segmentation_entry_builds_what_its_command_ran(entry):
     assert entry['name'].startswith(f'{method}_deeplabv3plus-r18_scenes-{fraction}')
     assert (args.init is None) == ('items-on-photos' not in entry['name'])
     opts = seg_scenes.train_options(args.scenes[0], fraction, args.seed, args.iters,
-                                    args.workers, args.init)
+                                    args.workers, args.init, method=method)
     assert entry['build']['cfg_options'] == _without_workers(opts)

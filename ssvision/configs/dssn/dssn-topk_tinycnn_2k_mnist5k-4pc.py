@@ -2,8 +2,10 @@ _base_ = [
     '../_base_/default_runtime.py', '../_base_/schedules/sgd_cosine_2k.py',
     '../_base_/datasets/mnist5k_semi.py', '../_base_/models/tiny_cnn.py',
 ]
+# ssvision's DSSN variant (DSSNTopK) for classification: the authors' DSSN is a
+# segmentation method (per-pixel selection and decoder feature perturbation).
 model = dict(
-    type='DSSN',
+    type='DSSNTopK',
     model={{_base_.model_net}},
     data_preprocessor={{_base_.data_preprocessor}},
     selector=dict(type='ClassAwareTopKSelector', ratio=0.5, floor=0.5),

@@ -1,5 +1,5 @@
 from .base import SemiBase
-from .dssn import DSSN
+from .dssn import DSSN, DSSNTopK
 from .fixmatch import FixMatch
 from .freematch import FreeMatch
 from .mean_teacher import MeanTeacher
@@ -8,5 +8,5 @@ from .shrinkmatch import ShrinkMatch
 from .supervised import SupervisedOnly
 from .uda import UDA
 
-__all__ = ['DSSN', 'DetDataPreprocessor', 'FixMatch', 'FreeMatch', 'MeanTeacher', 'SemiBase',
-           'SemiDetector', 'ShrinkMatch', 'SupervisedOnly', 'UDA']
+__all__ = ['DSSN', 'DSSNTopK', 'DetDataPreprocessor', 'FixMatch', 'FreeMatch', 'MeanTeacher',
+           'SemiBase', 'SemiDetector', 'ShrinkMatch', 'SupervisedOnly', 'UDA']

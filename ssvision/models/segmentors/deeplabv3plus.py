@@ -168,11 +168,26 @@ class DeepLabV3Plus(nn.Module):
         Returns:
             ``(N, decoder_channels, H/4, W/4)`` (rounded up by the backbone's padding).
         """
+        return self.fuse_levels(*self.extract_levels(x))
+
+    def extract_levels(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone's two features the decoder reads: ``(low, high)``, the stride-4
+        map ``(N, C_low, H/4, W/4)`` and the deepest ``(N, C_high, H/os, W/os)``, before
+        ASPP and the low-level projection (where DSSN perturbs them)."""
         feats = self.backbone(x)
-        low = self.low_proj(feats[self.low_index])
-        high = F.interpolate(self.aspp(feats[-1]), size=low.shape[-2:], mode='bilinear',
+        return feats[self.low_index], feats[-1]
+
+    def fuse_levels(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """The decoder up to the fused feature: :meth:`extract_feat` of the levels."""
+        low = self.low_proj(low)
+        high = F.interpolate(self.aspp(high), size=low.shape[-2:], mode='bilinear',
                              align_corners=False)
         return self.fuse(torch.cat([high, low], dim=1))
+
+    def decode_levels(self, low: torch.Tensor, high: torch.Tensor,
+                      out_size: tuple[int, int]) -> torch.Tensor:
+        """Logits ``(N, num_classes, *out_size)`` from the two levels."""
+        return self.forward_head(self.fuse_levels(low, high), out_size)
 
     def forward_head(self, feat: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
         """``(N, decoder_channels, h, w)`` -> ``(N, num_classes, *out_size)`` logits."""
