@@ -3,12 +3,19 @@
 :func:`resolve` turns a checkpoint *source* into a local file:
 
 - a local path (``~`` expanded);
-- ``http://`` / ``https://`` URL: downloaded once into torch hub's cache
-  (``<torch.hub.get_dir()>/checkpoints/<file name>``) and checked: against the sha256
-  the caller or ssvision's zoo index gives for that URL, else against the hash prefix in
-  the file name (OpenMMLab's and torchvision's ``<name>-<first hex of sha256>.pth``
-  convention). A mismatch deletes the download and raises :class:`ChecksumError`; a URL
-  with neither is downloaded unchecked, with a warning (as torch hub does);
+- ``http://`` / ``https://`` URL: downloaded once into torch hub's cache, at
+  :func:`cache_path` (``<torch.hub.get_dir()>/checkpoints/<host>[_<port>]/<hash of the
+  URL>/<file name>``, so two hosts or paths serving one file name never share a file),
+  and checked: against the sha256 the caller or ssvision's zoo index gives for that URL,
+  else against the hash prefix in the file name (OpenMMLab's and torchvision's
+  ``<name>-<first hex of sha256>.pth`` convention). A mismatch deletes the download and
+  raises :class:`ChecksumError`; a URL with neither is downloaded unchecked, with a
+  warning (as torch hub does). A cached file is checked the same way each time it is
+  returned (its digest is recorded beside it and reused while the file is unchanged):
+  a stale or corrupt one is deleted and downloaded again, or, offline, refused with
+  :class:`ChecksumError`. A file in the flat ``checkpoints/<file name>`` that torch hub,
+  timm and torchvision (and earlier ssvision) use is taken only when its hash is known
+  and matches;
 - ``zoo://NAME``: an entry of ssvision's model zoo (:mod:`ssvision.zoo`): its published
   URL, or, until it has one, the file ``tools/zoo.py build NAME`` wrote;
 - ``timm://MODEL[.TAG]``: timm's pretrained weights, from the Hugging Face hub (its own
@@ -17,8 +24,8 @@
   or model name (``resnet18``: its default weights).
 
 Online it downloads, as timm, torchvision and mmengine do. Offline (``HF_HUB_OFFLINE=1``,
-or the server cannot be reached) a cached file is used; without one the error names the
-URL, the file looked for and where to put it. Files are read with
+or the server cannot be reached) a cached file that verifies is used; without one the
+error names the URL, the file looked for and where to put it. Files are read with
 ``torch.load(weights_only=True)`` (or safetensors), never more.
 
 Importing :mod:`ssvision` registers these schemes with mmengine's ``CheckpointLoader``,
@@ -27,7 +34,9 @@ so ``load_from='zoo://...'`` or a URL in any config goes through the same checks
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import os.path as osp
 import re
@@ -42,8 +51,8 @@ from urllib.parse import urlparse
 import torch
 
 __all__ = ['resolve', 'load_state_dict', 'load_checkpoint', 'ChecksumError', 'is_offline',
-           'hash_prefix', 'sha256_of', 'register_mmengine_schemes', 'LoadReport',
-           'adapt_first_conv']
+           'hash_prefix', 'sha256_of', 'cache_path', 'register_mmengine_schemes',
+           'LoadReport', 'adapt_first_conv']
 
 SCHEMES = ('zoo://', 'timm://', 'torchvision://', 'http://', 'https://')
 _PREFIX = re.compile(r'-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|safetensors)$')
@@ -73,45 +82,186 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
-def _check(path: str, sha256: str | None, prefix: str | None, what: str) -> None:
-    """Delete ``path`` and raise unless its sha256 matches (or starts with ``prefix``)."""
+def _check(path: str, sha256: str | None, prefix: str | None, what: str) -> str | None:
+    """Delete ``path`` and raise unless its sha256 matches (or starts with ``prefix``);
+    the digest (None when there is nothing to check against)."""
     if sha256 is None and prefix is None:
-        return
+        return None
     digest = sha256_of(path)
-    ok = digest == sha256.lower() if sha256 else digest.startswith(prefix.lower())
-    if not ok:
+    if not _matches(digest, sha256, prefix):
         os.remove(path)
         expected = sha256 or f'{prefix}...'
         raise ChecksumError(f'{what}: sha256 {digest} is not the expected {expected}; the '
                             'file was deleted')
+    return digest
 
 
 def _cache_dir() -> str:
     return osp.join(torch.hub.get_dir(), 'checkpoints')
 
 
-def _download(url: str, sha256: str | None, timeout: float) -> str:
+def _file_name(url: str) -> str:
     name = osp.basename(urlparse(url).path)
-    if not name:
+    if name in ('', '.', '..'):
         raise ValueError(f'cannot tell a file name from the URL {url!r}')
-    dest = osp.join(_cache_dir(), name)
-    if osp.isfile(dest):
-        return dest
-    where = (f'download {url} and put it at {dest} (or set TORCH_HOME to a folder whose '
-             'checkpoints/ holds it)')
-    if is_offline():
-        raise FileNotFoundError(f'offline (HF_HUB_OFFLINE is set) and {dest} is not cached: '
-                                + where)
+    return name
+
+
+def cache_path(url: str) -> str:
+    """Where :func:`resolve` keeps the download of ``url``.
+
+    ``<torch.hub.get_dir()>/checkpoints/<host>[_<port>]/<first 16 hex of sha256(url)>/
+    <file name>``: the host keeps the folder readable, the hash of the whole URL (path
+    and query included) keeps two URLs with the same file name apart, whichever host or
+    path serves them.
+    """
+    parts = urlparse(url)
+    host = (parts.hostname or 'nohost') + (f'_{parts.port}' if parts.port else '')
+    host = re.sub(r'[^A-Za-z0-9.-]', '_', host.lower())
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return osp.join(_cache_dir(), host, key, _file_name(url))
+
+
+def _legacy_path(url: str) -> str:
+    """The flat ``checkpoints/<file name>`` that torch hub, timm and torchvision use (and
+    ssvision used): shared by every URL with that file name."""
+    return osp.join(_cache_dir(), _file_name(url))
+
+
+def _expected(url: str, sha256: str | None) -> tuple[str | None, str | None]:
+    """``(full sha256, None)`` from the caller or the zoo index, else ``(None, prefix)``
+    from the file name, else ``(None, None)``."""
     if sha256 is None:
         from ssvision import zoo
         sha256 = zoo.sha256_for_url(url)
-    prefix = None if sha256 else hash_prefix(name)
-    os.makedirs(_cache_dir(), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=_cache_dir(), prefix=name + '.', suffix='.part')
+    if sha256:
+        return sha256.lower(), None
+    return None, hash_prefix(_file_name(url))
+
+
+def _matches(digest: str, sha256: str | None, prefix: str | None) -> bool:
+    return digest == sha256.lower() if sha256 else digest.startswith(prefix.lower())
+
+
+# Hashing a large checkpoint on every load is slow, so the digest of a file is kept in a
+# record next to it (``<file>.sha256.json``), and trusted only while the file's size,
+# mtime, ctime and inode are all those recorded: any rewrite, replacement or ``touch``
+# (ctime cannot be set back by hand) makes the record stale and the file is hashed again.
+# The record states a fact about the file, not about a URL, so a record next to a file in
+# the shared flat folder is right for every URL that file is checked against.
+_RECORD = '.sha256.json'
+
+
+def _stat_key(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _recorded_sha256(path: str) -> str | None:
+    try:
+        with open(path + _RECORD) as f:
+            record = json.load(f)
+        if record.get('stat') == _stat_key(path):
+            return record['sha256']
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no record, or an unreadable one: hash the file
+    return None
+
+
+def _record(path: str, digest: str) -> None:
+    """Write the record of ``path`` (atomically; a cache that cannot be written only
+    costs hashing again next time)."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix='.record.', suffix='.part')
+        with os.fdopen(fd, 'w') as f:
+            json.dump({'sha256': digest, 'stat': _stat_key(path)}, f)
+        os.replace(tmp, path + _RECORD)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of ``path``, from its record while that is current."""
+    digest = _recorded_sha256(path)
+    if digest is None:
+        digest = sha256_of(path)
+        _record(path, digest)
+    return digest
+
+
+def _remove(path: str) -> None:
+    for p in (path, path + _RECORD):
+        with contextlib.suppress(FileNotFoundError):  # another process may be first
+            os.remove(p)
+
+
+def _cached(url: str, sha256: str | None, prefix: str | None) -> str | None:
+    """A cached file for ``url`` that can be returned, or None.
+
+    The file at :func:`cache_path` is returned when its sha256 is the expected one (or
+    none is known). One that does not match is stale or corrupt: online it is deleted (a
+    download replaces it); offline it is kept and :class:`ChecksumError` says what to do.
+    A file at the flat legacy place is returned only when its sha256 is known and
+    matches: it may be another host's file of the same name, so unverified it is never
+    used (and never deleted: timm and torchvision share that folder).
+    """
+    dest = cache_path(url)
+    checked = sha256 is not None or prefix is not None
+    stale = None
+    if osp.isfile(dest):
+        if not checked:
+            return dest
+        digest = _file_sha256(dest)
+        if _matches(digest, sha256, prefix):
+            return dest
+        stale = digest
+        if not is_offline():
+            from mmengine.logging import print_log
+            print_log(f'{url}: the cached {dest} has sha256 {stale}, not the expected '
+                      f'{sha256 or prefix + "..."}: stale or corrupt, deleted',
+                      logger='current', level=30)
+            _remove(dest)
+            stale = None
+    legacy = _legacy_path(url)
+    if checked and osp.isfile(legacy) and _matches(_file_sha256(legacy), sha256, prefix):
+        return legacy
+    if stale is not None:
+        raise ChecksumError(
+            f'{url}: the cached {dest} has sha256 {stale}, not the expected '
+            f'{sha256 or prefix + "..."}, so it is stale or corrupt, and offline '
+            '(HF_HUB_OFFLINE is set) it is not downloaded again: delete it and run once '
+            'online, or put the file with that sha256 there')
+    return None
+
+
+def _download(url: str, sha256: str | None, timeout: float) -> str:
+    """A verified cached file for ``url`` (:func:`_cached`), else a fresh, verified
+    download at :func:`cache_path`."""
+    sha256, prefix = _expected(url, sha256)
+    cached = _cached(url, sha256, prefix)
+    if cached is not None:
+        return cached
+    dest = cache_path(url)
+    where = f'download {url} and put it at {dest}'
+    legacy = _legacy_path(url)
+    if osp.isfile(legacy):  # say why the flat file of that name was not taken
+        where += (f' ({legacy} has another sha256)' if sha256 or prefix else
+                  f' ({legacy} has that name, but no hash tells whether it is this URL\'s or '
+                  'another host\'s file: if it is this one, move it there)')
+    if is_offline():
+        raise FileNotFoundError(f'offline (HF_HUB_OFFLINE is set) and {dest} is not cached: '
+                                + where)
+    folder = osp.dirname(dest)
+    os.makedirs(folder, exist_ok=True)
+    name = osp.basename(dest)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + '.', suffix='.part')
     try:
         with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r:
             shutil.copyfileobj(r, out, 1 << 20)
-        _check(tmp, sha256, prefix, url)
+        digest = _check(tmp, sha256, prefix, url)
         if sha256 is None and prefix is None:
             from mmengine.logging import print_log
             print_log(f'{url}: no sha256 known (not in the zoo index, no -<hash> in the file '
@@ -126,6 +276,8 @@ def _download(url: str, sha256: str | None, timeout: float) -> str:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    if digest is not None:
+        _record(dest, digest)
     return dest
 
 
@@ -136,16 +288,21 @@ def _timm(name: str) -> str:
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
         raise ValueError(f'timm has no pretrained weights named {name!r}')
-    cached = find_cached_pretrained(name)
+    url = getattr(cfg, 'url', None) or None
+    cached = find_cached_pretrained(name)  # the Hugging Face cache
     if cached is not None:
         return cached
+    if url:
+        found = _cached(url, *_expected(url, None))
+        if found is not None:
+            return found
     hub_id = getattr(cfg, 'hf_hub_id', None)
-    if is_offline():
-        where = (f'the Hugging Face cache (HF_HOME) as repo {hub_id}' if hub_id else
-                 f'{osp.join(_cache_dir(), osp.basename(getattr(cfg, "url", "") or ""))}')
-        raise FileNotFoundError(f'timm weights {name!r}: offline (HF_HUB_OFFLINE is set) and '
-                                f'not cached; run once online, or put the file in {where}')
     if hub_id:
+        if is_offline():
+            raise FileNotFoundError(
+                f'timm weights {name!r}: offline (HF_HUB_OFFLINE is set) and not cached; run '
+                f'once online, or put the file in the Hugging Face cache (HF_HOME) as repo '
+                f'{hub_id}')
         from huggingface_hub import hf_hub_download
         repo_id, _, revision = hub_id.partition('@')
         filename = getattr(cfg, 'hf_hub_filename', None) or 'model.safetensors'
@@ -156,8 +313,8 @@ def _timm(name: str) -> str:
                 f'timm weights {name!r}: {filename} of the Hugging Face repo {repo_id} is not '
                 f'available ({type(err).__name__}: {err}); run once online, or put the file '
                 'in the Hugging Face cache (HF_HOME)') from err
-    if getattr(cfg, 'url', None):
-        return _download(cfg.url, None, 60.0)
+    if url:
+        return _download(url, None, 60.0)  # offline, its error names where the file goes
     raise ValueError(f'timm gives no download location for {name!r}')
 
 

@@ -16,6 +16,11 @@ from ssvision import checkpoints, zoo
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def _files(folder):
+    """Every file under ``folder`` (the cache keeps each URL in its own subfolder)."""
+    return [f for _, _, names in os.walk(folder) for f in names]
+
+
 def _checkpoint(path, seed=0):
     torch.manual_seed(seed)
     state = {'state_dict': {'w': torch.randn(3, 4), 'b': torch.randn(3)}}
@@ -31,10 +36,10 @@ def test_download_with_the_right_hash_loads_and_is_cached(hub, server):
     os.replace(root / 'tmp.pth', root / f'net-{digest[:8]}.pth')
     loaded = checkpoints.load_state_dict(f'{url}/net-{digest[:8]}.pth')  # file-name prefix
     assert set(loaded) == {'w', 'b'} and torch.equal(loaded['w'], state['w'])
-    cached = hub / f'net-{digest[:8]}.pth'
-    assert cached.is_file()
+    cached = checkpoints.cache_path(f'{url}/net-{digest[:8]}.pth')
+    assert osp.isfile(cached) and cached.startswith(str(hub))
     os.remove(root / f'net-{digest[:8]}.pth')  # served no more: the cache answers
-    assert checkpoints.resolve(f'{url}/net-{digest[:8]}.pth') == str(cached)
+    assert checkpoints.resolve(f'{url}/net-{digest[:8]}.pth') == cached
     # an explicit full sha256 (as the zoo index gives) is checked too
     _checkpoint(root / 'plain.pth', seed=1)
     with open(root / 'plain.pth', 'rb') as f:
@@ -48,11 +53,11 @@ def test_wrong_hash_is_refused_and_leaves_no_file(hub, server):
     _checkpoint(root / 'net-00000000.pth')  # the name promises another hash
     with pytest.raises(checkpoints.ChecksumError, match='deleted'):
         checkpoints.resolve(f'{url}/net-00000000.pth')
-    assert not hub.exists() or os.listdir(hub) == []
+    assert _files(hub) == []
     _checkpoint(root / 'plain.pth')
     with pytest.raises(checkpoints.ChecksumError):
         checkpoints.resolve(f'{url}/plain.pth', sha256='0' * 64)
-    assert os.listdir(hub) == []
+    assert _files(hub) == []
     # the command line exits non-zero on it
     env = dict(os.environ, TORCH_HOME=str(hub.parent.parent / 'th'), no_proxy='127.0.0.1')
     proc = subprocess.run([sys.executable, osp.join(REPO, 'tools/zoo.py'), 'get',
@@ -71,7 +76,7 @@ def test_no_server_and_offline_give_one_clear_error(hub, monkeypatch):
     url = f'http://127.0.0.1:{port}/net-12345678.pth'
     with pytest.raises(FileNotFoundError) as err:
         checkpoints.resolve(url, timeout=5)
-    assert url in str(err.value) and str(hub / 'net-12345678.pth') in str(err.value)
+    assert url in str(err.value) and checkpoints.cache_path(url) in str(err.value)
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     with pytest.raises(FileNotFoundError, match='offline'):
         checkpoints.resolve(url)
@@ -222,18 +227,19 @@ def test_published_to_a_team_host_then_zoo_downloads_and_checks_it(hub, server, 
     monkeypatch.setenv('SSVISION_ZOO_INDEX', str(index))
     state = checkpoints.load_state_dict(f'zoo://{name}')
     assert torch.equal(state['w'], torch.full((2,), 7.0))  # the teacher, downloaded
-    assert osp.isfile(hub / published)
+    cached = checkpoints.cache_path(f'{url}/{published}')
+    assert osp.isfile(cached)
     # the shipped page is unchanged by a team index
     page = zoo.render_markdown()
     monkeypatch.delenv('SSVISION_ZOO_INDEX')
     assert zoo.render_markdown() == page
     monkeypatch.setenv('SSVISION_ZOO_INDEX', str(index))
     # an upload replaced by other bytes under the same name is refused
-    os.remove(hub / published)
+    os.remove(cached)
     torch.save({'w': torch.zeros(2)}, root / published)
     with pytest.raises(checkpoints.ChecksumError):
         checkpoints.resolve(f'zoo://{name}')
-    assert not osp.exists(hub / published)
+    assert not osp.exists(cached)
     monkeypatch.setenv('SSVISION_ZOO_INDEX', str(tmp_path / 'missing.json'))
     with pytest.raises(FileNotFoundError, match='SSVISION_ZOO_INDEX'):
         zoo.entries()

@@ -31,7 +31,8 @@ def find_cached_pretrained(model_name: str) -> Optional[str]:
     """Locate the pretrained weights of a timm model in the local caches, never downloading.
 
     Looks in the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``) for the
-    model's ``hf_hub_id`` and in torch hub's ``checkpoints`` folder for its ``url``.
+    model's ``hf_hub_id`` (weights timm serves by URL are left to
+    :func:`ssvision.checkpoints.resolve`, which verifies them).
 
     Args:
         model_name: timm model name, optionally with a tag (``'resnet18.a1_in1k'``).
@@ -53,11 +54,8 @@ def find_cached_pretrained(model_name: str) -> Optional[str]:
                                           revision=revision or None)
             if isinstance(path, str) and os.path.isfile(path):
                 return path
-    url = getattr(cfg, 'url', None)
-    if url:
-        path = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(url))
-        if os.path.isfile(path):
-            return path
+    # a file of timm's URL goes through ssvision.checkpoints.resolve('timm://...'),
+    # whose cache is keyed by the URL and checks the file's hash
     return None
 
 
