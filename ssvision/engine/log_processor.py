@@ -2,7 +2,8 @@
 
 mmengine's ``LogProcessor`` prints every logged scalar on the console line: with
 per-class selection counts and rates (``sel_n_<c>``, ``sel_frac_<c>``), thresholds
-(``thr_<c>``, ``box_thr_<c>``), pseudo-label precision (``pl_prec_<c>``), pseudo-box
+(``thr_<c>``, ``box_thr_<c>``), pseudo-label precision and counts (``pl_prec_<c>``,
+``pl_n_<c>``), pseudo-box
 counts (``pb_n_<c>``) and per-class metrics
 (``recall_<c>``, ``IoU_<c>``, ``AP_<c>``) that is 20 fields per line on MNIST and 160 on
 COCO. :class:`SemiLogProcessor` keeps all of them in what goes to the visualizer backends
@@ -20,7 +21,7 @@ from mmengine.runner import LogProcessor
 from ssvision.registry import LOG_PROCESSORS
 
 #: Scalar names that are one of a per-class family.
-PER_CLASS = re.compile(r'^(?:sel_n|sel_frac|thr|box_thr|pb_n|pl_prec)_\d+$'
+PER_CLASS = re.compile(r'^(?:sel_n|sel_frac|thr|box_thr|pb_n|pl_prec|pl_n)_\d+$'
                        r'|(?:^|/)(?:recall|IoU|AP)_[^/\s]+$')
 _ITEM = re.compile(r'^(\S+): (\S+)$')
 
