@@ -13,6 +13,8 @@ SELECTORS = [
     dict(type='SoftMatchSelector', num_classes=4, ema_momentum=0.5),
     dict(type='FlexMatchSelector', num_classes=4, num_unlabeled=20, threshold=0.5),
     dict(type='ClassAwareTopKSelector', scope='window', num_classes=4, window=16, floor=0.1),
+    # the class prior counts every process's labeled targets
+    dict(type='ClassAwareTopKSelector', num_classes=4, ratio=0.5, floor=0.0, prior=True),
     dict(type='ClassAwareBoxSelector', num_classes=4, floor=0.0, min_score=0.0),
 ]
 
@@ -41,6 +43,7 @@ def _worker(rank, world, port, out_dir):
             sel.observe([torch.full((2 + rank,), rank)])
             sel(dets)
         else:
+            sel.observe(torch.full((3 + rank,), rank))  # labeled classes differ by rank
             probs = torch.softmax(3 * torch.randn(n, 4, generator=gen), dim=1)
             idx = torch.arange(n) + 10 * rank
             sel(probs, sample_idx=idx)
@@ -58,6 +61,10 @@ def test_selector_state_identical_on_every_rank(tmp_path):
         assert s0.keys() == s1.keys()
         for key in s0:
             assert torch.equal(s0[key], s1[key]), (cfg['type'], key)
+        if cfg.get('prior'):
+            # catches: labeled counts left local to each process (not all-reduced): each
+            # rank would hold only its own class (3 x class 0 or 4 x class 1)
+            assert s0['labeled_counts'].tolist() == [3, 4, 0, 0]
     # the statistics did move away from their initial values
     assert not torch.allclose(r0[0]['tau'], torch.tensor(0.25))
     assert not torch.allclose(r0[-1]['tau'], torch.tensor(0.9))

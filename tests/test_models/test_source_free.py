@@ -142,6 +142,31 @@ def test_wscol_head_on_a_source_free_detector():
     assert again['aux_wscol_loss'].item() > 0 and torch.equal(head.prototypes, protos)
 
 
+def test_wscol_weak_keys_are_targets_without_gradient():
+    # catches: the weak side's embedding not detached, so the projection learns to move
+    # the targets towards the anchors instead of the anchors towards the targets
+    model = _model(0.0, [dict(type='WeakStrongContrastHead', num_background=3)])
+    with torch.no_grad():
+        for p in model.teacher.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    head = model.aux_heads[0]
+    outputs = []
+    embed = head.embed
+
+    def spy(feats):
+        out = embed(feats)
+        out.retain_grad()
+        outputs.append(out)
+        return out
+
+    head.embed = spy
+    losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
+    losses['aux_wscol_loss'].backward()
+    weak, strong = outputs  # the head embeds the weak keys first, then the anchors
+    assert weak.grad is None or not weak.grad.any()
+    assert strong.grad is not None and strong.grad.abs().sum() > 0
+
+
 def test_wscol_is_exactly_zero_without_pseudo_boxes():
     model = _model(1.01, [dict(type='WeakStrongContrastHead')])
     losses = model(**model.data_preprocessor(_batch(), True), mode='loss')
