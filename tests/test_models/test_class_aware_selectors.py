@@ -132,32 +132,49 @@ def test_flexmatch_thresholds_hand_computed():
     sel = FlexMatchSelector(num_classes=3, num_unlabeled=10, threshold=0.9, warmup=True)
     sel.train()
     assert sel.class_thresholds().tolist() == [0.0, 0.0, 0.0]
-    probs = torch.tensor([[0.95, 0.03, 0.02], [0.92, 0.04, 0.04],
+    probs = torch.tensor([[0.95, 0.03, 0.02], [0.9, 0.05, 0.05],
                           [0.03, 0.95, 0.02], [0.3, 0.2, 0.5]])
     _, weight = sel(probs, sample_idx=torch.tensor([0, 1, 2, 3]))
+    # the mask read the thresholds before this batch (all 0): everything kept
+    assert weight.tolist() == [1.0] * 4
+    # a confidence equal to the threshold (0.9) is selected too
     assert sel.selected_label[:4].tolist() == [0, 0, 1, -1]
     # sigma = [2, 1, 0], unused = 7 -> beta = [2/7, 1/7, 0]; M(x) = x / (2 - x)
+    assert sel.classwise_acc.tolist() == pytest.approx([2 / 7, 1 / 7, 0.0])
     expect = [0.9 * (2 / 7) / (2 - 2 / 7), 0.9 * (1 / 7) / (2 - 1 / 7), 0.0]
     assert sel.class_thresholds().tolist() == pytest.approx(expect)
-    assert weight.tolist() == [1.0] * 4
     log = sel.extra_log()
     assert log['sel_unused'] == pytest.approx(0.7) and log['thr_2'] == 0.0
 
-    # without warm-up: beta = sigma / max sigma = [1, 0.5, 0]
+    # A checkpoint without classwise_acc (saved before it was a buffer) loads, with
+    # beta recomputed from selected_label; without warm-up beta = sigma / max sigma.
+    old = {'selected_label': sel.state_dict()['selected_label']}
     sel2 = FlexMatchSelector(num_classes=3, num_unlabeled=10, threshold=0.9, warmup=False)
-    sel2.load_state_dict(sel.state_dict())
+    sel2.load_state_dict(old)
     assert sel2.class_thresholds().tolist() == pytest.approx([0.9, 0.3, 0.0])
     lin = FlexMatchSelector(3, 10, threshold=0.9, warmup=False, mapping='linear')
-    lin.load_state_dict(sel.state_dict())
+    lin.load_state_dict(old)
     assert lin.class_thresholds().tolist() == pytest.approx([0.9, 0.45, 0.0])
     sel2.eval()
     test = torch.tensor([[0.85, 0.1, 0.05], [0.3, 0.4, 0.3], [0.33, 0.33, 0.34]])
     assert sel2(test)[1].tolist() == [0.0, 1.0, 1.0]  # eval needs no sample_idx
+    assert sel2.selected_label.tolist() == old['selected_label'].tolist()
 
     # a later confident prediction overwrites; an unconfident one does not
     sel.train()
     sel(torch.tensor([[0.02, 0.03, 0.95], [0.5, 0.3, 0.2]]), sample_idx=torch.tensor([0, 1]))
     assert sel.selected_label[:4].tolist() == [2, 0, 1, -1]
+
+
+def test_flexmatch_thresholds_stay_while_one_class_holds_every_sample():
+    # USB's rule: beta is recomputed only while the largest count (unused included) is
+    # below the number of unlabeled samples.
+    sel = FlexMatchSelector(num_classes=2, num_unlabeled=4, threshold=0.9)
+    sel.train()
+    sel(torch.tensor([[0.95, 0.05]] * 3 + [[0.05, 0.95]]), sample_idx=torch.arange(4))
+    assert sel.classwise_acc.tolist() == pytest.approx([1.0, 1 / 3])
+    sel(torch.tensor([[0.95, 0.05]]), sample_idx=torch.tensor([3]))  # all class 0 now
+    assert sel.classwise_acc.tolist() == pytest.approx([1.0, 1 / 3])
 
 
 def test_flexmatch_errors():
@@ -218,7 +235,7 @@ def test_freematch_fairness_loss():
 
 # --------------------------------------------------------------------------- SoftMatch
 def test_softmatch_hand_computed():
-    sel = SoftMatchSelector(num_classes=2, ema_momentum=0.5, n_sigma=2.0)
+    sel = SoftMatchSelector(num_classes=2, ema_momentum=0.5, n_sigma=2.0, dist_align=False)
     probs = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6]])
     labels, weight = sel(probs)
     # conf = [.9 .7 .8 .6]: mean .75, unbiased var = .05 / 3
@@ -235,21 +252,32 @@ def test_softmatch_hand_computed():
 
 
 def test_softmatch_uniform_alignment():
-    sel = SoftMatchSelector(num_classes=2, ema_momentum=0.5, dist_align=True)
+    sel = SoftMatchSelector(num_classes=2, ema_momentum=0.5)
+    assert sel.dist_align  # SoftMatch's default
     probs = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6]])
-    sel(probs)
-    assert sel.p_model.tolist() == pytest.approx([0.525, 0.475])  # .5*.5 + .5*[.55 .45]
+    labels, _ = sel(probs)
+    assert sel.p_model.tolist() == pytest.approx([0.55, 0.45])  # the first batch's mean
+    assert labels.tolist() == [0, 0, 1, 1]
+    sel(probs[:2])
+    assert sel.p_model.tolist() == pytest.approx([0.5 * 0.55 + 0.5 * 0.8,
+                                                  0.5 * 0.45 + 0.5 * 0.2])
     sel.eval()
-    # raw argmax is 0, aligned: [.52/.525, .48/.475] -> class 1
-    labels, _ = sel(torch.tensor([[0.52, 0.48]]))
-    assert labels.tolist() == [1]
-    aligned = sel.align(torch.tensor([[0.4, 0.6]]))
-    a, b = 0.4 / 0.525, 0.6 / 0.475
+    p_model = sel.p_model.tolist()
+    # raw argmax is 0 and stays the label; the aligned copy favours class 1 and sets
+    # the confidence behind the weight
+    labels, weight = sel(torch.tensor([[0.52, 0.48]]))
+    assert labels.tolist() == [0]
+    a, b = 0.52 / (p_model[0] + 1e-6), 0.48 / (p_model[1] + 1e-6)
+    aligned = sel.align(torch.tensor([[0.52, 0.48]]))
     assert aligned.tolist()[0] == pytest.approx([a / (a + b), b / (a + b)])
+    assert weight.tolist() == pytest.approx(sel.weights(aligned.max(dim=1).values).tolist())
+    # before any training batch the alignment changes nothing
+    fresh = SoftMatchSelector(num_classes=2).eval()
+    torch.testing.assert_close(fresh.align(probs), probs)
 
 
 def test_softmatch_collapsed_variance_and_bad_args():
-    sel = SoftMatchSelector(num_classes=2, ema_momentum=0.0)
+    sel = SoftMatchSelector(num_classes=2, ema_momentum=0.0, dist_align=False)
     sel(torch.tensor([[0.8, 0.2], [0.8, 0.2]]))  # var -> 0
     sel.eval()
     assert sel(torch.tensor([[0.6, 0.4], [0.9, 0.1]]))[1].tolist() == [0.0, 1.0]

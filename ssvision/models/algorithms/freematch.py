@@ -16,12 +16,16 @@ class FreeMatch(FixMatch):
         unsup_fair_loss = fairness_weight * selector.fairness_loss(softmax(s), w)
 
     over the student's strong-view probabilities of the selected samples (see
-    :meth:`FreeMatchSelector.fairness_loss`).
+    :meth:`FreeMatchSelector.fairness_loss`). With the default selector and weights
+    this is USB 0.3.2's ``FreeMatch.train_step`` (``tests/parity`` compares the masks,
+    the state, both losses and their gradients step by step). Like every ``unsup_*``
+    loss the term follows the unsup weight's burn-in and warm-up; USB adds it unscaled
+    (the two agree with the defaults, ``unsup_weight=1`` and no warm-up).
 
     Knobs (``semi_train_cfg``), besides :class:`SemiBase`'s:
 
     - ``fairness_weight`` (float, 0.01): weight of the fairness term (FreeMatch's
-      published value for CIFAR; 0 disables it).
+      published value for CIFAR, USB's ``ent_loss_ratio``; 0 disables it).
     """
 
     default_train_cfg = {**FixMatch.default_train_cfg, 'fairness_weight': 0.01}

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ssvision.registry import MODELS
 
+from ..tasks import ClassificationTask
 from .fixmatch import FixMatch
+
+#: ``semi_train_cfg.certain_targets`` values.
+CERTAIN_TARGETS = ('hard', 'soft')
 
 
 @MODELS.register_module()
@@ -19,13 +23,17 @@ class ShrinkMatch(FixMatch):
     head, whose loss ``aux_shrink_loss`` is documented there (it is an aux loss: not
     scaled by ``unsup_weight`` or its warm-up, and 0 during burn-in).
 
-    Published defaults (CIFAR, LiheYoung/ShrinkMatch): threshold 0.95 for both the
-    selection and the shrunk space, certain-ratio momentum 0.999, auxiliary MLP
-    classifier on the strong view, shrink loss weight 1, ``mu = 7``. The paper's
-    loss on certain samples is a soft cross entropy with the teacher's distribution;
-    FixMatch's hard labels are used here (the two agree up to the < 5 % of mass a
-    0.95-confident target leaves to other classes). Its optional distribution
-    alignment (CIFAR-100) is not included.
+    The authors' code (LiheYoung/ShrinkMatch) has two forms of the certain samples'
+    loss: hard labels, ``CE(s_i, argmax p_i)``, in its STL-10 / SVHN code (the default
+    here, FixMatch's), and the soft-target cross entropy ``-sum_c p_ic log
+    softmax(s_i)_c`` in its CIFAR code (``certain_targets='soft'``). Published defaults
+    (CIFAR): threshold 0.95 for both the selection and the shrunk space, certain-ratio
+    momentum 0.999, auxiliary MLP classifier on the strong view, shrink loss weight 1,
+    ``mu = 7``. Its optional distribution alignment (CIFAR-100) is not included.
+
+    Knobs (``semi_train_cfg``), besides :class:`FixMatch`'s:
+
+    - ``certain_targets`` (str, ``'hard'``): ``'hard'`` or ``'soft'``, see above.
 
     Args:
         model (dict): network config.
@@ -35,6 +43,8 @@ class ShrinkMatch(FixMatch):
             ``certain_momentum``, ``mlp``, ``loss_weight``); its defaults when None.
         aux_heads (list[dict] | None): further auxiliary heads.
     """
+
+    default_train_cfg = {**FixMatch.default_train_cfg, 'certain_targets': 'hard'}
 
     def __init__(self, model: dict, selector: dict | None = None,
                  shrink_head: dict | None = None, aux_heads: list[dict] | None = None,
@@ -46,3 +56,16 @@ class ShrinkMatch(FixMatch):
         head['type'] = 'ClassSpaceShrinkHead'
         super().__init__(model, selector=selector, aux_heads=[head, *(aux_heads or [])],
                          **kwargs)
+        targets = self.semi_train_cfg['certain_targets']
+        if targets not in CERTAIN_TARGETS:
+            raise ValueError(f'semi_train_cfg.certain_targets must be one of '
+                             f'{CERTAIN_TARGETS}, got {targets!r}')
+        if targets == 'soft' and not isinstance(self.task, ClassificationTask):
+            raise ValueError(f"certain_targets='soft' is defined for ClassificationTask, "
+                             f'not {type(self.task).__name__}')
+
+    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
+        if self.semi_train_cfg['certain_targets'] == 'soft':
+            return {'unsup_loss': self.task.soft_loss(student_out['unsup_student'],
+                                                      probs.detach(), weight, kind='ce')}
+        return super().unsup_loss(student_out, probs, labels, weight, inputs, data_samples)

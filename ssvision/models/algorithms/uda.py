@@ -36,6 +36,10 @@ def tsa_threshold(schedule: str, progress: float, num_classes: int) -> float:
     return alpha * (1.0 - 1.0 / num_classes) + 1.0 / num_classes
 
 
+#: ``semi_train_cfg.variant`` values.
+VARIANTS = ('original', 'usb')
+
+
 @MODELS.register_module()
 class UDA(MeanTeacher):
     """Unsupervised Data Augmentation (Xie et al., NeurIPS 2020) on the shared recipe.
@@ -54,19 +58,35 @@ class UDA(MeanTeacher):
         sup_loss = sum_i m_i CE(x_i, y_i) / max(sum_i m_i, 1),  m_i = [p_i,y_i <= eta_r]
 
     and ``sup_tsa_frac`` (fraction of labeled samples kept) and ``sup_tsa_thr`` are
-    logged. Published defaults (the paper and google-research/uda's CIFAR-10 / SVHN
-    scripts): ``T = 0.4``, confidence threshold 0.8, unsup weight 1, unlabeled ratio
-    7, no TSA (the paper suggests ``'exp'`` when few labels make overfitting likely,
-    ``'log'`` when many). Pseudo-targets come from the EMA teacher (in eval mode);
-    with ``EMATeacherHook(momentum=0)`` the teacher is the current student, as in UDA.
-    UDA keeps samples with ``max p > 0.8`` (strict); the selector keeps ``>=``.
+    logged. This is google-research/uda's ``image/main.py`` (``anneal_sup_loss``, the
+    sharpened KL with its confidence mask). Published defaults (the paper and its
+    CIFAR-10 / SVHN scripts): ``T = 0.4``, confidence threshold 0.8, unsup weight 1,
+    unlabeled ratio 7, no TSA (the paper suggests ``'exp'`` when few labels make
+    overfitting likely, ``'log'`` when many). Pseudo-targets come from the EMA teacher
+    (in eval mode); with ``EMATeacherHook(momentum=0)`` the teacher is the current
+    student, as in UDA. UDA keeps samples with ``max p > 0.8`` (strict); the selector
+    keeps ``>=``, as USB does.
+
+    ``variant='usb'`` reproduces USB 0.3.2's ``UDA.train_step`` instead (checked by
+    ``tests/parity``), which departs from the authors' code in four places:
+
+    - TSA thresholds the *top* probability ``max_c p_ic``, not the true class's;
+    - the TSA loss is averaged over all ``N`` labeled samples: ``sum_i m_i CE_i / N``;
+    - the target is the unsharpened ``p`` (USB passes probabilities with
+      ``softmax=False``, so its ``T`` is never applied; ``temperature`` is ignored);
+    - the consistency is the soft-target cross entropy ``-sum_c p_ic log softmax(s_i)_c``
+      (the KL plus the target's entropy: the same gradient, another value;
+      ``consistency`` is ignored).
 
     Knobs (``semi_train_cfg``), besides :class:`MeanTeacher`'s (``consistency``
-    ``'kl'``, ``temperature`` 0.4 here):
+    ``'kl'``, ``temperature`` 0.4 here; the unsup weight ramp applies only with
+    ``unsup_warmup_iters > 0``, ``rampup`` is ``'linear'`` here):
 
     - ``tsa`` (str, ``'none'``): ``'none'``, ``'linear'``, ``'log'`` or ``'exp'``.
     - ``tsa_iters`` (int | None, None): iterations over which ``r`` goes from 0 to 1;
       None reads the run's ``max_iters`` from mmengine's MessageHub.
+    - ``variant`` (str, ``'original'``): ``'original'`` (the authors') or ``'usb'``
+      (classification only).
 
     Args:
         model (dict): network config.
@@ -74,7 +94,8 @@ class UDA(MeanTeacher):
     """
 
     default_train_cfg = {**MeanTeacher.default_train_cfg, 'consistency': 'kl',
-                         'temperature': 0.4, 'tsa': 'none', 'tsa_iters': None}
+                         'temperature': 0.4, 'rampup': 'linear', 'tsa': 'none',
+                         'tsa_iters': None, 'variant': 'original'}
 
     def __init__(self, model: dict, selector: dict | None = None, **kwargs) -> None:
         if selector is None:
@@ -86,9 +107,13 @@ class UDA(MeanTeacher):
                              f"{cfg['tsa']!r}")
         if cfg['tsa_iters'] is not None and cfg['tsa_iters'] < 1:
             raise ValueError(f"semi_train_cfg.tsa_iters must be >= 1, got {cfg['tsa_iters']}")
-        if cfg['tsa'] != 'none' and not isinstance(self.task, ClassificationTask):
-            raise ValueError('training-signal annealing (tsa) is defined for '
-                             f'ClassificationTask, not {type(self.task).__name__}')
+        if cfg['variant'] not in VARIANTS:
+            raise ValueError(f'semi_train_cfg.variant must be one of {VARIANTS}, got '
+                             f"{cfg['variant']!r}")
+        if ((cfg['tsa'] != 'none' or cfg['variant'] == 'usb')
+                and not isinstance(self.task, ClassificationTask)):
+            raise ValueError("training-signal annealing (tsa) and variant='usb' are "
+                             f'defined for ClassificationTask, not {type(self.task).__name__}')
 
     def _tsa_iters(self) -> int:
         n = self.semi_train_cfg['tsa_iters']
@@ -98,6 +123,13 @@ class UDA(MeanTeacher):
             raise RuntimeError('semi_train_cfg.tsa_iters is None and no max_iters is known '
                                '(outside a Runner); set tsa_iters')
         return int(n)
+
+    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
+        if self.semi_train_cfg['variant'] == 'usb':
+            loss = self.task.soft_loss(student_out['unsup_student'], probs.detach(), weight,
+                                       kind='ce')
+            return {'unsup_loss': loss}
+        return super().unsup_loss(student_out, probs, labels, weight, inputs, data_samples)
 
     def sup_losses(self, logits: torch.Tensor, data_samples: dict) -> dict[str, torch.Tensor]:
         schedule = self.semi_train_cfg['tsa']
@@ -111,9 +143,12 @@ class UDA(MeanTeacher):
                              label_smoothing=self.task.label_smoothing)
         thr = tsa_threshold(schedule, self.current_iter() / self._tsa_iters(),
                             logits.shape[1])
+        usb = self.semi_train_cfg['variant'] == 'usb'
         with torch.no_grad():
-            p_true = logits.softmax(dim=1).gather(1, labels[:, None])[:, 0]
-            keep = (p_true <= thr).float()
-        loss = (ce * keep).sum() / keep.sum().clamp_min(1.0)
+            probs = logits.softmax(dim=1)
+            conf = probs.max(dim=1).values if usb else probs.gather(1, labels[:, None])[:, 0]
+            keep = (conf <= thr).float()
+        kept = ce * keep
+        loss = kept.mean() if usb else kept.sum() / keep.sum().clamp_min(1.0)
         return {'sup_loss': loss, 'sup_tsa_frac': keep.mean(),
                 'sup_tsa_thr': torch.tensor(thr, device=logits.device)}

@@ -86,9 +86,17 @@ class ClassSpaceShrinkHead(BaseAuxHead):
     BatchNorm and LeakyReLU(0.1), taken from the main forward) or, with ``mlp=False``,
     the student's own logits (the paper's ablation without the auxiliary head).
 
-    Published defaults (paper and LiheYoung/ShrinkMatch, CIFAR): ``threshold`` 0.95
-    (FixMatch's), ``certain_momentum`` 0.999, weight 1, the auxiliary MLP on. The
-    certain samples keep FixMatch's loss (the algorithm's). Classification only.
+    This is the authors' ``shrink_loss`` (LiheYoung/ShrinkMatch): per uncertain sample,
+    ``c`` runs from 2 up and stops at the first space that reaches the threshold or at
+    ``c = C - 1``, where a space still short of it gets weight 0; the sum over the
+    batch is divided by ``N`` and multiplied by ``r``, which is updated with the
+    batch's selected fraction before it is used (``tests/parity`` checks the loss and
+    its gradient against these formulas). Their CIFAR script restarts ``r`` at every
+    epoch (1,024 iterations); their STL-10 / SVHN code, like this head, keeps one
+    average over the run. Published defaults (paper and the authors' CIFAR code):
+    ``threshold`` 0.95 (FixMatch's), ``certain_momentum`` 0.999, weight 1, the
+    auxiliary MLP on. The certain samples keep the algorithm's loss. Classification
+    only.
     Logged: ``aux_shrink_frac`` (fraction of the batch trained on a shrunk space),
     ``aux_shrink_removed`` (mean classes removed there), ``aux_certain_ratio`` (``r``).
     All keys are returned every iteration, 0 when there are no pseudo-labels

@@ -30,6 +30,10 @@ def fixed_threshold(probs: torch.Tensor,
 class FixedThresholdSelector(BaseSelector):
     """One confidence threshold for every class (FixMatch uses 0.95).
 
+    With FixMatch's loss (``ClassificationTask.hard_loss``) this is USB 0.3.2's
+    ``FixedThresholdingHook`` (``max_prob >= p_cutoff``) and ``(CE(s, argmax p) *
+    mask).mean()``; ``tests/parity`` compares the masks, labels, losses and gradients.
+
     Args:
         threshold (float): keep a prediction when its top probability is
             ``>= threshold``. Default 0.95.

@@ -17,40 +17,48 @@ UNUSED = -1
 @MODELS.register_module()
 class FlexMatchSelector(BaseSelector):
     """Curriculum pseudo-labelling (FlexMatch: Boosting Semi-Supervised Learning with
-    Curriculum Pseudo Labeling, Zhang et al., NeurIPS 2021).
+    Curriculum Pseudo Labeling, Zhang et al., NeurIPS 2021), step for step as USB 0.3.2's
+    ``FlexMatchThresholdingHook`` (checked against it by ``tests/parity``).
 
-    State: ``selected_label`` ``(num_unlabeled,)`` long, ``-1`` (unused) at first,
-    holding for each unlabeled sample the class of its latest prediction whose top
-    probability exceeded ``threshold``.
+    State (buffers): ``selected_label`` ``(num_unlabeled,)`` long, ``-1`` (unused) at
+    first, the class of each unlabeled sample's latest confident prediction, and
+    ``classwise_acc`` ``(C,)`` float32, the learning effects ``beta_c`` (0 at first).
 
-    Each training call, *before* thresholds are computed:
-    ``selected_label[sample_idx[i]] = argmax p_i`` for every ``i`` with
-    ``max p_i > threshold`` (under torch.distributed the ``(sample_idx, label)``
-    pairs of all ranks are gathered and applied on every rank, so the state stays
-    identical; among duplicate indices in one call the winner is unspecified).
+    Each call, with ``p_i`` the teacher probabilities, ``y_i = argmax p_i`` and
+    ``conf_i = max p_i``:
 
-    Thresholds (from the current state; eval mode only reads it):
+    1. Mask with the state as it was *before* this batch (``tau = threshold``)::
 
-    - learning effect ``sigma_c = #{n : selected_label[n] = c}``,
-    - ``beta_c = sigma_c / max(max_k sigma_k, num_unused)`` with ``warmup`` (the
-      threshold warm-up: ``num_unused = #{n : selected_label[n] = -1}``), else
-      ``beta_c = sigma_c / max_k sigma_k``; ``0 / 0`` counts as 0,
-    - ``T_c = M(beta_c) * threshold`` with ``M(x) = x / (2 - x)`` (``'convex'``) or
-      ``M(x) = x`` (``'linear'``).
+           T_c = M(beta_c) * tau,  M(x) = x / (2 - x) ('convex') or x ('linear')
+           w_i = 1 if conf_i >= T_{y_i} else 0
 
-    Sample ``i`` is kept (weight 1) iff ``max p_i > T_{argmax p_i}``. At the start
-    every ``beta_c`` is 0, so every prediction is kept; thresholds rise towards
-    ``threshold`` as classes are learnt.
+       At the start every ``beta_c`` is 0, so every prediction is kept.
+    2. Training mode only: ``selected_label[sample_idx[i]] = y_i`` for every ``i`` with
+       ``conf_i >= tau``; then, with ``sigma_c = #{n : selected_label[n] = c}`` and
+       ``sigma_-1`` the number still unused, ``classwise_acc`` is recomputed **only if**
+       ``max(sigma_-1, max_c sigma_c) < num_unlabeled`` (so it keeps its value while no
+       sample was selected, and also once every sample carries the same class)::
+
+           beta_c = sigma_c / max(sigma_-1, max_k sigma_k)   (warmup, the default)
+           beta_c = sigma_c / max_k sigma_k                   (warmup=False)
+
+    Eval mode only reads the state. Under torch.distributed the ``(sample_idx, label)``
+    pairs of step 2 are gathered from all ranks and applied on every rank, so the state
+    stays identical everywhere (USB updates each rank from its own batch only); among
+    duplicate indices in one call the winner is unspecified.
 
     Classification only: the per-sample state has no meaning for pixels, so dense
     inputs ``(N, C, H, W)`` raise ``NotImplementedError``.
 
+    Checkpoints saved before ``classwise_acc`` existed load: it is recomputed from their
+    ``selected_label`` with the rule of step 2.
+
     Args:
         num_classes (int): number of classes ``C``.
         num_unlabeled (int): size of the unlabeled dataset; ``sample_idx`` must lie in
-            ``[0, num_unlabeled)``.
+            ``[0, num_unlabeled)``. Default: taken from the data by the train loop.
         threshold (float): the fixed threshold ``tau``. Default 0.95.
-        warmup (bool): threshold warm-up (see above). Default True.
+        warmup (bool): threshold warm-up (see step 2). Default True.
         mapping (str): ``'convex'`` or ``'linear'``. Default ``'convex'``.
     """
 
@@ -72,6 +80,7 @@ class FlexMatchSelector(BaseSelector):
         self.threshold, self.warmup, self.mapping = float(threshold), bool(warmup), mapping
         self.register_buffer('selected_label',
                              torch.full((self.num_unlabeled,), UNUSED, dtype=torch.long))
+        self.register_buffer('classwise_acc', torch.zeros(self.num_classes))
 
     def set_num_unlabeled(self, num_unlabeled: int) -> None:
         """Size the per-sample state to the unlabeled dataset (called by the train loop).
@@ -87,27 +96,36 @@ class FlexMatchSelector(BaseSelector):
             self.num_unlabeled = int(num_unlabeled)
             self.selected_label = torch.full((self.num_unlabeled,), UNUSED, dtype=torch.long,
                                              device=self.selected_label.device)
+            self.classwise_acc.zero_()
             self._sized = True
 
+    def learning_effects(self, selected_label: torch.Tensor,
+                         previous: torch.Tensor) -> torch.Tensor:
+        """``beta`` (float32, ``(C,)``) for the state ``selected_label`` (step 2 of the
+        class docstring); ``previous`` when the rule leaves it unchanged (pure)."""
+        counts = torch.bincount(selected_label + 1, minlength=self.num_classes + 1)
+        sigma = counts[1:].double()
+        top = counts.max()  # the unused bucket counts too
+        if int(top) >= selected_label.numel():
+            return previous.clone()
+        denom = top.double() if self.warmup else sigma.max()
+        return (sigma / denom).to(previous.dtype)
+
     def class_thresholds(self) -> torch.Tensor:
-        """``(C,)`` per-class thresholds ``T_c`` from the current state (pure)."""
-        state = self.selected_label
-        used = state[state != UNUSED]
-        sigma = torch.bincount(used, minlength=self.num_classes).double()
-        denom = sigma.max()
-        if self.warmup:
-            denom = torch.maximum(denom, (state == UNUSED).sum().double())
-        beta = sigma / denom.clamp(min=1.0)  # denom is a count: 0 only if sigma == 0
+        """``(C,)`` per-class thresholds ``T_c = M(beta_c) * tau`` from the current state
+        (pure; float32, computed as USB does)."""
+        beta = self.classwise_acc
         mapped = beta / (2.0 - beta) if self.mapping == 'convex' else beta
-        return (mapped * self.threshold).float()
+        return self.threshold * mapped
 
     @torch.no_grad()
     def _update(self, conf: torch.Tensor, labels: torch.Tensor,
                 sample_idx: torch.Tensor) -> None:
-        confident = conf > self.threshold
+        confident = conf >= self.threshold
         pairs = torch.stack([sample_idx[confident], labels[confident]], dim=1)
         pairs = cat_across_ranks(pairs)
         self.selected_label[pairs[:, 0]] = pairs[:, 1]
+        self.classwise_acc.copy_(self.learning_effects(self.selected_label, self.classwise_acc))
 
     def select(self, probs: torch.Tensor,
                sample_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,9 +149,23 @@ class FlexMatchSelector(BaseSelector):
                                        or int(sample_idx.max()) >= self.num_unlabeled):
                 raise IndexError(f'sample_idx must lie in [0, {self.num_unlabeled}), got '
                                  f'[{int(sample_idx.min())}, {int(sample_idx.max())}]')
+        # the mask reads the state before this batch's update
+        thr = self.class_thresholds().to(probs.device)
+        weight = (conf >= thr[labels]).to(probs.dtype)
+        if self.training:
             self._update(conf, labels, sample_idx)
-        thr = self.class_thresholds().to(probs.device, probs.dtype)
-        return labels, (conf > thr[labels]).to(probs.dtype)
+        return labels, weight
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        key, sel = prefix + 'classwise_acc', prefix + 'selected_label'
+        if key not in state_dict and sel in state_dict:
+            # saved before classwise_acc was a buffer: it is a function of selected_label
+            loaded = state_dict[sel].to(self.classwise_acc.device)
+            state_dict[key] = self.learning_effects(loaded, torch.zeros_like(
+                self.classwise_acc))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
 
     def extra_log(self) -> dict[str, float]:
         """``thr_<c>`` per-class thresholds and ``sel_unused`` (fraction never selected)."""

@@ -9,7 +9,7 @@ from ssvision.registry import MODELS
 from ._dist import sum_across_ranks
 from .base import BaseSelector
 
-#: Guards the divisions and the logarithm of the fairness loss.
+#: Added inside the logarithm of the fairness loss (USB's value); floor of divisors.
 _EPS = 1e-12
 
 
@@ -19,13 +19,22 @@ def _positions(probs: torch.Tensor) -> torch.Tensor:
 
 
 def _sum_norm(x: torch.Tensor) -> torch.Tensor:
-    return x / x.sum().clamp(min=_EPS)
+    return x / x.sum()
+
+
+def _inv_or_zero(x: torch.Tensor) -> torch.Tensor:
+    """``1 / x`` where it is finite, 0 where ``x == 0`` (a class absent from a
+    histogram drops out)."""
+    inv = 1.0 / x
+    return torch.where(torch.isinf(inv), torch.zeros_like(inv), inv)
 
 
 @MODELS.register_module()
 class FreeMatchSelector(BaseSelector):
     """Self-adaptive thresholding (FreeMatch: Self-adaptive Thresholding for
-    Semi-supervised Learning, Wang et al., ICLR 2023).
+    Semi-supervised Learning, Wang et al., ICLR 2023), step for step as USB 0.3.2's
+    ``FreeMatchThresholdingHook`` with its defaults (mean confidence, not a quantile;
+    no clipping of ``tau``), checked against it by ``tests/parity``.
 
     Buffers, each an exponential moving average with momentum ``m``:
     ``tau`` (global, initialised to ``1/C``), ``p_tilde`` ``(C,)`` (initialised to
@@ -96,20 +105,25 @@ class FreeMatchSelector(BaseSelector):
 
     def fairness_loss(self, student_probs_strong: torch.Tensor,
                       mask: torch.Tensor) -> torch.Tensor:
-        """FreeMatch's self-adaptive fairness loss (to be minimised).
+        """FreeMatch's self-adaptive fairness loss (to be minimised), as USB 0.3.2's
+        ``entropy_loss`` computes it (checked against it by ``tests/parity``).
 
         Over the selected positions ``S = {i : mask_i > 0}`` of the student's
         strong-view probabilities ``Q``: ``p_bar = mean_{i in S} Q_i`` and
-        ``h_bar = hist_c(argmax Q_i, i in S) / |S|``. With
-        ``SumNorm(x) = x / sum(x)``, ``a = SumNorm(p_tilde / label_hist)`` (teacher
-        statistics, constant) and ``b = SumNorm(p_bar / max(h_bar, eps))``::
+        ``h_bar = hist_c(argmax Q_i, i in S) / |S|``. With ``SumNorm(x) = x / sum(x)``
+        and ``inv(x) = 1 / x`` where ``x > 0``, else 0 (a class that no selected sample
+        predicts, or that the teacher's histogram lacks, drops out instead of getting
+        the weight ``1 / eps``)::
 
-            L_f = -H(a, b) = sum_c a_c * log(max(b_c, eps)),   H(a, b) = -sum_c a_c log b_c
+            a   = SumNorm(p_tilde * inv(label_hist))     (teacher statistics, constant)
+            b   = SumNorm(p_bar * inv(h_bar))
+            L_f = sum_c a_c * log(b_c + 1e-12)          (= -H(a, b))
 
         Minimising it raises the cross-entropy between the two normalised marginals,
         pushing the student's batch marginal away from the classes it over-predicts
-        (the regulariser encourages diverse predictions). Statistics are local to
-        this process. Returns a zero that keeps the graph when nothing is selected.
+        (the regulariser encourages diverse predictions). Statistics are local to this
+        process. When nothing is selected it is a zero that keeps the graph (USB skips
+        the term).
 
         Args:
             student_probs_strong: ``(N, C, *)`` student probabilities on the strong
@@ -127,9 +141,10 @@ class FreeMatchSelector(BaseSelector):
         p_bar = chosen.mean(dim=0)
         h_bar = torch.bincount(chosen.detach().argmax(dim=1),
                                minlength=self.num_classes).to(p_bar.dtype) / chosen.shape[0]
-        a = _sum_norm(self.p_tilde / self.label_hist.clamp(min=_EPS)).to(p_bar.dtype)
-        b = _sum_norm(p_bar / h_bar.clamp(min=_EPS))
-        return (a * torch.log(b.clamp(min=_EPS))).sum()
+        a = _sum_norm(self.p_tilde.to(p_bar.dtype) * _inv_or_zero(
+            self.label_hist.to(p_bar.dtype)))
+        b = _sum_norm(p_bar * _inv_or_zero(h_bar))
+        return (a * torch.log(b + _EPS)).sum()
 
     def extra_log(self) -> dict[str, float]:
         """``thr_<c>`` per-class thresholds and ``sel_global`` (``tau``)."""
