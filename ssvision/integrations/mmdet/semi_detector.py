@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from mmdet.models.detectors.semi_base import SemiBaseDetector
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
@@ -105,10 +106,14 @@ class SsvSemiDetector(SemiBaseDetector):
         # built in ssvision's scope whatever the default scope (mmdet's here)
         with SSV_MODELS.switch_scope_and_registry('ssvision') as registry:
             self.selector = registry.build(selector)
-        # mmdetection's own size filter of pseudo-boxes becomes the policy's
+        # mmdetection's own size filter of pseudo-boxes becomes the policy's. mmdetection
+        # keeps boxes wider and higher than the sizes (w > min_w, h > min_h), the policy
+        # those at least its size wide and high: on float32 boxes (mmdetection's), "> t"
+        # is ">= the next float32 above t". One size for both sides: the larger.
         min_wh = self.semi_train_cfg.get('min_pseudo_bbox_wh', (1e-2, 1e-2))
+        min_size = np.nextafter(np.float32(max(min_wh)), np.float32(np.inf))
         self.policy = PseudoBoxPolicy(self.selector, self.num_classes, reg_uncertainty,
-                                      min_box_size=float(max(min_wh)),
+                                      min_box_size=float(min_size),
                                       zero_warn_iters=zero_warn_iters,
                                       name=type(self).__name__)
 

@@ -5,7 +5,7 @@ plug-in ``SsvSemiDetector``, turn the teacher's detections into pseudo-boxes her
 change to the policy reaches both. Per batch of unlabeled images::
 
     keep      = selector(dets)                       # per-class score thresholds
-    reliable  = uncertainty(kept boxes) <= reg_uncertainty    # flip or box jitter
+    reliable  = uncertainty(kept boxes) < reg_uncertainty     # flip or box jitter
     moved, ok = transfer_boxes(dets[keep], H_teacher -> H_student)  # clip, drop small
     cls boxes = moved                               # train classification terms
     reg boxes = moved[reliable]                     # also train box-regression terms
@@ -23,7 +23,8 @@ Two-stage detectors may use Soft Teacher's box jitter instead (``mode='jitter'``
 kept box is jittered ``jitter_times`` times (Gaussian offsets of ``jitter_scale`` times
 its width / height per side), the teacher's second stage regresses every copy, and the
 uncertainty is the standard deviation of the regressed sides over the copies divided by
-the box's width / height, averaged over the four sides. Its scale differs from the flip
+the width / height of their mean box, averaged over the four sides (Soft Teacher's
+``compute_uncertainty_with_aug``). Its scale differs from the flip
 measure (Soft Teacher keeps boxes under 0.02), so ``reg_uncertainty`` is set with the
 mode.
 
@@ -142,16 +143,25 @@ def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetI
     docstring) from ``detector.refine_boxes``; uses the global torch RNG."""
     if times < 2:
         raise ValueError(f'jitter_uncertainty needs times >= 2, got {times}')
-    boxes, labels, sizes = [], [], []
+    boxes, labels = [], []
     for d in dets:
         wh = (d.bboxes[:, 2:] - d.bboxes[:, :2]).clamp_min(1.0).repeat(1, 2)
         noise = torch.randn(times, len(d), 4, device=d.bboxes.device) * wh * scale
         boxes.append((d.bboxes[None] + noise).reshape(-1, 4))
         labels.append(d.labels.repeat(times))
-        sizes.append(wh)
     refined = detector.refine_boxes(images, boxes, labels)
-    return [(r.reshape(times, len(d), 4).std(dim=0) / wh).mean(dim=1) if len(d) > 0
-            else d.bboxes.new_zeros(0) for d, r, wh in zip(dets, refined, sizes)]
+    out = []
+    for d, r in zip(dets, refined):
+        if len(d) == 0:
+            out.append(d.bboxes.new_zeros(0))
+            continue
+        r = r.reshape(times, len(d), 4)
+        # the spread of the refined copies relative to the size of their mean box
+        # (Soft Teacher's normalisation), not to the detected box's size
+        mean = r.mean(dim=0)
+        size = (mean[:, 2:] - mean[:, :2]).clamp_min(1.0).repeat(1, 2)
+        out.append((r.std(dim=0) / size).mean(dim=1))
+    return out
 
 
 def box_precision(pred: DetInstances, true: DetInstances, iou_thr: float = 0.5) -> tuple[
@@ -212,8 +222,9 @@ class PseudoBoxPolicy:
     Args:
         selector: a box selector (``forward(dets) -> keep masks``, ``extra_log()``).
         num_classes: classes of the detector (per-class health figures).
-        reg_uncertainty: boxes at or under it train regression; None trains regression
-            on every pseudo-box and skips the uncertainty pass.
+        reg_uncertainty: boxes under it train regression (strictly, as Soft Teacher's
+            ``reg_pseudo_thr``); None trains regression on every pseudo-box and skips
+            the uncertainty pass.
         mode: ``'flip'`` or ``'jitter'`` (two-stage detectors).
         jitter_times / jitter_scale: box jitter's copies and scale.
         min_box_size: moved boxes narrower or lower than this (pixels) are dropped.
@@ -270,7 +281,7 @@ class PseudoBoxPolicy:
         if self.needs_flipped:
             if flipped is None or widths is None:
                 raise ValueError("reg_uncertainty_mode='flip' needs the flipped detections")
-            reliable = [flip_uncertainty(d, f, w) <= self.reg_uncertainty
+            reliable = [flip_uncertainty(d, f, w) < self.reg_uncertainty
                         for d, f, w in zip(dets, flipped, widths)]
         elif self.reg_uncertainty is not None:  # box jitter, on the kept boxes only
             if jitter is None:
@@ -278,7 +289,7 @@ class PseudoBoxPolicy:
             unc = jitter([d[k] for d, k in zip(dets, keep)])
             for r, k, u in zip(reliable, keep, unc):
                 r[:] = False
-                r[k] = u <= self.reg_uncertainty
+                r[k] = u < self.reg_uncertainty
         cls, reg, weak, ignore = [], [], [], []
         for d, k, r, (h_from, h_to, shape) in zip(dets, keep, reliable, moves):
             moved, ok = transfer_boxes(d[k], h_from, h_to, shape, self.min_box_size)

@@ -42,9 +42,10 @@ class BaseBoxSelector(nn.Module):
 
 @MODELS.register_module()
 class FixedScoreBoxSelector(BaseBoxSelector):
-    """Keep detections scoring at least ``threshold`` (one number for every class: the
+    """Keep detections scoring above ``threshold`` (one number for every class: the
     usual mean-teacher detector baseline, 0.9 in mmdetection's and Soft Teacher's
-    configs). A threshold above 1 keeps nothing.
+    configs; strictly above, as mmdetection's ``filter_gt_instances``). A threshold of
+    1 or more keeps nothing.
     """
 
     def __init__(self, threshold: float = 0.9) -> None:
@@ -54,7 +55,7 @@ class FixedScoreBoxSelector(BaseBoxSelector):
         self.threshold = float(threshold)
 
     def forward(self, dets: Sequence[DetInstances]) -> list[torch.Tensor]:
-        return [d.scores >= self.threshold for d in dets]
+        return [d.scores > self.threshold for d in dets]
 
 
 @MODELS.register_module()
