@@ -209,6 +209,26 @@ class BaseClsDataset(Dataset):
             keep[j] = i
         return keep
 
+    def reorder_classes(self, classes: Sequence[str]) -> None:
+        """Relabel every sample so that label ``k`` means ``classes[k]``.
+
+        For data whose classes have the same names as the model's in another order
+        (see :func:`ssvision.datasets.class_names.check_classes`): each sample keeps its
+        class *name*, only the numbers change.
+
+        Raises:
+            ValueError: ``classes`` are not the same names as :attr:`classes`.
+        """
+        classes = tuple(str(c) for c in classes)
+        if sorted(classes) != sorted(self.classes) or len(set(classes)) != len(classes) \
+                or len(classes) != self.num_classes:
+            raise ValueError(f'{self.source}: cannot map classes {self.classes} by name onto '
+                             f'{classes}: the names differ')
+        new_label = np.asarray([classes.index(c) for c in self.classes], dtype=np.int64)
+        self._source_labels = new_label[self._source_labels]
+        self.labels = new_label[self.labels]
+        self.classes = classes
+
     # ----------------------------------------------------------------- access
     @property
     def metainfo(self) -> dict:

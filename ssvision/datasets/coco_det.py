@@ -40,6 +40,13 @@ Boxes reaching over the image border are clipped to it (counted in
 :attr:`CocoDetDataset.clipped`). A category id missing from ``categories`` is an error
 naming the annotation; a file that is not JSON is an error naming the file, line and
 column.
+
+Image files are checked when the dataset is built too (``check``): a missing file, a
+file that does not decode, and a ``width`` / ``height`` that disagree with the file are
+errors naming the file (and both sizes). The json's size is what boxes are clipped to
+and what the evaluation scores against; a file of another size means the boxes were
+drawn on another picture (e.g. the images were resized after annotation), which no
+silent correction of ``width`` / ``height`` alone would make right.
 """
 
 from __future__ import annotations
@@ -62,6 +69,13 @@ from torch.utils.data import Dataset
 from ssvision.registry import DATASETS
 
 from .base import build_pipeline, parse_index, read_image
+from .image_files import (
+    decode_files,
+    describe_files,
+    image_size,
+    parallel_map,
+    resolve_check,
+)
 
 __all__ = ['CocoDetDataset', 'load_json', 'make_coco_split', 'write_coco_split',
            'SKIP_REASONS']
@@ -107,6 +121,18 @@ class CocoDetDataset(Dataset):
         img_ids: keep only these image ids (e.g. one part of a split), in this order.
         pipeline: transforms, results dict -> dict.
         filter_empty: drop images without any (non-crowd) box. Defaults to False.
+        check: build-time check of the kept images, ``'decode'`` (every file decoded
+            as it will be loaded, a few milliseconds a photo on several threads),
+            ``'header'`` (each file's header: its size, EXIF orientation applied as
+            OpenCV applies it) or ``'none'``. Defaults to ``'decode'`` (``'header'``
+            for ``subset='unlabeled'``). Both find missing files and sizes that
+            disagree with the json.
+
+    Raises:
+        FileNotFoundError: the json, or (at build) image files, are missing (named).
+        OSError: an image file does not decode (named).
+        ValueError: a bad json, or an image whose ``width`` / ``height`` disagree with
+            its file (both sizes named).
 
     Attributes:
         img_ids (list[int]), classes (tuple[str]), cat_ids (list[int]),
@@ -116,7 +142,8 @@ class CocoDetDataset(Dataset):
 
     def __init__(self, ann_file: str, img_dir: str | None = None, subset: str | None = None,
                  img_ids: Sequence[int] | None = None,
-                 pipeline: Sequence[dict | Callable] = (), filter_empty: bool = False) -> None:
+                 pipeline: Sequence[dict | Callable] = (), filter_empty: bool = False,
+                 check: str | None = None) -> None:
         from pycocotools.coco import COCO
         if subset is not None and subset not in DET_SUBSETS:
             raise ValueError(f'subset must be one of {DET_SUBSETS} or None, got {subset!r}')
@@ -161,6 +188,48 @@ class CocoDetDataset(Dataset):
             ids = [i for i in ids if len(self._boxes[i][0])]
         self.img_ids = ids
         self.pipeline = build_pipeline(pipeline)
+        self.check = resolve_check(check, subset)
+        self._check_files()
+
+    # ----------------------------------------------------------------- files
+    def _check_files(self) -> None:
+        """The build-time check of the image files (see ``check``)."""
+        if self.check == 'none' or not self.img_ids:
+            return
+        paths = [self.get_img_path(i) for i in range(len(self))]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(
+                f'{self.ann_file}: {len(missing)} of {len(paths)} image files not found: '
+                f'{describe_files(missing)}; file_name is relative to img_dir={self.img_dir} '
+                '(set img_dir, or fix file_name in the json)')
+        if self.check == 'decode':
+            sizes = decode_files(paths, 'color')
+        else:
+            def header(path: str) -> tuple[int, int] | str:
+                try:
+                    return image_size(path)
+                except OSError as e:
+                    return str(e).replace(str(path), '<file>')
+            sizes = parallel_map(header, paths)
+        bad = [(p, r) for p, r in zip(paths, sizes) if isinstance(r, str)]
+        if bad:
+            raise OSError(f'{self.ann_file}: {len(bad)} image file(s) cannot be read: '
+                          f'{describe_files(bad)}; replace or remove them (a file cut short '
+                          'by a copy or download decodes only in part)')
+        wrong = []
+        for img_id, path, (h, w) in zip(self.img_ids, paths, sizes):
+            info = self.coco.imgs[img_id]
+            jh, jw = info.get('height'), info.get('width')
+            if (jh, jw) != (None, None) and (jh, jw) != (h, w):
+                wrong.append(f'{path} (image id {img_id}: json width x height {jw} x {jh}, '
+                             f'file {w} x {h}{_turned_note(path, jh, jw, h, w)})')
+        if wrong:
+            raise ValueError(
+                f'{self.ann_file}: width / height of {len(wrong)} of {len(paths)} images '
+                f'disagree with their files: {describe_files(wrong)}. Boxes are clipped to '
+                'and scored against the json size: fix width / height in the json, and if '
+                'the images were resized or rotated after annotation, their boxes too.')
 
     # ----------------------------------------------------------------- boxes
     def _skip(self, reason: str, ann: dict) -> None:
@@ -225,6 +294,27 @@ class CocoDetDataset(Dataset):
         worry = any(self.skipped[r] for r in SKIP_REASONS if r != 'crowd')
         print_log(line, logger='current', level=logging.WARNING if worry else logging.INFO)
 
+    def reorder_classes(self, classes: Sequence[str]) -> None:
+        """Relabel every box so that label ``k`` means ``classes[k]``.
+
+        For a json whose categories have the same names as the model's classes in
+        another order (see :func:`ssvision.datasets.class_names.check_classes`): each
+        box keeps its category, only the label numbers change, and ``cat_ids`` (which
+        the evaluation uses to turn labels back into category ids) follow.
+
+        Raises:
+            ValueError: ``classes`` are not the same names as :attr:`classes`.
+        """
+        classes = tuple(str(c) for c in classes)
+        if sorted(classes) != sorted(self.classes) or len(set(classes)) != len(classes):
+            raise ValueError(f'{self.ann_file}: cannot map categories {self.classes} by name '
+                             f'onto {classes}: the names differ or repeat')
+        new_label = np.asarray([classes.index(c) for c in self.classes], dtype=np.int64)
+        self.cat_ids = [self.cat_ids[self.classes.index(c)] for c in classes]
+        self.cat2label = {c: i for i, c in enumerate(self.cat_ids)}
+        self.classes = classes
+        self._boxes = {i: (b, new_label[lab]) for i, (b, lab) in self._boxes.items()}
+
     # ----------------------------------------------------------------- access
     @property
     def metainfo(self) -> dict:
@@ -267,6 +357,21 @@ class CocoDetDataset(Dataset):
     def __repr__(self) -> str:
         return (f'CocoDetDataset(ann_file={self.ann_file!r}, subset={self.subset!r}, '
                 f'images={len(self)}, classes={len(self.classes)})')
+
+
+def _turned_note(path: str, jh, jw, h: int, w: int) -> str:
+    """A hint when the json holds the file's stored size and EXIF turns the image."""
+    if (jh, jw) == (w, h) and h != w:
+        try:
+            from PIL import Image
+            with Image.open(path) as im:
+                turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            if turned:
+                return (', turned by its EXIF orientation as it is read: the json has the '
+                        'stored size')
+        except Exception:  # noqa: BLE001  only a hint
+            pass
+    return ''
 
 
 def make_coco_split(coco: dict, percent: float, seed: int = 0) -> tuple[dict, dict]:

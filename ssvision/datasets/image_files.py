@@ -13,6 +13,12 @@ page saved as ``.jpg``, a zero-byte download, a truncated copy). Two checks find
   JPEG or PNG) fails to decode inside a DataLoader worker. :class:`UnreadableLog`
   records it in a small file shared by every process that loads the dataset, so the
   count reaches the main process whatever the number of workers or their start method.
+
+Labeled data are few and an unreadable labeled file cannot be skipped (its label would
+go with it), so the labeled datasets decode every file once at build instead
+(:func:`decode_files`, several threads: OpenCV releases the GIL while decoding) and name
+the files that fail. :func:`image_size` gives the size an image will have once read
+(from its header, EXIF orientation applied as OpenCV applies it).
 """
 
 from __future__ import annotations
@@ -22,18 +28,25 @@ import os
 import tempfile
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .base import read_image
 
 __all__ = ['IMG_EXTENSIONS', 'CHECK_MODES', 'find_images', 'check_images',
-           'describe_files', 'UnreadableLog']
+           'describe_files', 'UnreadableLog', 'decode_files', 'image_size',
+           'resolve_check']
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 #: how image files are checked when a dataset is built
 CHECK_MODES = ('header', 'decode', 'none')
 #: files named in one warning or error message
 NAMED_FILES = 5
+#: threads that decode files at build
+DECODE_THREADS = 8
+#: formats whose EXIF orientation OpenCV applies when it decodes them
+_EXIF_ROTATED_FORMATS = ('JPEG', 'MPO', 'PNG')
 
 
 def find_images(root: str, extensions: Sequence[str] = IMG_EXTENSIONS) -> list[str]:
@@ -78,6 +91,80 @@ def _decode_problem(path: str, color_type: str) -> str | None:
     return None
 
 
+def resolve_check(check: str | None, subset: str | None) -> str:
+    """The build-time check of a dataset: ``check``, or by default ``'decode'`` for data
+    whose labels are used (``subset`` ``'labeled'``, ``'test'`` or None) and ``'header'``
+    for an ``'unlabeled'`` subset."""
+    if check is None:
+        return 'header' if subset == 'unlabeled' else 'decode'
+    if check not in CHECK_MODES:
+        raise ValueError(f'check must be one of {CHECK_MODES} or None, got {check!r}')
+    return check
+
+
+def parallel_map(fn: Callable[[Any], Any], paths: Sequence[Any]) -> list[Any]:
+    """``[fn(p) for p in paths]`` on up to :data:`DECODE_THREADS` threads, in order
+    (file reads and OpenCV / Pillow decoding release the GIL)."""
+    threads = min(DECODE_THREADS, os.cpu_count() or 1, len(paths))
+    if threads <= 1:
+        return [fn(p) for p in paths]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, paths))
+
+
+def decode_files(paths: Sequence[str], color_type: str = 'color'
+                 ) -> list[tuple[int, int] | str]:
+    """Decode every file as :func:`~ssvision.datasets.read_image` will when it is loaded.
+
+    Args:
+        paths: image files.
+        color_type: ``'color'`` or ``'grayscale'``.
+
+    Returns:
+        list: per file, in input order, its ``(height, width)`` once decoded, or the
+        reason (a str) it cannot be read.
+    """
+    def one(path: str) -> tuple[int, int] | str:
+        try:
+            return tuple(read_image(path, color_type).shape[:2])
+        except OSError as e:
+            return str(e).replace(str(path), '<file>')
+
+    return parallel_map(one, paths)
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """``(height, width)`` of an image as :func:`~ssvision.datasets.read_image` returns
+    it, from the file's header (Pillow decodes no pixels).
+
+    OpenCV turns JPEG and PNG files by their EXIF orientation (tags 5 to 8 swap height
+    and width); Pillow's header size is the stored one, so it is swapped here likewise.
+
+    Raises:
+        FileNotFoundError: no such file.
+        OSError: the header cannot be read (the message names the file).
+    """
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'image file not found: {path}')
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            # the EXIF block read with the header (``getexif`` would decode a PNG to find
+            # one after the pixels)
+            raw = im.info.get('exif') if im.format in _EXIF_ROTATED_FORMATS else None
+            turned = False
+            if raw:
+                exif = Image.Exif()
+                exif.load(raw)
+                turned = exif.get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception as e:  # noqa: BLE001  Pillow raises many types for a bad header
+        raise OSError(f'cannot read the header of image file {path}: '
+                      f'{type(e).__name__}: {e}') from e
+    return (w, h) if turned else (h, w)
+
+
 def check_images(paths: Sequence[str], check: str = 'header',
                  color_type: str = 'color') -> tuple[list[str], list[tuple[str, str]]]:
     """Split image files into readable ones and unreadable ones (see the module docstring).
@@ -95,10 +182,12 @@ def check_images(paths: Sequence[str], check: str = 'header',
         raise ValueError(f'check must be one of {CHECK_MODES}, got {check!r}')
     if check == 'none':
         return list(paths), []
+    if check == 'header':
+        problems = [_header_problem(p) for p in paths]
+    else:
+        problems = parallel_map(lambda p: _decode_problem(p, color_type), paths)
     good, bad = [], []
-    for path in paths:
-        problem = _header_problem(path) if check == 'header' else \
-            _decode_problem(path, color_type)
+    for path, problem in zip(paths, problems):
         if problem is None:
             good.append(path)
         else:

@@ -10,7 +10,13 @@ import numpy as np
 from ssvision.registry import DATASETS
 
 from .base import BaseClsDataset
-from .image_files import IMG_EXTENSIONS, check_images, describe_files, find_images
+from .image_files import (
+    IMG_EXTENSIONS,
+    check_images,
+    describe_files,
+    find_images,
+    resolve_check,
+)
 
 __all__ = ['ImageFolder', 'IMG_EXTENSIONS']
 
@@ -26,35 +32,50 @@ class ImageFolder(BaseClsDataset):
     whatever its own channels (gray, RGBA, 16-bit); sizes may differ (a pipeline's
     resize gives batches one size).
 
-    Labels are known, so an unreadable file is an error naming it: when the image is
-    loaded, or at construction with ``check='header'`` (Pillow reads every header,
-    about 40 microseconds a file) or ``'decode'`` (every file decoded).
+    Labels are known, so an unreadable file is an error naming it, found when the
+    dataset is built: by default every kept file is decoded once (``check='decode'``,
+    a few milliseconds a photo on several threads), so a file cut short after its
+    header stops the build instead of a run at its first use. ``check='header'`` (Pillow
+    reads every header, about 40 microseconds a file: for labeled sets of many
+    thousands of photos) and ``'none'`` trade that for speed; the ``'unlabeled'``
+    subset of a split is header-checked by default.
+
+    Class names are the folder names: datasets of one run (labeled, validation, test)
+    must have the same ones, which
+    :func:`~ssvision.datasets.class_names.check_classes` checks, mapping the labels by
+    name (:meth:`reorder_classes`) when only the order differs from the model's.
 
     Args:
         root: the folder.
         extensions: accepted file extensions, with the dot.
         color_type: ``'color'`` (uint8 ``(H, W, 3)`` RGB) or ``'grayscale'``
             (``(H, W, 1)``).
-        check: build-time check of the files: ``'none'`` (default), ``'header'`` or
-            ``'decode'``.
+        check: build-time check of the kept files: ``'decode'``, ``'header'`` or
+            ``'none'``. Defaults to ``'decode'`` (``'header'`` for ``subset='unlabeled'``).
         **kwargs: :class:`BaseClsDataset` arguments.
 
     Raises:
         FileNotFoundError: no such folder.
         ValueError: no class sub-folder, or a class folder without images (named).
-        OSError: with ``check``, a file that cannot be read (named).
+        OSError: a file that cannot be read (named).
     """
 
     def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS,
-                 color_type: str = 'color', check: str = 'none', **kwargs) -> None:
+                 color_type: str = 'color', check: str | None = None, **kwargs) -> None:
         if color_type not in ('color', 'grayscale'):
             raise ValueError(f"color_type must be 'color' or 'grayscale', got {color_type!r}")
         from ssvision.utils.paths import find_data
         self.root = str(find_data(str(root)))
         self.extensions = tuple(e.lower() for e in extensions)
         self.color_type = color_type
-        self.check = check
         super().__init__(**kwargs)
+        self.check = resolve_check(check, self.subset)
+        paths = [self.get_img_path(i) for i in range(len(self))]
+        _, bad = check_images(paths, self.check, self.color_type)
+        if bad:
+            raise OSError(f'{self.root}: {len(bad)} image file(s) cannot be read: '
+                          f'{describe_files(bad)}; replace or remove them (a file cut short '
+                          'by a copy or download decodes only in part)')
 
     @property
     def source(self) -> str:
@@ -79,9 +100,5 @@ class ImageFolder(BaseClsDataset):
         if empty:
             raise ValueError(f'{self.root}: no image files with extensions {self.extensions} '
                              f'in class folder(s) {describe_files(empty)}')
-        _, bad = check_images(paths, self.check, self.color_type)
-        if bad:
-            raise OSError(f'{self.root}: {len(bad)} labeled image file(s) cannot be read: '
-                          f'{describe_files(bad)}')
         names = [os.path.relpath(p, self.root).replace(os.sep, '/') for p in paths]
         return paths, np.asarray(labels, dtype=np.int64), names, tuple(classes)

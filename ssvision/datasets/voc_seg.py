@@ -12,6 +12,12 @@ A raw value is then mapped through ``label_map`` when given (e.g. Cityscapes ids
 train ids; unmapped values -> ``ignore_index``). Every value of the final mask must be
 in ``[0, num_classes)`` or equal ``ignore_index``.
 
+Checked when the dataset is built (``check``, see :class:`VOCSegDataset`): every image
+and mask exists and decodes, masks hold valid values and match their image's size.
+Masks saved as black / white pictures (values 0 and 255 only, no ``label_map``) are an
+error there: with ``ignore_index=255`` every object pixel would be ignored and training
+would see background only; ``label_map={0: 0, 255: 1}`` maps them.
+
 Results dict built by :meth:`VOCSegDataset.prepare_results` (see ``docs/data_flow.md``):
 
 =============  =============================================================================
@@ -40,6 +46,13 @@ from torch.utils.data import Dataset
 from ssvision.registry import DATASETS
 
 from .base import build_pipeline, parse_index, read_image
+from .image_files import (
+    check_images,
+    decode_files,
+    describe_files,
+    parallel_map,
+    resolve_check,
+)
 from .split import load_split, save_split
 from .transforms.seg_augment import IGNORE_INDEX
 
@@ -53,6 +66,8 @@ VOC_CLASSES = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
     'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
     'sheep', 'sofa', 'train', 'tvmonitor')
+#: masks read for the black / white check when not every mask is read at build
+MASK_SAMPLE = 16
 
 
 def read_seg_mask(path: str) -> np.ndarray:
@@ -131,14 +146,34 @@ class VOCSegDataset(Dataset):
         label_map: raw mask value -> train id; values not in it become ``ignore_index``.
             None keeps raw values.
         classes: class names (``num_classes`` of them). Defaults to
-            :data:`VOC_CLASSES` when ``num_classes == 21``, else ``'0', '1', ...``.
+            :data:`VOC_CLASSES` when ``num_classes == 21``, else ``'0', '1', ...``
+            (then :attr:`has_class_names` is False: the names are only indices).
+            The masks store class ids, so datasets of one run must give the same names
+            in the same order (checked by
+            :func:`~ssvision.datasets.class_names.check_classes`).
         pipeline: transforms (config dicts or callables), results dict -> dict.
-        check_masks: read every existing mask at construction and check its values
-            (they are always checked when read).
+        check: build-time check, ``'decode'``, ``'header'`` or ``'none'``. Defaults
+            to ``'decode'`` (``'header'`` for ``subset='unlabeled'``). ``'decode'``:
+            every image and mask exists and decodes, every mask value is valid and
+            every mask has its image's size; ``'header'``: files exist and image
+            headers parse; ``'none'``: nothing. Masks are always checked when read.
+            Whatever ``check``, labeled masks with only 0 and 255 (or ignore) and no
+            ``label_map`` are an error (all masks are read with ``'decode'``, else up
+            to :data:`MASK_SAMPLE` of those that exist, spread over the ids).
+        check_masks: also read and check every existing mask with ``check='header'``,
+            ``'none'`` or ``subset='unlabeled'``.
 
     Attributes:
         names (list[str]): ids of the samples, in order.
-        num_classes (int), ignore_index (int), classes (tuple[str]).
+        num_classes (int), ignore_index (int), classes (tuple[str]),
+        has_class_names (bool).
+
+    Raises:
+        FileNotFoundError: at build, an image or a needed mask is missing (named).
+        OSError: at build, an image or a mask does not decode (named).
+        ValueError: at build, a mask value that is neither a class id nor
+            ``ignore_index``, a mask of another size than its image, or black / white
+            masks without ``label_map`` (the file and the fix are named).
     """
 
     def __init__(self,
@@ -155,6 +190,7 @@ class VOCSegDataset(Dataset):
                  label_map: dict[int, int] | None = None,
                  classes: Sequence[str] | None = None,
                  pipeline: Sequence[dict | Callable] = (),
+                 check: str | None = None,
                  check_masks: bool = False) -> None:
         if subset is not None and subset not in SEG_SUBSETS:
             raise ValueError(f'subset must be one of {SEG_SUBSETS} or None, got {subset!r}')
@@ -172,6 +208,7 @@ class VOCSegDataset(Dataset):
         self.subset = subset
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
+        self.has_class_names = classes is not None or num_classes == len(VOC_CLASSES)
         if classes is None:
             classes = VOC_CLASSES if num_classes == len(VOC_CLASSES) else \
                 [str(k) for k in range(num_classes)]
@@ -191,10 +228,8 @@ class VOCSegDataset(Dataset):
         if not os.path.isdir(self.img_dir):
             raise FileNotFoundError(f'image folder not found: {self.img_dir}')
         self.names = self._load_ids(ids, split_file)
-        if check_masks:
-            for i in range(len(self)):
-                if self.subset != 'unlabeled' or os.path.isfile(self.get_seg_path(i)):
-                    self.load_mask(i)
+        self.check = resolve_check(check, subset)
+        self._check_files(check_masks)
 
     # ------------------------------------------------------------------ ids
     def _load_ids(self, ids: Sequence[str] | None, split_file: str | None) -> list[str]:
@@ -222,6 +257,129 @@ class VOCSegDataset(Dataset):
                 raise ValueError(f"split file {path} has no 'labeled' ids")
             return names
         return _read_ids(path)
+
+    # ---------------------------------------------------------------- checks
+    def _check_files(self, check_masks: bool) -> None:
+        """The build-time check (see the class docstring)."""
+        labeled = self.subset != 'unlabeled'
+        n = len(self)
+        sizes = None
+        if self.check != 'none':
+            missing, img_paths = [], []
+            for i in range(n):
+                try:
+                    img_paths.append(self.get_img_path(i))
+                except FileNotFoundError:
+                    stem = os.path.join(self.img_dir, self.names[i])
+                    missing.append(stem + (self.img_suffix[0] if len(self.img_suffix) == 1
+                                           else f'({"|".join(self.img_suffix)})'))
+            if labeled:
+                missing += [p for p in map(self.get_seg_path, range(n))
+                            if not os.path.isfile(p)]
+            if missing:
+                raise FileNotFoundError(
+                    f'{self._name}: {len(missing)} image or mask file(s) not found: '
+                    f'{describe_files(missing)}; every id needs an image in {self.img_dir}'
+                    + (f' and a mask in {self.ann_dir}' if labeled else ''))
+            if self.check == 'decode':
+                sizes = decode_files(img_paths, 'color')
+                bad = [(p, r) for p, r in zip(img_paths, sizes) if isinstance(r, str)]
+            else:
+                _, bad = check_images(img_paths, 'header')
+            if bad:
+                raise OSError(f'{self._name}: {len(bad)} image file(s) cannot be read: '
+                              f'{describe_files(bad)}; replace or remove them (a file cut '
+                              'short by a copy or download decodes only in part)')
+        read_all = self.check == 'decode' or check_masks
+        if labeled and read_all:
+            read = list(range(n))
+        elif labeled:  # the black / white check on a sample (missing masks: at load)
+            read = [i for i in sorted({int(k) for k in np.linspace(0, n - 1,
+                                                                    min(n, MASK_SAMPLE))})
+                    if os.path.isfile(self.get_seg_path(i))]
+        elif check_masks:
+            read = [i for i in range(n) if os.path.isfile(self.get_seg_path(i))]
+        else:
+            read = []
+        masks = self._read_masks(read)
+        if labeled:
+            self._check_black_white([(self.get_seg_path(i), m['values'])
+                                     for i, m in zip(read, masks)])
+        if not read_all:
+            return
+        for i, m in zip(read, masks):
+            if m['error']:
+                raise ValueError(m['error'])
+            if sizes is not None and m['shape'] != sizes[i]:
+                raise ValueError(f'mask file {self.get_seg_path(i)} is {m["shape"]} but image '
+                                 f'{self.get_img_path(i)} is {sizes[i]} (height, width): a '
+                                 'mask must have its image\'s size')
+
+    @property
+    def _name(self) -> str:
+        return f'{type(self).__name__}({self.data_root})'
+
+    def _read_masks(self, indices: list[int]) -> list[dict[str, Any]]:
+        """Read the masks of ``indices`` once, on threads.
+
+        Returns:
+            list: per mask ``{'values'}`` (raw values present), ``'shape'`` and
+            ``'error'`` (the value error :meth:`load_mask` would raise, or None).
+
+        Raises:
+            FileNotFoundError, OSError: masks that cannot be read (named).
+        """
+        def one(i: int) -> dict[str, Any] | str:
+            path = self.get_seg_path(i)
+            try:
+                raw = read_seg_mask(path)
+            except OSError as e:
+                return str(e)
+            if raw.dtype == np.uint8:
+                values = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+            else:
+                values = np.unique(raw)
+            try:
+                self._check_values(self._apply_label_map(raw), path)
+                error = None
+            except ValueError as e:
+                error = str(e)
+            return {'values': values, 'shape': raw.shape[:2], 'error': error}
+
+        out = parallel_map(one, indices)
+        bad = [(self.get_seg_path(i), r) for i, r in zip(indices, out) if isinstance(r, str)]
+        missing = [p for p, _ in bad if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f'{self._name}: {len(missing)} mask file(s) not found: '
+                                    f'{describe_files(missing)}')
+        if bad:
+            raise OSError(f'{self._name}: {len(bad)} mask file(s) cannot be read: '
+                          f'{"; ".join(r for _, r in bad[:5])}'
+                          + (f' and {len(bad) - 5} more' if len(bad) > 5 else ''))
+        return out
+
+    def _check_black_white(self, masks: list[tuple[str, np.ndarray]]) -> None:
+        """Refuse masks whose only values are 0 and 255 / ``ignore_index`` when no
+        ``label_map`` says what they are: every object pixel would be ignored."""
+        if self.label_map is not None or self.num_classes < 2 or not masks:
+            return
+        union = np.unique(np.concatenate([v for _, v in masks]))
+        marks = {255, self.ignore_index}
+        others = [int(v) for v in union if v != 0]
+        if not others or not set(others) <= marks:
+            return  # a class id beside 0 (a genuine ignore label), or background only
+        path = next(p for p, v in masks if any(int(x) in marks for x in v))
+        what = ' and '.join(
+            f'{v} means ignore (ignore_index={v})' if v == self.ignore_index else
+            f'{v} is not a class id (num_classes={self.num_classes})' for v in others)
+        mapping = ', '.join(f'{v}: 1' for v in others)
+        raise ValueError(
+            f'mask files in {self.ann_dir} hold only the values {[0] + others} (e.g. {path}) '
+            f'and no label_map is set: {what}, so no pixel of any object would be trained '
+            'on or scored (background only). If the non-zero pixels are your objects '
+            f'(black / white masks), map them: label_map={{0: 0, {mapping}}} on the '
+            'labeled and validation datasets; if they really are ignore, these masks have '
+            'no object pixel to learn from.')
 
     # --------------------------------------------------------------- access
     @property
@@ -262,6 +420,15 @@ class VOCSegDataset(Dataset):
                 lut[k] = v
         return lut[raw]
 
+    def _check_values(self, mask: np.ndarray, path: str) -> None:
+        bad = (mask != self.ignore_index) & ((mask < 0) | (mask >= self.num_classes))
+        if bad.any():
+            values = np.unique(mask[bad])
+            raise ValueError(
+                f'mask file {path}: value {int(values[0])} is not a class id in '
+                f'[0, {self.num_classes}) nor ignore_index={self.ignore_index} '
+                f'(bad values: {values[:10].tolist()}, {int(bad.sum())} pixels)')
+
     def load_mask(self, idx: int) -> np.ndarray:
         """Class map of sample ``idx``, label-mapped and checked.
 
@@ -275,13 +442,7 @@ class VOCSegDataset(Dataset):
         """
         path = self.get_seg_path(idx)
         mask = self._apply_label_map(read_seg_mask(path))
-        bad = (mask != self.ignore_index) & ((mask < 0) | (mask >= self.num_classes))
-        if bad.any():
-            values = np.unique(mask[bad])
-            raise ValueError(
-                f'mask file {path}: value {int(values[0])} is not a class id in '
-                f'[0, {self.num_classes}) nor ignore_index={self.ignore_index} '
-                f'(bad values: {values[:10].tolist()}, {int(bad.sum())} pixels)')
+        self._check_values(mask, path)
         fits = mask.size == 0 or (mask.min() >= 0 and mask.max() <= np.iinfo(np.uint8).max)
         return mask.astype(np.uint8 if fits else np.int64, copy=False)
 

@@ -41,6 +41,7 @@ def main(argv=None) -> dict:
         cfg.load_from = args.checkpoint
         cfg.resume = False
         runner = Runner.from_cfg(cfg)
+        runner.register_hook(dict(type='ClassNamesHook'))  # the test data's class names
         metrics = runner.test()
     metrics = {k: float(v) for k, v in metrics.items()}
     if args.out:

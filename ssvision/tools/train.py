@@ -160,6 +160,7 @@ def main(argv=None) -> None:
     with dist_session():
         cfg = build_config(args)
         runner = Runner.from_cfg(cfg)
+        runner.register_hook(dict(type='ClassNamesHook'))  # every split's class names
         runner.train()
 
 

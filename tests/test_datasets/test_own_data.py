@@ -201,9 +201,10 @@ def test_unreadable_labeled_file_is_an_error_naming_it(tmp_path, photos):
     _class_folders(tmp_path, photos)
     broken = tmp_path / 'flower' / 'broken.jpg'
     broken.write_bytes(b'not a jpeg')
-    with pytest.raises(OSError, match=re.escape(str(broken))):
-        ImageFolder(str(tmp_path), check='header')
-    ds = ImageFolder(str(tmp_path))  # unchecked: the error comes when it is loaded
+    for check in (None, 'header', 'decode'):
+        with pytest.raises(OSError, match=re.escape(str(broken))):
+            ImageFolder(str(tmp_path), check=check)
+    ds = ImageFolder(str(tmp_path), check='none')  # unchecked: the error comes when loaded
     with pytest.raises(OSError, match=re.escape(str(broken))):
         ds[ds.names.index('flower/broken.jpg')]
     # a detection image that does not decode: the error names it too

@@ -88,12 +88,16 @@ def test_dataset_loads_scenes_and_subsets(voc_root):
     assert 'gt_seg' not in r and r['true_seg'].shape == (48, 48)  # kept for logging only
     os.remove(os.path.join(voc_root, 'SegmentationClass', f'{unl.names[1]}.png'))
     assert 'true_seg' not in unl[1]  # unlabeled images need no mask file
+    with pytest.raises(FileNotFoundError, match=f'{unl.names[1]}.png'):  # found at build
+        VOCSegDataset(voc_root, ids=[unl.names[1]], subset='labeled', num_classes=NUM_CLASSES)
     lab = VOCSegDataset(voc_root, ids=[unl.names[1]], subset='labeled',
-                        num_classes=NUM_CLASSES)
+                        num_classes=NUM_CLASSES, check='none')
     with pytest.raises(FileNotFoundError, match=f'{unl.names[1]}.png'):
         lab[0]
+    with pytest.raises(FileNotFoundError, match=r'nope\(\.jpg\|\.png\)'):
+        VOCSegDataset(voc_root, ids=['nope'], num_classes=NUM_CLASSES)
     with pytest.raises(FileNotFoundError, match='nope.jpg'):
-        VOCSegDataset(voc_root, ids=['nope'], num_classes=NUM_CLASSES)[0]
+        VOCSegDataset(voc_root, ids=['nope'], num_classes=NUM_CLASSES, check='none')[0]
 
 
 def test_label_map_and_bad_values(tmp_path):
@@ -110,12 +114,14 @@ def test_label_map_and_bad_values(tmp_path):
     np.testing.assert_array_equal(ds[0]['gt_seg'], expected)
     assert ds[0]['gt_seg'].dtype == np.uint8
 
-    ds = VOCSegDataset(str(tmp_path), num_classes=19)  # raw 24 and 26 are >= 19
     path = str(tmp_path / 'SegmentationClass' / 'a.png')
+    with pytest.raises(ValueError, match=f'{path}: value 24'):  # raw 24 and 26 are >= 19
+        VOCSegDataset(str(tmp_path), num_classes=19)
+    ds = VOCSegDataset(str(tmp_path), num_classes=19, check='header')
     with pytest.raises(ValueError, match=f'{path}: value 24'):
         ds[0]
     with pytest.raises(ValueError, match='value 24'):
-        VOCSegDataset(str(tmp_path), num_classes=19, check_masks=True)
+        VOCSegDataset(str(tmp_path), num_classes=19, check='none', check_masks=True)
 
 
 # ----------------------------------------------------------------- transforms

@@ -57,9 +57,8 @@ train_dataloader = dict(
     collate_fn=dict(type='ssvision.semi_collate'),
     dataset=dict(
         type='SemiDataset',
-        # check='header': an unreadable labeled file stops the build, named
-        labeled=dict(type='ImageFolder', root=data_root + '/labeled', check='header',
-                     pipeline=labeled_pipeline),
+        # labeled files are decoded once at build: an unreadable one stops the build, named
+        labeled=dict(type='ImageFolder', root=data_root + '/labeled', pipeline=labeled_pipeline),
         unlabeled=dict(type='UnlabeledImageFolder', root=data_root + '/unlabeled',
                        pipeline=unlabeled_pipeline),
     ),
@@ -70,7 +69,7 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='ssvision.semi_collate'),
-    dataset=dict(type='ImageFolder', root=val_root, check='header', pipeline=resize + pack),
+    dataset=dict(type='ImageFolder', root=val_root, pipeline=resize + pack),
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(type='SemiAccuracy')
