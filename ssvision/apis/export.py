@@ -23,7 +23,9 @@ ssvision's own networks       no outside library has them (``TinyCNN``, ``WideRe
                               ``DeepLabV3Plus``): ``NAME.pth`` is the network's state dict
                               (for ssvision's class) and ``NAME.pt2`` a ``torch.export``
                               program that runs with torch alone,
-                              ``torch.export.load('NAME.pt2').module()``
+                              ``torch.export.load('NAME.pt2').module()``: any batch size;
+                              segmentors also any height and width from
+                              ``output_stride + 1`` on (:func:`min_input_side`)
 ============================  ==============================================================
 
 Plain exports are the bare network: the caller normalises images as the manifest's
@@ -49,8 +51,23 @@ preprocessing needed:
 The manifest (``NAME.plain.json`` or ``NAME.onnx.json``): ``format``, ``task``,
 ``network``, ``library``, ``files``, ``build`` (builder and keyword arguments), ``python``
 (code that builds ``model`` or ``session`` from the files, run in the export folder,
-importing only the library), ``input`` (colour type, channels, size, mean / std, what is
-inside the graph), ``output``, ``classes`` and ``source`` (config and checkpoint).
+importing only the library), ``input``, ``output``, ``postprocess``, ``classes`` and
+``source`` (config and checkpoint).
+
+``input`` says exactly how ssvision turns an image file into the network's input, so
+that following it gives ssvision's own predictions (classifiers and segmentors):
+``decode``, ``channel_order`` (``RGB`` / ``gray``), ``dtype`` and ``value_range``
+(float32 0..255 before normalising), ``size_policy`` (``fixed``: ``size`` only;
+``any``: any size from ``min_input_size`` on, ``multiple_of`` 1), ``resize`` (the test
+pipeline's ``ResizeImage``: target, fit, interpolation rule; None: fed at its own
+size), ``mean`` / ``std`` (0..255 units) with ``normalize`` (by the caller or inside the
+model), ``layout`` and the same as ordered ``steps``. ``postprocess`` maps the outputs
+back: softmax over the classes and, for segmentors whose input was resized, the
+probabilities resized *bilinearly* (``align_corners=False``) to the image's size before
+the argmax, with the config's test mode (a sliding window is not part of an export).
+
+Every file is written under a temporary name and renamed into place when complete
+(:func:`~ssvision.engine.mmengine_compat.atomic_write`); the manifest comes last.
 """
 
 from __future__ import annotations
@@ -67,6 +84,8 @@ from typing import Any, Optional
 import torch
 from mmengine.config import Config
 from torch import nn
+
+from ssvision.engine.mmengine_compat import AtomicFile, atomic_write
 
 from .inference import InferenceModel, network_config
 
@@ -89,6 +108,10 @@ _SIZE_KEYS = ('input_size', 'img_size', 'image_size', 'crop')
 _DENSE_TRACE_SIZE = (128, 128)
 #: Tolerance of the export-time check that the outside model gives the same logits.
 _CHECK_ATOL = 1e-4
+#: Largest batch of a torch.export program.
+_MAX_BATCH = 4096
+#: Output stride assumed for a segmentor that does not state its own.
+_DEFAULT_OUTPUT_STRIDE = 32
 
 
 # ------------------------------------------------------------------------ helpers
@@ -116,10 +139,16 @@ def input_size(model: InferenceModel, size=None) -> Optional[tuple[int, int]]:
     return BUILTIN_SIZES.get(str(ds.get('type')))
 
 
+def _decimal(value: torch.Tensor) -> float:
+    """A float32 as its shortest decimal (``123.7``, not ``123.69999694824219``): the
+    same float32 when read back."""
+    return float(str(value.numpy().astype('float32')))
+
+
 def _normalisation(model: InferenceModel) -> dict:
     pre = model.algorithm.data_preprocessor
-    return {'mean': [float(v) for v in pre.mean.flatten()],
-            'std': [float(v) for v in pre.std.flatten()],
+    return {'mean': [_decimal(v) for v in pre.mean.detach().cpu().flatten()],
+            'std': [_decimal(v) for v in pre.std.detach().cpu().flatten()],
             'gray_to_rgb': bool(getattr(pre, 'gray_to_rgb', False))}
 
 
@@ -127,8 +156,55 @@ def _image_channels(model: InferenceModel) -> int:
     return 1 if model.color_type == 'grayscale' else 3
 
 
-def _input_spec(model: InferenceModel, size, fmt: str) -> dict:
-    """The manifest's ``input``: what images the exported model takes."""
+#: How ssvision decodes image files (the datasets' ``read_image``), by colour type.
+_DECODE = {'color': 'OpenCV (cv2.imread / cv2.imdecode, IMREAD_COLOR), BGR turned to RGB',
+           'grayscale': 'OpenCV IMREAD_GRAYSCALE (0.299 R + 0.587 G + 0.114 B, rounded); '
+                        'an RGB array: cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)'}
+#: The ``ResizeImage`` rule, as the manifest states it.
+_RESIZE_RULE = ('cv2.resize on the uint8 image: cv2.INTER_AREA when the result has fewer '
+                'pixels than the image (rh * rw < H * W), else cv2.INTER_LINEAR (bilinear, '
+                'half-pixel centres); the result stays uint8')
+
+
+def _resize_spec(model: InferenceModel) -> Optional[dict]:
+    """The test pipeline's ``ResizeImage`` as the manifest's ``input.resize`` (None: the
+    image is fed at its own size)."""
+    for t in _test_pipeline(model.cfg) or []:
+        if t.get('type') != 'ResizeImage':
+            continue
+        h, w = _size_pair(t['size'])
+        fit = t.get('fit', 'crop')
+        spec = {'transform': 'ResizeImage', 'size': [h, w], 'fit': fit,
+                'interpolation': {'shrink': 'area', 'enlarge': 'bilinear'},
+                'rule': _RESIZE_RULE}
+        if fit == 'crop':
+            spec['steps'] = (f's = max({h} / H, {w} / W); resize to (rh, rw) = (max({h}, '
+                             f'round(H * s)), max({w}, round(W * s))) by the rule; keep the '
+                             f'centre {h} x {w}: rows (rh - {h}) // 2 on, columns '
+                             f'(rw - {w}) // 2 on')
+        else:
+            spec['steps'] = f'resize to (rh, rw) = ({h}, {w}) by the rule (aspect ratio changes)'
+        return spec
+    return None
+
+
+def _other_transforms(model: InferenceModel) -> list:
+    """Test-pipeline steps the manifest does not spell out (anything but the resize and
+    the packing): a manifest that names them warns the caller."""
+    known = ('ResizeImage', 'PackClsInputs', 'PackSegInputs', 'PackDetInputs')
+    return [t for t in _test_pipeline(model.cfg) or [] if t.get('type') not in known]
+
+
+def _input_spec(model: InferenceModel, size, fmt: str, program: dict | None = None) -> dict:
+    """The manifest's ``input``: exactly how an image becomes what the exported model
+    takes (decoding, channel order, value range, size policy, resize, normalisation,
+    layout), in keys and as ordered ``steps``.
+
+    Args:
+        size: the fixed ``(H, W)`` a classifier takes (None otherwise).
+        program: for a ``torch.export`` program, its size policy
+            (:func:`_save_program`).
+    """
     if model.library == 'mmdet':
         det = network_config(model.cfg.model)
         return {'color_type': 'color', 'channel_order': 'BGR (mmdetection loads BGR)',
@@ -137,9 +213,11 @@ def _input_spec(model: InferenceModel, size, fmt: str) -> dict:
                 'inside_model': 'mmdetection data preprocessor (normalise, pad)'}
     if model.task == 'detection':
         t = model.net.net.transform
-        spec = {'color_type': 'color', 'channels': 3, 'min_size': list(t.min_size),
+        spec = {'color_type': 'color', 'channels': 3, 'channel_order': 'RGB',
+                'decode': _DECODE['color'], 'size_policy': 'any', 'size': None,
+                'min_size': list(t.min_size),
                 'max_size': int(t.max_size), 'image_mean': list(t.image_mean),
-                'image_std': list(t.image_std)}
+                'image_std': list(t.image_std), 'test_pipeline': _test_pipeline(model.cfg)}
         if fmt == 'onnx':
             spec.update(layout='float32 (1, 3, H, W), RGB pixel values 0..255',
                         inside_model='divide by 255; torchvision normalises and resizes')
@@ -149,19 +227,83 @@ def _input_spec(model: InferenceModel, size, fmt: str) -> dict:
                                      'resizes to min_size / max_size')
         return spec
     norm = _normalisation(model)
-    spec = {'color_type': model.color_type, 'channels': _image_channels(model),
-            'size': list(size) if size else None, **norm}
+    channels = _image_channels(model)
+    resize = _resize_spec(model)
+    program = program or {}
+    if model.task == 'classification':
+        policy, fixed, smallest = 'fixed', list(size) if size else None, None
+    else:  # segmentors take any size (a torch.export program: from a smallest one on)
+        policy = program.get('size_policy', 'any')
+        fixed = program.get('size') if policy == 'fixed' else None
+        smallest = program.get('min_input_size')
+    spec = {'color_type': model.color_type, 'channels': channels,
+            'channel_order': 'RGB' if channels == 3 else 'gray',
+            'decode': _DECODE[model.color_type], 'dtype': 'float32', 'value_range': [0, 255],
+            'size_policy': policy, 'size': fixed, 'min_input_size': smallest,
+            'multiple_of': 1, 'resize': resize, **norm,
+            'normalize': 'inside the model' if fmt == 'onnx' else 'by the caller'}
+    gray = ', gray repeated to 3 channels' if norm['gray_to_rgb'] else ''
     if fmt == 'onnx':
-        spec.update(layout=f'float32 (N, {_image_channels(model)}, H, W) pixel values 0..255',
-                    inside_model='x = (pixels - mean) / std'
-                                 + (', gray repeated to 3 channels' if norm['gray_to_rgb']
-                                    else ''))
+        spec.update(layout=f'float32 (N, {channels}, H, W) pixel values 0..255',
+                    inside_model='x = (pixels - mean) / std' + gray)
     else:
         spec.update(layout='float32 (N, C, H, W)',
                     preprocess='x = (pixels - mean) / std, pixels 0..255'
                                + (', a gray image repeated to 3 channels first'
                                   if norm['gray_to_rgb'] else ''))
+    steps = [f'decode the file: {_DECODE[model.color_type]} -> uint8 (H, W, {channels})']
+    if resize is not None:
+        steps.append(f"resize as 'resize' says: {resize['steps']}")
+    elif policy == 'fixed':
+        steps.append(f'no resize: the image must be {fixed[0]} x {fixed[1]} already (the '
+                     "config's test pipeline does not resize)" if fixed else 'no resize')
+    else:
+        steps.append('no resize: the image is fed at its own size (H, W)'
+                     + (f', at least {smallest[0]} x {smallest[1]}' if smallest else ''))
+    if fmt == 'onnx':
+        steps.append(f'float32, values 0..255, layout (N, {channels}, H, W); the model '
+                     'normalises inside')
+    else:
+        steps.append('float32, values 0..255' + (', repeat the gray channel 3 times'
+                                                 if norm['gray_to_rgb'] else '')
+                     + ', x = (x - mean) / std per channel, layout (N, C, H, W)')
+    others = _other_transforms(model)
+    if others:
+        steps.append(f'the test pipeline also runs {others}: not described here, see '
+                     'test_pipeline')
+    spec['steps'] = steps
+    spec['test_pipeline'] = _test_pipeline(model.cfg)
     return spec
+
+
+def _postprocess_spec(model: InferenceModel, fmt: str) -> dict:
+    """The manifest's ``postprocess``: from the outputs to what ``ssvision infer``
+    writes (for segmentors: back to the image's own size)."""
+    if model.task == 'classification':
+        return {'probabilities': 'softmax over K (dim 1)',
+                'label': 'argmax over K', 'score': "the label's probability"}
+    if model.task == 'segmentation':
+        test_cfg = dict(model.algorithm.task.test_cfg)
+        spec = {'logits': '(N, K, h, w) at the input size (h, w)',
+                'probabilities': 'softmax over K (dim 1), float32',
+                'to_image_size': {
+                    'when': "the input was resized (see input.resize); else the "
+                            "probabilities are at the image's size already",
+                    'on': 'probabilities',  # not the logits, not the mask
+                    'interpolation': 'bilinear', 'align_corners': False,
+                    'torch': "torch.nn.functional.interpolate(probs, size=(H, W), "
+                             "mode='bilinear', align_corners=False)",
+                    'not': 'nearest (it moves probabilities by up to 0.44 at region edges)'},
+                'mask': 'argmax over K of the probabilities at the image size',
+                'test_mode': test_cfg}
+        if test_cfg.get('mode') == 'slide':
+            spec['test_mode_note'] = (
+                'ssvision averages the softmax of overlapping windows (window, stride) and '
+                'pads windows beyond the image; the export runs the network on the whole '
+                'input, so its masks can differ')
+        return spec
+    return {'boxes': "x1, y1, x2, y2 in the pixels of the image given (torchvision maps "
+                     'them back from its own resize)'}
 
 
 def _test_pipeline(cfg: Config):
@@ -374,20 +516,23 @@ def _net_channels(model: InferenceModel) -> int:
 
 # ------------------------------------------------------------------------ writers
 def _manifest(model: InferenceModel, fmt: str, library: str, files: dict, build: dict,
-              python: str, size) -> dict:
+              python: str, size, program: dict | None = None) -> dict:
     import ssvision
     return _jsonable({
         'ssvision_version': ssvision.__version__, 'format': fmt, 'task': model.task,
         'network': model.network, 'library': library, 'files': files, 'build': build,
-        'python': python, 'input': _input_spec(model, size, fmt),
-        'output': _output_spec(model, fmt), 'classes': list(model.classes),
+        'python': python, 'input': _input_spec(model, size, fmt, program),
+        'output': _output_spec(model, fmt), 'postprocess': _postprocess_spec(model, fmt),
+        'classes': list(model.classes),
         'source': {'config': model.cfg.filename or '<Config object>',
                    'checkpoint': model.checkpoint}})
 
 
 def _write_manifest(out_dir: str, name: str, manifest: dict) -> dict:
+    """Written last (and atomically, like every file of an export): a manifest names
+    only complete files."""
     path = manifest['files']['manifest'] = f"{name}.{manifest['format']}.json"
-    with open(osp.join(out_dir, path), 'w') as f:
+    with AtomicFile(osp.join(out_dir, path), 'w') as f:
         json.dump(manifest, f, indent=2)
     return manifest
 
@@ -427,40 +572,91 @@ def export_plain(model: InferenceModel, out_dir: str, name: str | None = None,
     files = {'weights': f'{name}.pth'}
     state = {k: v.detach().cpu() for k, v in recipe.state.items()}
     load = ''
+    program = None
+    # every file is written under a temporary name and renamed when complete, so a
+    # failed export (a full disk) never leaves a truncated file under a real name
     if recipe.library == 'mmdet':
-        torch.save({'state_dict': state,
-                    'meta': {'dataset_meta': {'classes': tuple(model.classes)}}},
-                   osp.join(out_dir, files['weights']))
-        recipe.extra['config'].dump(osp.join(out_dir, f'{name}_config.py'))
+        with atomic_write(osp.join(out_dir, files['weights'])) as tmp:
+            torch.save({'state_dict': state,
+                        'meta': {'dataset_meta': {'classes': tuple(model.classes)}}}, tmp)
+        with atomic_write(osp.join(out_dir, f'{name}_config.py')) as tmp:
+            recipe.extra['config'].dump(tmp)
         files['config'] = f'{name}_config.py'
     else:
-        torch.save(state, osp.join(out_dir, files['weights']))
+        with atomic_write(osp.join(out_dir, files['weights'])) as tmp:
+            torch.save(state, tmp)
         if recipe.library != 'torch':
             load = (f"model.load_state_dict(torch.load('{name}.pth', map_location='cpu', "
                     'weights_only=True))\n')
     if recipe.library == 'torch':
-        _save_program(model, osp.join(out_dir, f'{name}.pt2'), own_size)
+        program = _save_program(model, osp.join(out_dir, f'{name}.pt2'), own_size)
         files['program'] = f'{name}.pt2'
     python = ('import torch\n' if load else '') + recipe.build_code + load
     if recipe.library != 'torch':  # a torch.export program is fixed in eval mode already
         python += 'model.eval()\n'
-    manifest = _manifest(model, 'plain', recipe.library, files, recipe.build, python, own_size)
+    manifest = _manifest(model, 'plain', recipe.library, files, recipe.build, python,
+                         own_size if model.task == 'classification' else None, program)
     return _write_manifest(out_dir, name, manifest)
 
 
-def _save_program(model: InferenceModel, path: str, size) -> None:
-    """``torch.export`` the network with a dynamic batch axis; check it against the
-    network on a batch of another size, then save."""
+def min_input_side(net: nn.Module) -> int:
+    """Smallest height / width a segmentor's ``torch.export`` program takes:
+    ``output_stride + 1`` (32 + 1 when the network does not say).
+
+    torch.export treats a size-1 axis as a special case it cannot keep symbolic, so the
+    deepest feature map (``H / output_stride``) must be at least 2 x 2.
+    """
+    return int(getattr(net, 'output_stride', _DEFAULT_OUTPUT_STRIDE)) + 1
+
+
+def _save_program(model: InferenceModel, path: str, size) -> dict:
+    """``torch.export`` the network, check it against the network, save it.
+
+    Classifiers: a dynamic batch axis at the traced ``size``. Segmentors: batch, height
+    and width dynamic (height and width from :func:`min_input_side` on), checked at the
+    smallest size and at an odd size other than the traced one; a network whose shapes
+    torch.export cannot keep symbolic falls back to the traced size, with a warning.
+
+    Returns:
+        The program's size policy for the manifest: ``{'size_policy': 'fixed',
+        'size': [H, W]}`` or ``{'size_policy': 'any', 'min_input_size': [h, w]}``.
+    """
     net = model.net.eval()
+    batch = torch.export.Dim('batch', min=1, max=_MAX_BATCH)
+    dims: dict = {0: batch}
+    info: dict = {'size_policy': 'fixed', 'size': list(size)}
+    checks = [(TRACE_BATCH + 1, tuple(size))]
+    if model.task == 'segmentation':
+        side = min_input_side(net)
+        size = tuple(max(s, side) for s in size)
+        dims = {0: batch, 2: torch.export.Dim('height', min=side),
+                3: torch.export.Dim('width', min=side)}
+        info = {'size_policy': 'any', 'min_input_size': [side, side]}
+        checks = [(TRACE_BATCH + 1, (size[0] + 13, size[1] + 7)), (1, (side, side))]
     x = torch.randn(TRACE_BATCH, _net_channels(model), *size, device=model.device)
-    batch = torch.export.Dim('batch', min=1, max=4096)
     with torch.no_grad():
-        program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},))
-        x3 = torch.randn(TRACE_BATCH + 1, *x.shape[1:], device=x.device)
-        diff = (program.module()(x3) - net(x3)).abs().max()
-    if diff > _CHECK_ATOL:
-        raise RuntimeError(f'the torch.export program differs from the network by {diff:.3g}')
-    torch.export.save(program, path)
+        try:
+            program = torch.export.export(net, (x,), dynamic_shapes=(dims,))
+        except Exception as err:  # noqa: BLE001  torch raises many types for shapes
+            if len(dims) == 1:
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            warnings.warn(f'{type(net).__name__} does not export with a free height and '
+                          f'width ({first}); its .pt2 program takes {size[0]} x {size[1]} '
+                          'images only (the ONNX export takes any size)', stacklevel=3)
+            program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},))
+            info = {'size_policy': 'fixed', 'size': list(size)}
+            checks = [(TRACE_BATCH + 1, tuple(size))]
+        module = program.module()
+        for n, hw in checks:
+            xc = torch.randn(n, *x.shape[1:2], *hw, device=x.device)
+            diff = (module(xc) - net(xc)).abs().max()
+            if diff > _CHECK_ATOL:
+                raise RuntimeError(f'the torch.export program differs from the network by '
+                                   f'{diff:.3g} on a {n} x {hw[0]} x {hw[1]} batch')
+    with atomic_write(path) as tmp:
+        torch.export.save(program, tmp)
+    return info
 
 
 # ------------------------------------------------------------------------ onnx
@@ -547,14 +743,15 @@ def export_onnx(model: InferenceModel, out_dir: str, name: str | None = None, si
     onnx = _require_onnx()
     os.makedirs(out_dir, exist_ok=True)
     path = osp.join(out_dir, f'{name}.onnx')
-    with warnings.catch_warnings(), torch.no_grad():
-        # the TorchScript-based exporter warns that it is deprecated, and tracing warns
-        # about Python values taken as constants (torchvision's checks of input sizes)
-        warnings.simplefilter('ignore')
-        torch.onnx.export(wrapper.to(device).eval(), (x,), path, dynamo=False,
-                          opset_version=opset, input_names=['input'], output_names=outputs,
-                          dynamic_axes=axes)
-    onnx.checker.check_model(path)
+    with atomic_write(path) as tmp:  # the real name only for a complete, checked model
+        with warnings.catch_warnings(), torch.no_grad():
+            # the TorchScript-based exporter warns that it is deprecated, and tracing warns
+            # about Python values taken as constants (torchvision's checks of input sizes)
+            warnings.simplefilter('ignore')
+            torch.onnx.export(wrapper.to(device).eval(), (x,), tmp, dynamo=False,
+                              opset_version=opset, input_names=['input'],
+                              output_names=outputs, dynamic_axes=axes)
+        onnx.checker.check_model(tmp)
     python = ('import onnxruntime as ort\n'
               f"session = ort.InferenceSession('{name}.onnx')\n"
               f"# {', '.join(outputs)} = session.run(None, {{'input': pixels}})  "

@@ -18,6 +18,7 @@ Results, one dict per image, in input order:
   float32 probabilities;
 * segmentation: ``mask`` ``(H, W)`` int64 class indices at the original image size
   (class probabilities are resized back bilinearly when the pipeline resized the image);
+  with ``with_scores=True`` also ``scores`` ``(K, H, W)`` float32, those probabilities;
 * detection: ``boxes`` ``(n, 4)`` float32 ``x1, y1, x2, y2`` in original-image pixels,
   ``scores`` ``(n,)`` float32, ``labels`` ``(n,)`` int64 in ``[0, K)``, as the detector's
   own test settings (score threshold, detections per image) leave them.
@@ -25,6 +26,11 @@ Results, one dict per image, in input order:
 Models of the mmdetection plug-in (configs with ``default_scope = 'mmdet'``) run
 through mmdetection's test pipeline and data preprocessor instead, with the same
 results.
+
+A file that cannot be read as an image (empty, not an image, truncated, pixels that do
+not decode) raises :class:`UnreadableImageError` naming it and the reason; folders of
+real-world images are better run with ``tools/infer.py``, which skips such files and
+lists them.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from ssvision.datasets.base import build_pipeline, read_image
 from ssvision.models.algorithms.checkpoint_keys import expand_plain_state_dict
 
 __all__ = ['InferenceModel', 'init_model', 'inference', 'iter_inference', 'load_image',
-           'NETWORKS', 'TASKS']
+           'read_image_file', 'UnreadableImageError', 'NETWORKS', 'TASKS']
 
 #: Networks an algorithm holds; the teacher predicts by default.
 NETWORKS = ('teacher', 'student')
@@ -67,6 +73,20 @@ _PACKERS = {'classification': 'PackClsInputs', 'segmentation': 'PackSegInputs',
 _ANNOTATION_LOADERS = ('LoadAnnotations', 'LoadEmptyAnnotations', 'mmdet.LoadAnnotations')
 
 ImageInput = Union[str, os.PathLike, np.ndarray]
+
+
+class UnreadableImageError(OSError):
+    """An input file that is not a readable image.
+
+    Attributes:
+        path: the file.
+        reason: why, in a few words (``'empty file'``, ``'not an image ...'``,
+            ``'PNG file whose pixels do not decode (truncated or corrupt)'``...).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f'cannot read image file {path}: {reason}')
+        self.path, self.reason = path, reason
 
 
 @dataclass
@@ -253,6 +273,14 @@ def _color_type(cfg: Config, algorithm: nn.Module, library: str) -> str:
 
 def _pipeline(cfg: Config, task: str, library: str) -> Callable:
     pipeline = copy.deepcopy(_test_dataset_cfg(cfg).get('pipeline'))
+    for t in pipeline or []:
+        if (task == 'segmentation' and t.get('type') == 'ResizeImage'
+                and t.get('fit', 'crop') == 'crop'):
+            # probabilities are resized back over the whole image: a centre crop would be
+            # stretched over parts of the image it never saw
+            raise ValueError(f"{cfg.filename or 'the config'}: a segmentation test pipeline "
+                             "may resize with ResizeImage(fit='stretch') only, got "
+                             f"{t}; set fit='stretch' (or drop the resize)")
     if library == 'mmdet':
         from mmcv.transforms import Compose
         steps = [t for t in (pipeline or []) if t.get('type') not in _ANNOTATION_LOADERS]
@@ -311,17 +339,56 @@ def init_model(config: str | os.PathLike | Config, checkpoint: str | None = None
 
 
 # ------------------------------------------------------------------------ running
+def _decode_problem(path: str) -> str:
+    """Why OpenCV could not decode ``path``, as far as the file shows it."""
+    try:
+        if os.path.getsize(path) == 0:
+            return 'empty file (0 bytes)'
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+    except Exception:  # noqa: BLE001  Pillow raises many types for a non-image
+        return 'not an image (no known image format)'
+    return f'{fmt} file whose pixels do not decode (truncated or corrupt)'
+
+
+def read_image_file(path: str | os.PathLike, color_type: str = 'color') -> np.ndarray:
+    """Decode an image file as the datasets do
+    (:func:`~ssvision.datasets.base.read_image`: OpenCV, RGB or gray).
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnreadableImageError: the file is there but is no readable image (empty, another
+            kind of file, truncated, pixels that do not decode, not permitted to read);
+            the message names the file and the reason.
+    """
+    path = os.fspath(path)
+    try:
+        return read_image(path, color_type)
+    except FileNotFoundError:
+        raise
+    except PermissionError:
+        raise UnreadableImageError(path, 'permission denied') from None
+    except (OSError, cv2.error):
+        raise UnreadableImageError(path, _decode_problem(path)) from None
+
+
 def load_image(image: ImageInput, color_type: str = 'color') -> np.ndarray:
     """An image as the model reads it: uint8 ``(H, W, 3)`` RGB or ``(H, W, 1)`` gray.
 
     Args:
-        image: a file (read with :func:`~ssvision.datasets.base.read_image`) or a uint8
-            array ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` (RGB) or ``(H, W, 4)`` (RGBA,
-            alpha dropped).
+        image: a file (read with :func:`read_image_file`) or a uint8 array ``(H, W)``,
+            ``(H, W, 1)``, ``(H, W, 3)`` (RGB) or ``(H, W, 4)`` (RGBA, alpha dropped).
         color_type: ``'color'`` or ``'grayscale'``; arrays are converted to it.
+
+    Raises:
+        FileNotFoundError, UnreadableImageError: a file that is missing or unreadable.
     """
     if not isinstance(image, np.ndarray):
-        return read_image(os.fspath(image), color_type)
+        return read_image_file(image, color_type)
     img = image[..., None] if image.ndim == 2 else image
     if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
         raise ValueError(f'expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got '
@@ -336,12 +403,14 @@ def load_image(image: ImageInput, color_type: str = 'color') -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _as_list(images) -> list:
+def _as_iterable(images) -> Iterable:
+    """Inputs one at a time; an iterator is consumed lazily (a generator of decoded
+    images is never held in memory all at once)."""
     if isinstance(images, np.ndarray):
-        return list(images) if images.ndim == 4 else [images]
+        return images if images.ndim == 4 else [images]
     if isinstance(images, (str, os.PathLike)):
         return [images]
-    return list(images)
+    return images
 
 
 def _groups(packed: list[dict], by_shape: bool) -> list[list[int]]:
@@ -355,7 +424,8 @@ def _groups(packed: list[dict], by_shape: bool) -> list[list[int]]:
     return list(groups.values())
 
 
-def _run_ssvision(model: InferenceModel, images: list[np.ndarray]) -> list[dict]:
+def _run_ssvision(model: InferenceModel, images: list[np.ndarray],
+                  with_scores: bool = False) -> list[dict]:
     from ssvision.datasets.collate import semi_collate
     algorithm, net, task = model.algorithm, model.net, model.algorithm.task
     packed = [model.pipeline({'img': img, 'sample_idx': i, 'ori_shape': img.shape[:2]})
@@ -378,6 +448,8 @@ def _run_ssvision(model: InferenceModel, images: list[np.ndarray]) -> list[dict]
                 if tuple(probs.shape[-2:]) != tuple(ori):
                     probs = F.interpolate(probs, size=ori, mode='bilinear', align_corners=False)
                 out[i] = {'mask': probs[0].argmax(dim=0).cpu().numpy().astype(np.int64)}
+                if with_scores:
+                    out[i]['scores'] = probs[0].cpu().numpy().astype(np.float32)
         else:
             # back to original-image pixels (inverse of each view's homography)
             items = task.pack_predictions({model.network: pred}, samples, inputs)
@@ -389,7 +461,8 @@ def _run_ssvision(model: InferenceModel, images: list[np.ndarray]) -> list[dict]
     return out
 
 
-def _run_mmdet(model: InferenceModel, images: list[np.ndarray]) -> list[dict]:
+def _run_mmdet(model: InferenceModel, images: list[np.ndarray],
+               with_scores: bool = False) -> list[dict]:
     from mmengine.dataset import pseudo_collate
     # mmdetection's loaders and preprocessors work in BGR (bgr_to_rgb in the preprocessor)
     data = [model.pipeline({'img': np.ascontiguousarray(img[..., ::-1]), 'img_id': i})
@@ -406,25 +479,26 @@ def _run_mmdet(model: InferenceModel, images: list[np.ndarray]) -> list[dict]:
 
 
 def iter_inference(model: InferenceModel, images: Iterable[ImageInput] | ImageInput,
-                   batch_size: int = 16) -> Iterator[dict]:
+                   batch_size: int = 16, with_scores: bool = False) -> Iterator[dict]:
     """:func:`inference`, one result at a time (``batch_size`` images decoded and run
-    together), for inputs too many to hold all results in memory."""
+    together), for inputs too many to hold all results in memory. ``images`` may be a
+    generator: it is read ``batch_size`` items ahead of the results, no further."""
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     run = _run_mmdet if model.library == 'mmdet' else _run_ssvision
     chunk: list[np.ndarray] = []
     with torch.no_grad():
-        for image in _as_list(images):
+        for image in _as_iterable(images):
             chunk.append(load_image(image, model.color_type))
             if len(chunk) == batch_size:
-                yield from run(model, chunk)
+                yield from run(model, chunk, with_scores)
                 chunk = []
         if chunk:
-            yield from run(model, chunk)
+            yield from run(model, chunk, with_scores)
 
 
 def inference(model: InferenceModel, images: Sequence[ImageInput] | ImageInput,
-              batch_size: int = 16) -> list[dict[str, Any]]:
+              batch_size: int = 16, with_scores: bool = False) -> list[dict[str, Any]]:
     """Predict on images (see the module docstring for the results).
 
     Args:
@@ -433,8 +507,15 @@ def inference(model: InferenceModel, images: Sequence[ImageInput] | ImageInput,
             ``(H, W, 1)``; converted to the model's ``color_type``), a single one, or an
             ``(N, H, W, C)`` array.
         batch_size: images per forward pass (cls / seg: images of one size share one).
+        with_scores: segmentation: also return each pixel's class probabilities
+            (``scores``, ``(K, H, W)`` float32: K times the memory of the mask).
+            Default False.
 
     Returns:
         One result dict per image, in input order.
+
+    Raises:
+        FileNotFoundError, UnreadableImageError: a file input that is missing or not a
+            readable image (nothing is returned for the other inputs then).
     """
-    return list(iter_inference(model, images, batch_size))
+    return list(iter_inference(model, images, batch_size, with_scores))

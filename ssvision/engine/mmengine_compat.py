@@ -1,15 +1,31 @@
 """The one place ssvision reaches into mmengine beyond its public API.
 
-Everything else uses public mmengine names. The three uses below have no public
-equivalent in mmengine 0.10; they are checked against the installed version once, so a
-new mmengine that moves them fails here with a clear message instead of deep in a run.
-The last one, :func:`register_config_prefix`, extends mmengine's config loader so that
-``_base_`` may name a config shipped inside ssvision (``ssvision::GROUP/NAME.py``).
+Everything else uses public mmengine names. The uses below have no public equivalent in
+mmengine 0.10; they are checked against the installed version once, so a new mmengine
+that moves them fails here with a clear message instead of deep in a run.
+:func:`register_config_prefix` extends mmengine's config loader so that ``_base_`` may
+name a config shipped inside ssvision (``ssvision::GROUP/NAME.py``).
+
+:func:`install_atomic_checkpoints` (run when this module is imported, i.e. by every
+``import ssvision``) makes training checkpoints safe against a failed write: mmengine
+0.10 writes a checkpoint's bytes straight into its final file, so a full disk or a
+file-size limit leaves a truncated ``iter_N.pth`` that looks like a checkpoint and
+cannot be loaded. With it, checkpoints (and the work dir's ``last_checkpoint`` file)
+are written to a temporary file in the same folder and renamed into place only when
+complete (:func:`atomic_write`), and the old checkpoints that ``max_keep_ckpts`` or a
+new best checkpoint retire are deleted only after the new one is in place.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import functools
+import os
+import os.path as osp
+import uuid
 import warnings
+from collections.abc import Iterator
 
 import mmengine
 from mmengine.model import is_model_wrapper
@@ -84,3 +100,280 @@ def register_config_prefix() -> None:
 
     _get_cfg_path._ssvision_prefix = True
     Config._get_cfg_path = staticmethod(_get_cfg_path)
+
+
+# ------------------------------------------------------------------------ atomic writes
+def temporary_path(path: str | os.PathLike) -> str:
+    """A new, unused file name beside ``path`` for writing it atomically.
+
+    Hidden (a leading dot) and ending in ``path``'s own extension (some writers, such
+    as ``torch.export.save``, check it): ``DIR/.NAME.tmp-<8 hex>.EXT``. The file is
+    created empty (exclusively, with the permissions a plain ``open`` would give), so
+    two writers never share one.
+    """
+    path = os.fspath(path)
+    folder, base = osp.split(osp.abspath(path))
+    stem, ext = osp.splitext(base)
+    while True:
+        tmp = osp.join(folder, f'.{stem}.tmp-{uuid.uuid4().hex[:8]}{ext}')
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # pragma: no cover - a 32-bit name collision
+            continue
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _fsync_path(path: str, directory: bool = False) -> None:
+    """Flush a file (or a folder's entries) to the disk; best effort for folders
+    (some file systems refuse to open them)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, 'O_DIRECTORY', 0) if directory else 0))
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, fsync: bool = True) -> Iterator[str]:
+    """Write ``path`` all at once: yields a temporary file name beside it
+    (:func:`temporary_path`) for the caller to write; when the block ends without an
+    error the file is flushed to the disk and renamed over ``path`` (``os.replace``).
+    On any error (a full disk, a file-size limit, an interrupt) the temporary file is
+    removed and ``path`` keeps what it had before, so a failed write never leaves a
+    truncated file under a real name. The folder is created when missing.
+
+    ::
+
+        with atomic_write('out/model.pth') as tmp:
+            torch.save(state, tmp)
+
+    Args:
+        path: the final file.
+        fsync: flush the data (and the rename) to the disk before returning, so a
+            machine crash cannot leave an empty file under the name either. Default
+            True.
+    """
+    path = os.fspath(path)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        if fsync:
+            _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    if fsync:
+        _fsync_path(osp.dirname(osp.abspath(path)), directory=True)
+
+
+class AtomicFile:
+    """A file opened for writing that appears under its name only when closed after a
+    complete write (see :func:`atomic_write`).
+
+    Used as ``open`` is (``with AtomicFile(path, 'w') as f: f.write(...)``); everything
+    but :meth:`close` goes to the underlying file object. Leaving the ``with`` block on
+    an exception discards the write and leaves ``path`` as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = 'w', *args, fsync: bool = True,
+                 **kwargs) -> None:
+        if not any(c in mode for c in 'wx') or '+' in mode:
+            raise ValueError(f'AtomicFile writes whole files (mode w / wb), got {mode!r}')
+        self.path, self._fsync, self._done = os.fspath(path), fsync, False
+        os.makedirs(osp.dirname(osp.abspath(self.path)), exist_ok=True)
+        self._tmp = temporary_path(self.path)
+        try:
+            self._file = builtins.open(self._tmp, mode.replace('x', 'w'), *args, **kwargs)
+        except BaseException:
+            _remove_quietly(self._tmp)
+            raise
+
+    def __getattr__(self, name: str):
+        if name == '_file':  # __init__ failed before opening it
+            raise AttributeError(name)
+        return getattr(self._file, name)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def close(self) -> None:
+        """Finish the write: flush, rename into place. A failure discards it."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.flush()
+            if self._fsync:
+                os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._file.close()
+            _remove_quietly(self._tmp)
+            raise
+
+    def discard(self) -> None:
+        """Drop what was written; ``path`` stays as it was."""
+        if not self._done:
+            self._done = True
+            self._file.close()
+            _remove_quietly(self._tmp)
+
+
+# ------------------------------------------------------------------------ checkpoints
+#: Paths the wrapped save_checkpoint completed inside a CheckpointHook call (None when
+#: no such call is running); a retired checkpoint is never deleted if it was just written
+#: under the same name.
+_written: list[str] | None = None
+
+
+def _is_local(filename, file_client_args, backend_args) -> bool:
+    if not isinstance(filename, (str, os.PathLike)) or '://' in os.fspath(filename):
+        return False
+    if file_client_args is not None:
+        return file_client_args.get('backend', 'disk') in ('disk', 'local')
+    return (backend_args or {}).get('backend', 'local') == 'local'
+
+
+def _atomic_save_checkpoint(original):
+    """mmengine's ``save_checkpoint(checkpoint, filename, ...)``, writing local files
+    through :func:`atomic_write` (other backends, such as object stores, unchanged)."""
+
+    @functools.wraps(original)
+    def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
+        if not _is_local(filename, file_client_args, backend_args):
+            return original(checkpoint, filename, file_client_args=file_client_args,
+                            backend_args=backend_args)
+        try:
+            with atomic_write(filename) as tmp:
+                original(checkpoint, tmp, file_client_args=file_client_args,
+                         backend_args=backend_args)
+        except OSError as err:
+            raise OSError(
+                err.errno, f'could not write the checkpoint {filename} ({err.strerror or err});'
+                ' nothing was written under that name and the earlier checkpoints are '
+                'untouched: free disk space (or raise the file-size limit, ulimit -f) and '
+                'continue with ssvision train CONFIG --resume') from err
+        if _written is not None:
+            _written.append(osp.abspath(os.fspath(filename)))
+
+    save_checkpoint._ssvision_atomic = True
+    return save_checkpoint
+
+
+def _removals_after_save(method):
+    """A CheckpointHook method that deletes retired checkpoints (``max_keep_ckpts``, the
+    previous best) and then saves a new one, changed to delete them only once the new
+    one was saved: a failed save leaves every earlier checkpoint in place."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        global _written
+        backend = getattr(self, 'file_backend', None)
+        if backend is None or _written is not None:  # not set up yet, or nested
+            return method(self, *args, **kwargs)
+        pending: list[tuple] = []
+        real = {name: getattr(backend, name) for name in ('remove', 'rmtree')}
+        shadowed = {name: name in vars(backend) for name in real}
+        for name in real:
+            setattr(backend, name, functools.partial(_defer, pending, real[name]))
+        _written = []
+        try:
+            method(self, *args, **kwargs)
+            written = set(_written)
+        finally:
+            _written = None
+            for name, fn in real.items():
+                if shadowed[name]:
+                    setattr(backend, name, fn)
+                else:
+                    delattr(backend, name)
+        for remove, path in pending:
+            if osp.abspath(os.fspath(path)) not in written:
+                with contextlib.suppress(FileNotFoundError):
+                    remove(path)
+
+    wrapper._ssvision_atomic = True
+    return wrapper
+
+
+def _defer(pending: list, remove, path) -> None:
+    pending.append((remove, path))
+
+
+def _open_for_checkpoint_hook(file, mode='r', *args, **kwargs):
+    """``open`` as CheckpointHook sees it: writes (its ``last_checkpoint`` file) are
+    atomic (:class:`AtomicFile`), reads are the builtin's."""
+    if isinstance(file, (str, os.PathLike)) and 'w' in mode and '+' not in mode:
+        return AtomicFile(file, mode, *args, **kwargs)
+    return builtins.open(file, mode, *args, **kwargs)
+
+
+def install_atomic_checkpoints() -> None:
+    """Make mmengine 0.10's checkpoint writing atomic (see the module docstring).
+
+    * ``save_checkpoint`` (the function ``Runner.save_checkpoint`` ends in, imported by
+      name into ``mmengine.runner.runner``, and the one ``CheckpointHook`` publishes
+      with) writes local files through :func:`atomic_write`;
+    * ``CheckpointHook`` writes ``last_checkpoint`` through :class:`AtomicFile` (its
+      module's ``open``) and deletes retired checkpoints after the new one is saved.
+
+    Idempotent; the changes are checked against mmengine's code and a missing name
+    gives a warning (checkpoints are then written as mmengine writes them).
+    """
+    import importlib
+
+    from mmengine.hooks import checkpoint_hook
+
+    for module_name in ('mmengine.runner.checkpoint', 'mmengine.runner.runner',
+                        'mmengine.runner'):
+        module = importlib.import_module(module_name)
+        fn = getattr(module, 'save_checkpoint', None)
+        if fn is None:  # pragma: no cover - version dependent
+            warnings.warn(f'{module_name}.save_checkpoint is gone in mmengine '
+                          f'{mmengine.__version__}: checkpoints are not written atomically; '
+                          'update ssvision/engine/mmengine_compat.py', stacklevel=2)
+        elif not getattr(fn, '_ssvision_atomic', False):
+            module.save_checkpoint = _atomic_save_checkpoint(fn)
+    hook = checkpoint_hook.CheckpointHook
+    for name in ('_save_checkpoint_with_step', '_save_best_checkpoint'):
+        method = hook.__dict__.get(name)
+        if method is None:  # pragma: no cover - version dependent
+            warnings.warn(f'CheckpointHook.{name} is gone in mmengine {mmengine.__version__}: '
+                          'retired checkpoints are deleted before the new one is saved; '
+                          'update ssvision/engine/mmengine_compat.py', stacklevel=2)
+        elif not getattr(method, '_ssvision_atomic', False):
+            setattr(hook, name, _removals_after_save(method))
+    writer = hook.__dict__.get('_save_checkpoint_with_step')
+    if writer is not None and 'open' in getattr(writer, '__wrapped__', writer).__code__.co_names:
+        checkpoint_hook.open = _open_for_checkpoint_hook
+    else:  # pragma: no cover - version dependent
+        warnings.warn('CheckpointHook no longer writes last_checkpoint with open() in '
+                      f'mmengine {mmengine.__version__}: it is not written atomically; '
+                      'update ssvision/engine/mmengine_compat.py', stacklevel=2)
+
+
+# every ssvision run imports this module (ssvision/__init__.py): checkpoints written by
+# any Runner in the process are atomic from here on
+install_atomic_checkpoints()

@@ -13,18 +13,24 @@ NAME defaulting to ``<config name>_<network>``:
   ``TorchvisionDetector``) or mmdetection (the plug-in; with ``NAME_config.py`` for
   ``mmdet.apis.init_detector``). ssvision's own networks (``TinyCNN``, ``WideResNet``,
   ``DeepLabV3Plus``) have no outside library: ``NAME.pth`` is their state dict for
-  ssvision and ``NAME.pt2`` a ``torch.export`` program that needs torch alone.
+  ssvision and ``NAME.pt2`` a ``torch.export`` program that needs torch alone (any
+  batch; segmentors also any height and width from ``output_stride + 1`` on, whatever
+  the training crop).
 * ``--format onnx``: ``NAME.onnx`` taking pixel values (normalisation inside);
   classifiers and segmentors with a dynamic batch axis, torchvision detectors one image
   of any size per call. The mmdetection plug-in is refused (use mmdeploy).
 
 Each export writes ``NAME.plain.json`` / ``NAME.onnx.json``, a manifest with the
 library, builder and arguments, a Python snippet that rebuilds the model from the files,
-the input (colour type, size, mean / std) and output, and the class names. See
-docs/inference_export.md and :mod:`ssvision.apis.export`.
+the exact preprocessing (``input``: decoding, channel order, value range, size policy,
+resize and its interpolation, mean / std, layout), the outputs and how to map them back
+to the image (``postprocess``), and the class names. See docs/inference_export.md and
+:mod:`ssvision.apis.export`. Files are written under temporary names and renamed into
+place when complete, the manifest last.
 
 ``--input-size`` is the size the network is traced at: needed for classifiers whose
-config shows none (ONNX keeps it; the built-in datasets' sizes are known).
+config shows none (ONNX keeps it; the built-in datasets' sizes are known); segmentors
+take any size whatever it is.
 """
 
 from __future__ import annotations
@@ -43,10 +49,12 @@ plain: NAME.pth loads strictly, without ssvision, into
   mmdetection plug-in   mmdet.apis.init_detector(NAME_config.py, NAME.pth)
   TinyCNN, WideResNet, DeepLabV3Plus (ssvision's own, no outside library): NAME.pth is
   their state dict for ssvision, NAME.pt2 a torch.export program needing torch alone
+  (segmentors: any height and width from output_stride + 1 on)
 onnx: NAME.onnx takes pixel values 0..255 (normalisation inside); dynamic batch for
   classifiers and segmentors, one image of any size for torchvision detectors;
   mmdetection models: refused (use mmdeploy)
-NAME.plain.json / NAME.onnx.json: how to rebuild and feed it (see its 'python').
+NAME.plain.json / NAME.onnx.json: how to rebuild it ('python'), prepare images
+  ('input': channel order, resize, mean / std ...) and read the outputs ('postprocess').
 """
 
 
@@ -64,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='which network to export (default: the EMA teacher)')
     parser.add_argument('--input-size', type=int, nargs='+', metavar='PX',
                         help='H [W]: input size to trace at (classifiers keep it; needed '
-                        'when the config shows none)')
+                        'when the config shows none; segmentors take any size)')
     parser.add_argument('--opset', type=int, default=ONNX_OPSET,
                         help=f'ONNX opset ({ONNX_OPSET})')
     parser.add_argument('--device', default='cpu', help="'cpu' (default) or 'cuda'")

@@ -1,7 +1,7 @@
 """Predict on new images with a trained model and write the results.
 
     ssvision infer CONFIG CKPT INPUT... --out DIR [--network teacher|student]
-                   [--device cpu|cuda] [--batch-size 16] [--score-thr 0.3]
+                   [--device cpu|cuda] [--batch-size 16] [--score-thr 0.3] [--strict]
                    [--cfg-options k=v ...]
 
 (``python tools/infer.py ...`` in a checkout runs the same code.) INPUT is an image file
@@ -23,6 +23,19 @@ test pipeline (:mod:`ssvision.apis.inference`). What DIR receives:
 
 NAME is the image's file name without extension (``_1``, ``_2`` ... added when two
 inputs share one).
+
+**Unreadable files.** A file that is no readable image (empty, another kind of file, a
+truncated copy, pixels that do not decode, not permitted to read) is skipped: every
+other image's results are written, ``DIR/skipped.txt`` lists the skipped files (a
+``file<TAB>reason`` header, then one such line per file; only the header when none was
+skipped) and the last line printed says so: ``wrote 20 predictions to DIR
+(classification, teacher, cpu), skipped 1 unreadable file: see DIR/skipped.txt``.
+A missing INPUT is an error before anything runs.
+
+Exit status: 0 when at least one prediction was written, skipped files or not (a folder
+of real images often holds a stray file; the listing and the summary line report it);
+1 when no input could be read (the empty result files and ``skipped.txt`` are still
+written); with ``--strict``, 3 when any file was skipped (everything else written).
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ import csv
 import json
 import os
 import os.path as osp
+import sys
+from collections import deque
 from collections.abc import Sequence
 
 import cv2
@@ -42,6 +57,12 @@ from mmengine.config import DictAction
 OVERLAY_ALPHA = 0.5
 #: Most classes a palette PNG can index; more are written as 16-bit gray PNGs.
 PALETTE_SIZE = 256
+#: The list of skipped (unreadable) inputs, in the output folder.
+SKIPPED_FILE = 'skipped.txt'
+#: Exit status when no input could be read.
+EXIT_NOTHING_READ = 1
+#: Exit status with ``--strict`` when some inputs were skipped.
+EXIT_SKIPPED = 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=16, help='images per forward pass')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: lowest score drawn in vis/ (results.json keeps all)')
+    parser.add_argument('--strict', action='store_true',
+                        help=f'exit with status {EXIT_SKIPPED} when any input was skipped as '
+                        'unreadable (the other results are written all the same)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
     return parser.parse_args(argv)
@@ -111,7 +135,7 @@ class _ClsWriter:
     def __init__(self, out: str, classes: Sequence[str]) -> None:
         self.out, self.classes, self.rows = out, list(classes), []
 
-    def add(self, path: str, name: str, result: dict) -> None:
+    def add(self, path: str, name: str, result: dict, image: np.ndarray) -> None:
         self.rows.append({'file': path, 'label': result['label'],
                           'class': self.classes[result['label']], 'score': result['score'],
                           'scores': dict(zip(self.classes,
@@ -139,10 +163,10 @@ class _SegWriter:
         for sub in ('masks', 'overlays'):
             os.makedirs(osp.join(out, sub), exist_ok=True)
 
-    def add(self, path: str, name: str, result: dict) -> None:
+    def add(self, path: str, name: str, result: dict, image: np.ndarray) -> None:
         from PIL import Image
 
-        from ssvision.datasets.base import read_image
+        from ssvision.apis.inference import load_image
         mask = result['mask']
         mask_file = osp.join('masks', f'{name}.png')
         if len(self.classes) <= PALETTE_SIZE:
@@ -153,7 +177,8 @@ class _SegWriter:
             im.save(osp.join(self.out, mask_file))
         else:
             cv2.imwrite(osp.join(self.out, mask_file), mask.astype(np.uint16))
-        img = read_image(path, 'color').astype(np.float32)
+        # overlays show the photo in colour, also when the model read it in gray
+        img = (image if image.shape[2] == 3 else load_image(path, 'color')).astype(np.float32)
         color = self.colors[np.clip(mask, 0, len(self.colors) - 1)].astype(np.float32)
         blend = (1 - OVERLAY_ALPHA) * img + OVERLAY_ALPHA * color
         overlay_file = osp.join('overlays', f'{name}.png')
@@ -180,9 +205,8 @@ class _DetWriter:
         self.images: list[dict] = []
         os.makedirs(osp.join(out, 'vis'), exist_ok=True)
 
-    def add(self, path: str, name: str, result: dict) -> None:
-        from ssvision.datasets.base import read_image
-        img = read_image(path, 'color')
+    def add(self, path: str, name: str, result: dict, image: np.ndarray) -> None:
+        img = image  # detection models read RGB
         image_id = len(self.images)
         self.images.append({'id': image_id, 'file_name': path, 'height': int(img.shape[0]),
                             'width': int(img.shape[1])})
@@ -227,11 +251,49 @@ def coco_category_ids(model) -> list[int]:
     return list(range(1, model.num_classes + 1))
 
 
+def skip_reason(err: OSError) -> str:
+    """A few words on why an input could not be read (no path: the listing names it)."""
+    reason = getattr(err, 'reason', None)
+    if reason:
+        return reason
+    if isinstance(err, FileNotFoundError):
+        return 'file not found (a broken link, or removed while running)'
+    return err.strerror or str(err)
+
+
+def write_skipped(out: str, skipped: Sequence[tuple[str, str]]) -> str:
+    """``OUT/skipped.txt``: a ``file<TAB>reason`` header and one line per skipped file
+    (tabs and line breaks in names or reasons become spaces, so each line splits in
+    two on its tab). Written also when empty, so an earlier run's list never stays."""
+    path = osp.join(out, SKIPPED_FILE)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('file\treason\n')
+        for file, reason in skipped:
+            clean = [' '.join(str(v).replace('\t', ' ').splitlines()) for v in (file, reason)]
+            f.write('\t'.join(clean) + '\n')
+    return path
+
+
+def summary(written: int, skipped: int, out: str, what: str) -> str:
+    """``wrote N predictions to OUT (WHAT)[, skipped K unreadable file(s): see ...]``."""
+    line = f'wrote {written} prediction{"" if written == 1 else "s"} to {out} ({what})'
+    if skipped:
+        line += (f', skipped {skipped} unreadable file{"" if skipped == 1 else "s"}: see '
+                 f'{osp.join(out, SKIPPED_FILE)}')
+    return line
+
+
 def main(argv=None) -> dict:
-    """Run ``ssvision infer``; returns the written files by kind."""
+    """Run ``ssvision infer``; returns the written files by kind (``skipped``: the list
+    of unreadable inputs).
+
+    Raises:
+        SystemExit: status 1 when no input could be read, 3 with ``--strict`` when some
+            were skipped (see the module docstring); the results are written first.
+    """
     import torch
 
-    from ssvision.apis import init_model, iter_inference
+    from ssvision.apis import init_model, iter_inference, load_image
     from ssvision.utils.progress import progress
     args = parse_args(argv)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -245,13 +307,36 @@ def main(argv=None) -> dict:
         writer = _SegWriter(args.out, model.classes)
     else:
         writer = _DetWriter(args.out, model.classes, coco_category_ids(model), args.score_thr)
-    results = iter_inference(model, paths, args.batch_size)
-    for path, name, result in zip(paths, output_names(paths),
-                                  progress(results, f'{model.task} ({model.network})',
-                                           total=len(paths))):
-        writer.add(path, name, result)
+    skipped: list[tuple[str, str]] = []
+    decoded: deque = deque()  # (path, name, image) of the images handed to the model
+
+    def readable():
+        # decoded here, not in iter_inference, so that one bad file is skipped instead of
+        # ending the run; iter_inference reads this a batch ahead of its results
+        for path, name in progress(zip(paths, output_names(paths)),
+                                   f'{model.task} ({model.network})', total=len(paths)):
+            try:
+                image = load_image(path, model.color_type)
+            except OSError as err:
+                skipped.append((path, skip_reason(err)))
+                continue
+            decoded.append((path, name, image))
+            yield image
+
+    written = 0
+    for result in iter_inference(model, readable(), args.batch_size):
+        path, name, image = decoded.popleft()
+        writer.add(path, name, result, image)
+        written += 1
     files = writer.close()
-    print(f'{len(paths)} images -> {args.out} ({model.task}, {model.network}, {device})')
+    files['skipped'] = write_skipped(args.out, skipped)
+    print(summary(written, len(skipped), args.out, f'{model.task}, {model.network}, {device}'))
+    if not written:
+        print(f'error: none of the {len(paths)} input files could be read as an image; see '
+              f'{files["skipped"]}', file=sys.stderr)
+        raise SystemExit(EXIT_NOTHING_READ)
+    if skipped and args.strict:
+        raise SystemExit(EXIT_SKIPPED)
     return files
 
 

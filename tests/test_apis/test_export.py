@@ -7,6 +7,8 @@ library (timm, torchvision, mmdetection), and the test checks that ssvision was 
 imported there.
 """
 
+import errno
+import io
 import os
 import os.path as osp
 import subprocess
@@ -165,6 +167,36 @@ def test_plain_own_network_runs_as_a_torch_export_program(tmp_path):
         for n in (1, 3):
             torch.testing.assert_close(model(io['x'][:n]), io['y'][:n], atol=1e-5, rtol=1e-5)
     """)
+
+
+def test_failed_export_write_keeps_the_previous_export(tmp_path, monkeypatch):
+    """A second export into the same folder whose weights write fails half-way (a full
+    disk): the error reaches the caller and the folder holds exactly the first export,
+    byte for byte, with no temporary file left. Catches weights written straight into
+    NAME.pth (a truncated file under the real name) and a manifest rewritten for files
+    that were not."""
+    model = _model(CLS_CFG, tmp_path, {'model.model.width': 8})
+    out = tmp_path / 'out'
+    export_model(model, 'plain', str(out), name='tiny')
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with torch.no_grad():  # the second export would write other weights
+        for p in model.algorithm.teacher.parameters():
+            p.add_(1.0)
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        buf = io.BytesIO()
+        real_save(obj, buf, *args, **kwargs)
+        with open(f, 'wb') as fh:
+            fh.write(buf.getvalue()[:len(buf.getvalue()) // 2])
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(OSError, match='No space left'):
+        export_model(model, 'plain', str(out), name='tiny')
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(after) == sorted(before)
+    assert after == before
 
 
 # ------------------------------------------------------------------------ onnx

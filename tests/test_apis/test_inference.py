@@ -8,6 +8,7 @@ real Runner first.
 import csv
 import importlib.util
 import json
+import os
 import os.path as osp
 
 import cv2
@@ -106,6 +107,7 @@ def test_segmentation_masks_follow_the_test_mode_at_the_original_size(tmp_path):
     opts = {**SEG_OPTS, 'model.task.test_cfg': dict(mode='slide', window=(32, 32),
                                                      stride=(24, 24))}
     model = init_model(SEG_CFG, None, cfg_options=opts)
+    torch.manual_seed(0)  # the same weights whatever ran before
     with torch.no_grad():  # a classifier strong enough for masks that vary in space
         model.algorithm.teacher.classifier.weight.normal_(0.0, 1.0)
     ckpt = _save(model, tmp_path / 's.pth')
@@ -122,6 +124,20 @@ def test_segmentation_masks_follow_the_test_mode_at_the_original_size(tmp_path):
         np.testing.assert_array_equal(res['mask'], slide[0].argmax(0).numpy())
         whole = algo.task.predict(algo.teacher, x['inputs'])[0].argmax(0).numpy()
         assert (whole != res['mask']).any()  # the two modes differ on this image
+
+
+def test_segmentation_refuses_a_test_pipeline_that_crops():
+    """A ResizeImage(fit='crop') in a segmentation test pipeline is refused with the fix.
+    Catches masks whose centre-crop probabilities are stretched over the whole image."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(SEG_CFG)
+    cfg.merge_from_dict(SEG_OPTS)
+    cfg.test_dataloader.dataset.pipeline = [dict(type='ResizeImage', size=32),
+                                            dict(type='PackSegInputs')]
+    with pytest.raises(ValueError, match="fit='stretch'"):
+        init_model(cfg, None)
+    cfg.test_dataloader.dataset.pipeline[0]['fit'] = 'stretch'
+    assert init_model(cfg, None).task == 'segmentation'
 
 
 def test_detection_boxes_are_mapped_back_to_the_original_image(tmp_path):
@@ -304,3 +320,136 @@ def test_mmdet_plugin_inference_matches_mmdetection_own_path(tmp_path):
     np.testing.assert_allclose(res['boxes'], ref.bboxes.numpy(), atol=1e-3)
     np.testing.assert_allclose(res['scores'], ref.scores.numpy(), atol=1e-5)
     assert res['boxes'][:, 2].max() <= 60 + 1e-3 and res['boxes'][:, 3].max() <= 90 + 1e-3
+
+
+# ------------------------------------------------------------------------ unreadable files
+def _unreadable_files(folder):
+    """Files that are no readable image, named to sort between the good ones
+    (a_good.png < b_* < c_good.png < d_* < e_good.png), and their expected reasons."""
+    noise = np.random.default_rng(5).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    png, jpg = (cv2.imencode(ext, noise)[1].tobytes() for ext in ('.png', '.jpg'))
+    garbled = bytearray(png)
+    garbled[len(png) // 2:len(png) // 2 + 64] = bytes(64)  # inside the pixel data
+    files = {'b_empty.jpg': (b'', 'empty file'),
+             'b_notes.png': (b'<html>not found</html>', 'not an image'),
+             'd_cut.png': (png[:len(png) // 2], 'PNG file whose pixels do not decode'),
+             'd_cut.jpg': (jpg[:len(jpg) // 2], 'JPEG file whose pixels do not decode'),
+             'd_garbled.png': (bytes(garbled), 'PNG file whose pixels do not decode')}
+    for name, (data, _) in files.items():
+        (folder / name).write_bytes(data)
+    return {str(folder / n): reason for n, (_, reason) in files.items()}
+
+
+def _read_skipped(out):
+    lines = (out / 'skipped.txt').read_text().splitlines()
+    assert lines[0] == 'file\treason'
+    return dict(line.rsplit('\t', 1) for line in lines[1:])
+
+
+@pytest.mark.parametrize('task', ['classification', 'segmentation', 'detection'])
+def test_infer_tool_skips_unreadable_files_and_writes_every_good_result(tmp_path, capsys,
+                                                                        task):
+    """Good images among an empty file, a text file, truncated PNG / JPEG copies and a
+    PNG with damaged pixel data: every good image's result is written, against the
+    right file name, the others are listed with their reason, status 0. Catches a run
+    that ends at the first bad file, results matched to the wrong files once one was
+    skipped (each writer), and a missing or wrong skipped.txt."""
+    from PIL import Image
+
+    from ssvision.cli import main as cli
+    config, opts = {'classification': (CLS_CFG, CLS_OPTS), 'segmentation': (SEG_CFG, SEG_OPTS),
+                    'detection': (DET_CFG, DET_OPTS)}[task]
+    model = init_model(config, None, cfg_options=opts)
+    ckpt = _save(model, tmp_path / 'm.pth')
+    model = init_model(config, ckpt, cfg_options=opts)
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    good = [str(folder / f'{c}_good.png') for c in 'ace']
+    for i, path in enumerate(good):  # different sizes: each result belongs to one image
+        cv2.imwrite(path, rng.integers(0, 256, (28 + 4 * i, 36 + 8 * i, 3), dtype=np.uint8))
+    bad = _unreadable_files(folder)
+    out = tmp_path / 'out'
+    status = cli(['infer', config, ckpt, str(folder), '--out', str(out), '--device', 'cpu',
+                  '--score-thr', '0', '--cfg-options', *[f'{k}={v}' for k, v in opts.items()]])
+    assert status == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == (f'wrote 3 predictions to {out} ({task}, teacher, cpu), skipped 5 '
+                    f'unreadable files: see {out / "skipped.txt"}')
+    skipped = _read_skipped(out)
+    assert sorted(skipped) == sorted(bad)
+    for path, reason in bad.items():
+        assert skipped[path].startswith(reason), (path, skipped[path])
+    expected = inference(model, good)
+    if task == 'classification':
+        rows = json.loads((out / 'predictions.json').read_text())
+        assert [r['file'] for r in rows] == good
+        for r, e in zip(rows, expected):
+            assert r['scores'] == pytest.approx(dict(zip(model.classes,
+                                                         e['scores'].tolist())), abs=1e-6)
+    elif task == 'segmentation':
+        meta = json.loads((out / 'masks.json').read_text())
+        assert [m['file'] for m in meta['images']] == good
+        for path, e in zip(good, expected):
+            name = osp.splitext(osp.basename(path))[0]
+            np.testing.assert_array_equal(np.asarray(Image.open(out / 'masks' / f'{name}.png')),
+                                          e['mask'])
+            assert Image.open(out / 'overlays' / f'{name}.png').size == e['mask'].shape[::-1]
+    else:
+        images = json.loads((out / 'images.json').read_text())['images']
+        assert [(i['file_name'], i['height'], i['width']) for i in images] == \
+            [(p, 28 + 4 * i, 36 + 8 * i) for i, p in enumerate(good)]
+        results = json.loads((out / 'results.json').read_text())
+        for image_id, e in enumerate(expected):
+            mine = [r for r in results if r['image_id'] == image_id]
+            assert len(mine) == len(e['boxes']) > 0
+            assert [r['score'] for r in mine] == pytest.approx(e['scores'].tolist(), abs=1e-5)
+        assert sorted(os.listdir(out / 'vis')) == ['a_good.png', 'c_good.png', 'e_good.png']
+
+
+def test_infer_tool_exit_status_when_nothing_or_something_was_skipped(tmp_path, capsys):
+    """Only unreadable files: status 1, with skipped.txt and the empty results written;
+    --strict: status 3 when any file was skipped, the good results written all the same;
+    a later clean run empties skipped.txt. Catches a run that reports success with no
+    prediction at all, --strict ignored, and a stale skipped.txt left from a run before."""
+    from ssvision.cli import main as cli
+    model = init_model(CLS_CFG, None, cfg_options=CLS_OPTS)
+    ckpt = _save(model, tmp_path / 'c.pth')
+    opts = ['--cfg-options', 'model.model.width=8']
+    bad_dir, mixed = tmp_path / 'bad', tmp_path / 'mixed'
+    bad_dir.mkdir()
+    mixed.mkdir()
+    bad = _unreadable_files(bad_dir)
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exc:
+        cli(['infer', CLS_CFG, ckpt, str(bad_dir), '--out', str(out), *opts])
+    assert exc.value.code == 1
+    assert 'none of the 5 input files could be read' in capsys.readouterr().err
+    assert sorted(_read_skipped(out)) == sorted(bad)
+    assert json.loads((out / 'predictions.json').read_text()) == []
+
+    digit = str(mixed / 'digit.png')
+    cv2.imwrite(digit, _digits(1)[0])
+    (mixed / 'zero.png').write_bytes(b'')
+    with pytest.raises(SystemExit) as exc:
+        cli(['infer', CLS_CFG, ckpt, str(mixed), '--out', str(out), '--strict', *opts])
+    assert exc.value.code == 3
+    assert [r['file'] for r in json.loads((out / 'predictions.json').read_text())] == [digit]
+    assert _read_skipped(out) == {str(mixed / 'zero.png'): 'empty file (0 bytes)'}
+
+    assert cli(['infer', CLS_CFG, ckpt, digit, '--out', str(out), '--strict', *opts]) == 0
+    assert _read_skipped(out) == {}
+    assert capsys.readouterr().out.strip().endswith('(classification, teacher, cpu)')
+
+
+def test_inference_api_names_the_unreadable_file_and_why(tmp_path):
+    """inference() on a truncated file raises UnreadableImageError naming the file and
+    the reason. Catches a truncated file decoded into a half-grey image (a prediction
+    for pixels that are not there) and an error that does not say which file."""
+    from ssvision.apis.inference import UnreadableImageError
+    model = init_model(CLS_CFG, None, cfg_options=CLS_OPTS)
+    bad = _unreadable_files(tmp_path)
+    cut = str(tmp_path / 'd_cut.jpg')
+    with pytest.raises(UnreadableImageError, match='d_cut.jpg: JPEG file whose pixels') as exc:
+        inference(model, [_digits(1)[0], cut])
+    assert exc.value.path == cut and exc.value.reason.startswith(bad[cut])
