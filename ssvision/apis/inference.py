@@ -53,6 +53,8 @@ from torch import nn
 
 from ssvision import checkpoints
 from ssvision.datasets.base import build_pipeline, read_image
+from ssvision.engine.hooks.bn_recalibration_hook import META_KEY as BN_META_KEY
+from ssvision.engine.hooks.bn_recalibration_hook import apply_recalibrated
 from ssvision.models.algorithms.checkpoint_keys import expand_plain_state_dict
 
 __all__ = ['InferenceModel', 'init_model', 'inference', 'iter_inference', 'load_image',
@@ -134,14 +136,19 @@ class InferenceModel:
 def load_config(config: str | os.PathLike | Config,
                 cfg_options: dict | None = None) -> Config:
     """A copy of ``config`` (a :class:`Config`, a file, or ``ssvision::GROUP/NAME.py``)
-    with ``cfg_options`` merged in."""
+    with ``cfg_options`` merged in and its ``'${NAME}'`` placeholders resolved."""
+    from ssvision.utils.knobs import check_consumed, resolve_knobs
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
-        from ssvision.utils.config import load_config as _load
-        cfg = _load(os.fspath(config))
+        import ssvision  # noqa: F401  (the ssvision:: prefix of _base_ entries)
+        from ssvision.utils.config import config_path
+        path = config_path(os.fspath(config))
+        cfg = Config.fromfile(path)
+        check_consumed(path, cfg, cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    resolve_knobs(cfg)  # '${img_size}' placeholders read the final top-level values
     return cfg
 
 
@@ -328,6 +335,8 @@ def init_model(config: str | os.PathLike | Config, checkpoint: str | None = None
         cfg.model.pop('init_cfg', None)
     algorithm = _build(cfg, library)
     meta = load_weights(algorithm, checkpoint) if checkpoint is not None else {}
+    if meta.get(BN_META_KEY):  # BatchNorm statistics re-estimated when it was saved
+        apply_recalibrated(algorithm, meta[BN_META_KEY])
     algorithm.to(device).eval()
     task = _task_of(algorithm, library)
     return InferenceModel(

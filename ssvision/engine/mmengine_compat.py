@@ -56,6 +56,11 @@ def infinite_iterator(dataloader):
     return _InfiniteDataloaderIterator(dataloader)
 
 
+def is_resuming(runner) -> bool:
+    """Whether ``runner`` resumes a training run (mmengine keeps it in ``_resume``)."""
+    return bool(getattr(runner, '_resume', False))
+
+
 def built_loop(runner, name: str):
     """``runner.train_loop`` / ``val_loop`` if it was built already, else None.
 

@@ -30,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from ssvision.tools.train import dist_session, run_config, setup_dist
+    from ssvision.tools.train import dist_session, register_run_hooks, run_config, setup_dist
     with dist_session():  # the group starts inside, so a failed build still ends it
         cfg = run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
         setup_dist(cfg)
@@ -41,7 +41,7 @@ def main(argv=None) -> dict:
         cfg.load_from = args.checkpoint
         cfg.resume = False
         runner = Runner.from_cfg(cfg)
-        runner.register_hook(dict(type='ClassNamesHook'))  # the test data's class names
+        register_run_hooks(runner, cfg)  # class names; re-estimated BatchNorm buffers
         metrics = runner.test()
     metrics = {k: float(v) for k, v in metrics.items()}
     if args.out:

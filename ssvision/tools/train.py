@@ -53,16 +53,31 @@ def run_config(config: str, launcher: str = 'none', cfg_options: dict | None = N
     """A run's config (train or test): the file or packaged name, the launcher, the
     ``--cfg-options`` and the work dir (default ``work_dirs/<config name>``)."""
     import ssvision  # noqa: F401  (ssvision:: _base_ entries, checkpoint schemes)
-    cfg = Config.fromfile(config_path(config))
+    from ssvision.utils.knobs import check_consumed, resolve_knobs
+    path = config_path(config)
+    cfg = Config.fromfile(path)
+    check_consumed(path, cfg, cfg_options)  # settings that could not take effect
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
+    resolve_knobs(cfg)  # '${img_size}' placeholders read the final top-level values
+    no_worker_persistence(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         name = osp.splitext(osp.basename(config_path(config)))[0]
         cfg.work_dir = osp.join('work_dirs', name)
     return cfg
+
+
+def no_worker_persistence(cfg: Config) -> None:
+    """``persistent_workers`` needs loader workers: with ``num_workers=0`` it is turned
+    off (torch refuses the pair) instead of failing the run."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and not loader.get('num_workers', 0):
+            if loader.get('persistent_workers'):
+                loader['persistent_workers'] = False
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -153,6 +168,16 @@ def dist_session():
         teardown_dist()
 
 
+def register_run_hooks(runner, cfg: Config) -> None:
+    """Hooks every run gets without listing them: the class-name check and, unless the
+    config lists its own ``BNRecalibrationHook``, BatchNorm statistics re-estimated for
+    validation, checkpoints and inference while the running ones are untrustworthy."""
+    runner.register_hook(dict(type='ClassNamesHook'))
+    listed = {h.get('type') for h in cfg.get('custom_hooks') or [] if isinstance(h, dict)}
+    if not listed & {'BNRecalibrationHook', 'ssvision.BNRecalibrationHook'}:
+        runner.register_hook(dict(type='BNRecalibrationHook', when='untrusted'))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     # the process group starts inside (setup_dist on CPU, the Runner on CUDA), so a
@@ -160,7 +185,7 @@ def main(argv=None) -> None:
     with dist_session():
         cfg = build_config(args)
         runner = Runner.from_cfg(cfg)
-        runner.register_hook(dict(type='ClassNamesHook'))  # every split's class names
+        register_run_hooks(runner, cfg)
         runner.train()
 
 

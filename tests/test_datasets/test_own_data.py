@@ -238,10 +238,10 @@ def test_empty_folders_are_errors_naming_them(tmp_path, photos):
 
 # ----------------------------------------------------------- one sample per task
 def test_class_folders_pair_with_a_flat_folder(tmp_path, photos):
-    from mmengine.config import Config
+    from ssvision.utils.config import load_config
     _class_folders(tmp_path / 'labeled', photos)
     _unlabeled_folder(tmp_path / 'unlabeled', photos)
-    cfg = Config.fromfile(osp.join(CUSTOM, 'fixmatch_resnet18_own-folders.py'))
+    cfg = load_config(osp.join(CUSTOM, 'fixmatch_resnet18_own-folders.py'))
     semi = cfg.train_dataloader.dataset
     semi.labeled.root = str(tmp_path / 'labeled')
     semi.unlabeled.root = str(tmp_path / 'unlabeled')

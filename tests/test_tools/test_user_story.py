@@ -47,28 +47,22 @@ def test_own_folders_train_infer_export_from_another_folder(tmp_path, monkeypatc
     work = tmp_path / 'project'
     work.mkdir()
     monkeypatch.chdir(work)
-    # the user's config: the packaged one with their data root (one change)
-    (work / 'mine.py').write_text(
-        f"_base_ = ['{CONFIG}']\n"
-        f"data_root = '{root}'\n"
-        "train_dataloader = dict(dataset=dict(labeled=dict(root=data_root + '/labeled'),\n"
-        "                                     unlabeled=dict(root=data_root + '/unlabeled')))\n"
-        "val_dataloader = dict(dataset=dict(root=data_root + '/labeled'))\n"
-        'test_dataloader = val_dataloader\n')
-    shrink = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-              'default_hooks.checkpoint.interval=2', 'labeled_batch_size=2',
-              'train_dataloader.batch_size=6', 'train_dataloader.sampler.labeled_batch_size=2',
-              'train_dataloader.sampler.unlabeled_ratio=2', 'train_dataloader.num_workers=0',
-              'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-              'val_dataloader.persistent_workers=False', 'val_dataloader.batch_size=3']
-    size = ['train_dataloader.dataset.labeled.pipeline.0.size=32',
-            'train_dataloader.dataset.unlabeled.pipeline.0.size=32',
-            'val_dataloader.dataset.pipeline.0.size=32',
-            'test_dataloader.dataset.pipeline.0.size=32']
-    assert cli(['train', 'mine.py', '--work-dir', 'run', '--cfg-options', *shrink, *size]) == 0
+    # the user's config: the packaged one with their data root (one change; the
+    # validation and test folders follow it)
+    (work / 'mine.py').write_text(f"_base_ = ['{CONFIG}']\ndata_root = '{root}'\n")
+    # smaller and shorter for the test, through the config's own knobs
+    shrink = ['max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+              'labeled_batch_size=2', 'unlabeled_ratio=2', 'img_size=32',
+              'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+              'val_dataloader.batch_size=3']
+    assert cli(['train', 'mine.py', '--work-dir', 'run', '--cfg-options', *shrink]) == 0
     ckpt = str(work / 'run' / 'iter_2.pth')
     assert osp.exists(ckpt)
+    assert cli(['test', 'mine.py', ckpt, '--work-dir', 'test', '--out', 'metrics.json',
+                '--cfg-options', *shrink]) == 0
+    assert 'teacher/top1' in json.loads((work / 'metrics.json').read_text())
 
+    size = ['img_size=32']
     assert cli(['infer', 'mine.py', ckpt, str(tmp_path / 'new'), '--out', 'preds',
                 '--device', 'cpu', '--cfg-options', *size]) == 0
     preds = json.loads((work / 'preds' / 'predictions.json').read_text())

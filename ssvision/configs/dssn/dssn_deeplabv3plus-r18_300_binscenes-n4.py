@@ -17,7 +17,7 @@ optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
     paramwise_cfg=dict(custom_keys={'student.backbone': dict(lr_mult=0.1)}))
 param_scheduler = [
-    dict(type='PolyLR', by_epoch=False, begin=0, end={{_base_.max_iters}}, power=0.9,
+    dict(type='PolyLR', by_epoch=False, begin=0, end='${max_iters}', power=0.9,
          eta_min=0.0),
 ]
 custom_hooks = [

@@ -20,7 +20,7 @@ model = dict(
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='SGD', lr=0.005, momentum=0.9, weight_decay=1e-4))
 param_scheduler = [
-    dict(type='PolyLR', by_epoch=False, begin=0, end={{_base_.max_iters}}, power=0.9,
+    dict(type='PolyLR', by_epoch=False, begin=0, end='${max_iters}', power=0.9,
          eta_min=0.0),
 ]
 train_dataloader = dict(dataset=dict(unlabeled=dict(

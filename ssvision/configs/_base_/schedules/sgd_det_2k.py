@@ -6,9 +6,9 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10.0))
 param_scheduler = [
     dict(type='LinearLR', by_epoch=False, begin=0, end=200, start_factor=0.01),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=200, end=max_iters,
-         T_max=max_iters - 200, eta_min_ratio=0.1),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=200, end='${max_iters}',
+         T_max='${max_iters - 200}', eta_min_ratio=0.1),
 ]
-train_cfg = dict(type='SemiIterBasedTrainLoop', max_iters=max_iters, val_interval=500)
+train_cfg = dict(type='SemiIterBasedTrainLoop', max_iters='${max_iters}', val_interval=500)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
