@@ -63,6 +63,7 @@ def load_config(name: str):
     from mmengine.config import Config
 
     import ssvision  # noqa: F401  (registers the ssvision:: prefix for _base_ entries)
+
     from .knobs import resolve_knobs
     cfg = Config.fromfile(config_path(name))
     resolve_knobs(cfg)  # '${NAME}' placeholders from the top-level values
