@@ -87,9 +87,42 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = [prog, *rest]  # argparse's usage lines name the command
     try:
         result = tool.main(rest)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - every failure: a short message, the rest in a file
+        if os.environ.get(DEBUG_ENV) == '1':
+            raise
+        print(short_error(prog, err), file=sys.stderr)
+        return 1
     finally:
         sys.argv = old
     return result if isinstance(result, int) else 0
+
+
+#: ``SSVISION_DEBUG=1``: errors raise with their traceback on the console.
+DEBUG_ENV = 'SSVISION_DEBUG'
+#: Lines of an error's message shown on the console.
+ERROR_LINES = 3
+
+
+def short_error(prog: str, err: BaseException) -> str:
+    """The console's few lines for a failed command: what went wrong, and where the full
+    traceback was written (a file in the temporary folder)."""
+    import tempfile
+    import time
+    import traceback
+    path = os.path.join(tempfile.gettempdir(),
+                        f'ssvision-error-{time.strftime("%Y%m%d-%H%M%S")}-{os.getpid()}.log')
+    try:
+        with open(path, 'w') as f:
+            f.write(f'{prog} {" ".join(sys.argv[1:])}\n\n')
+            traceback.print_exception(type(err), err, err.__traceback__, file=f)
+    except OSError:
+        path = None
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    text = '\n  '.join(lines[:ERROR_LINES]) + (' ...' if len(lines) > ERROR_LINES else '')
+    where = f'traceback: {path}; ' if path else ''
+    return f'{prog}: error: {text}\n  ({where}{DEBUG_ENV}=1 shows it here)'
 
 
 if __name__ == '__main__':

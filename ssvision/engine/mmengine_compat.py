@@ -21,6 +21,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import logging
 import os
 import os.path as osp
 import uuid
@@ -382,3 +383,74 @@ def install_atomic_checkpoints() -> None:
 # every ssvision run imports this module (ssvision/__init__.py): checkpoints written by
 # any Runner in the process are atomic from here on
 install_atomic_checkpoints()
+
+
+# ----------------------------------------------------------------- a quiet console
+#: Console records shortened to one line (all of them stay in the run's log file):
+#: mmengine's environment table, the full config and the hook table.
+_LONG_BLOCKS = (('System environment:', 'environment'), ('Config:\n', 'config'),
+                ('Hooks will be executed in the following order', 'hooks'))
+#: mmengine deprecation notices about its own internals, not the user's config.
+_NOISE = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias of')
+QUIET_ENV = 'SSVISION_VERBOSE'
+
+
+class _QuietConsole(logging.Filter):
+    """A console-handler filter: the environment, config and hook tables become one
+    line naming the log file that holds them; mmengine's own deprecation notices go.
+    Records are never changed (the file handler formats the same record): the one line
+    comes from :meth:`format`, which replaces the console handler's own."""
+
+    def __init__(self, handler: logging.Handler, log_file: str | None) -> None:
+        super().__init__()
+        self.log_file = log_file
+        self.told = False
+        self._format = handler.format
+        handler.format = self.format
+
+    @staticmethod
+    def _block(record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return any(marker in msg for marker, _ in _LONG_BLOCKS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if any(n in msg for n in _NOISE):
+            return False
+        if self._block(record):
+            if self.told:
+                return False
+            self.told = True
+        return True
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not self._block(record):
+            return self._format(record)
+        where = self.log_file or 'the run\'s log file'
+        line = logging.makeLogRecord(dict(record.__dict__, args=(), msg=(
+            f'environment, config and hooks: {where} ({QUIET_ENV}=1 prints them here)')))
+        return self._format(line)
+
+
+def install_quiet_console() -> None:
+    """Give every mmengine logger's console handler :class:`_QuietConsole` (unless
+    ``SSVISION_VERBOSE=1``): a user's console shows the run, the log file the rest."""
+    from mmengine.logging import MMLogger
+    init = MMLogger.__init__
+    if getattr(init, '_ssvision_quiet', False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if os.environ.get(QUIET_ENV) == '1':
+            return
+        files = [h.baseFilename for h in self.handlers if isinstance(h, logging.FileHandler)]
+        for handler in self.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.addFilter(_QuietConsole(handler, files[0] if files else None))
+
+    __init__._ssvision_quiet = True
+    MMLogger.__init__ = __init__
+
+
+install_quiet_console()

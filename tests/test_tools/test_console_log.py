@@ -64,3 +64,46 @@ def test_training_console_log_is_short_and_scalars_keep_every_class(split_file, 
     # every class's figures are still recorded for the backends
     assert {f'sel_n_{c}' for c in range(10)} <= keys
     assert {f'teacher/recall_{c}' for c in range(10)} <= keys
+
+
+def test_console_shows_the_run_and_the_log_file_holds_the_rest(split_file, tmp_path):
+    # catches: the environment, config and hook tables (300+ lines) on the console before
+    # the first iteration, and a console filter that also strips them from the log file
+    import subprocess
+    import sys
+    work = tmp_path / 'run'
+    opts = ['max_iters=2', 'train_cfg.val_interval=2', 'labeled_batch_size=4',
+            'train_dataloader.batch_size=12', 'train_dataloader.sampler.labeled_batch_size=4',
+            'train_dataloader.sampler.unlabeled_ratio=2', 'train_dataloader.num_workers=0',
+            'val_dataloader.num_workers=0', 'default_hooks.logger.interval=1',
+            f'train_dataloader.dataset.labeled.split_file={split_file}',
+            f'train_dataloader.dataset.unlabeled.split_file={split_file}',
+            f'val_dataloader.dataset.split_file={split_file}', 'model.model.width=8']
+    proc = subprocess.run(
+        [sys.executable, '-m', 'ssvision.cli', 'train',
+         'ssvision::fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py', '--work-dir', str(work),
+         '--cfg-options', *opts], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = proc.stdout.splitlines()
+    first = next(i for i, ln in enumerate(console) if 'Iter(train)' in ln)
+    assert first <= 15, '\n'.join(console[:first])
+    assert any('environment, config and hooks:' in ln for ln in console)
+    log = open(glob.glob(osp.join(work, '*', '*.log'))[0]).read()
+    assert 'System environment:' in log and 'Config:' in log
+    assert 'Hooks will be executed in the following order' in log
+
+
+def test_a_user_error_is_a_few_lines_and_an_exit_code(tmp_path, capsys):
+    # catches: a raw traceback on the console for a typo'd key or a missing file
+    from ssvision.cli import main as cli
+    code = cli(['train', 'ssvision::fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
+                '--work-dir', str(tmp_path), '--cfg-options', 'optim_wraper.optimizer.lr=0.5'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) <= 4, err
+    assert 'optim_wraper' in err[0] and 'did you mean optim_wrapper' in err[0]
+    assert 'Traceback' not in '\n'.join(err)
+    trace = err[-1].split('traceback: ')[1].split(';')[0]
+    assert 'KnobError' in open(trace).read()
+    code = cli(['train', str(tmp_path / 'missing.py')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) <= 4 and 'missing.py' in err[0], err
