@@ -237,6 +237,30 @@ def _cached(url: str, sha256: str | None, prefix: str | None) -> str | None:
     return None
 
 
+#: Seconds to wait for a host to answer before a download counts as offline.
+REACH_TIMEOUT = 3.0
+
+
+def _unreachable(url: str, timeout: float = REACH_TIMEOUT) -> str | None:
+    """``host:port`` when no connection to ``url``'s host opens within ``timeout``
+    seconds (a machine without network then fails in seconds, not after the retries of
+    a download client), else None. Proxies are left to the download itself."""
+    import socket
+    from urllib.parse import urlparse
+    parts = urlparse(url)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        return None
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(
+            parts.hostname):
+        return None
+    port = parts.port or (443 if parts.scheme == 'https' else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError:
+        return f'{parts.hostname}:{port}'
+    return None
+
+
 def _download(url: str, sha256: str | None, timeout: float) -> str:
     """A verified cached file for ``url`` (:func:`_cached`), else a fresh, verified
     download at :func:`cache_path`."""
@@ -254,6 +278,10 @@ def _download(url: str, sha256: str | None, timeout: float) -> str:
     if is_offline():
         raise FileNotFoundError(f'offline (HF_HUB_OFFLINE is set) and {dest} is not cached: '
                                 + where)
+    unreachable = _unreachable(url)
+    if unreachable:
+        raise FileNotFoundError(f'cannot reach {unreachable} (no network?) and {dest} is not '
+                                f'cached: {where}; with HF_HUB_OFFLINE=1 nothing is tried')
     folder = osp.dirname(dest)
     os.makedirs(folder, exist_ok=True)
     name = osp.basename(dest)
@@ -303,6 +331,12 @@ def _timm(name: str) -> str:
                 f'timm weights {name!r}: offline (HF_HUB_OFFLINE is set) and not cached; run '
                 f'once online, or put the file in the Hugging Face cache (HF_HOME) as repo '
                 f'{hub_id}')
+        unreachable = _unreachable('https://huggingface.co')
+        if unreachable:
+            raise FileNotFoundError(
+                f'timm weights {name!r}: cannot reach {unreachable} (no network?) and they '
+                f'are not cached; run once online, or put the file in the Hugging Face cache '
+                f'(HF_HOME) as repo {hub_id}; with HF_HUB_OFFLINE=1 nothing is tried')
         from huggingface_hub import hf_hub_download
         repo_id, _, revision = hub_id.partition('@')
         filename = getattr(cfg, 'hf_hub_filename', None) or 'model.safetensors'

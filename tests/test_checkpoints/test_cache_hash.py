@@ -258,3 +258,20 @@ def test_checkpoints_are_read_weights_only(hub, serve, tmp_path):
     cached = checkpoints.cache_path(f'{url}/payload-{digest[:8]}.pth')
     assert isinstance(torch.load(cached, weights_only=False)['meta'], Payload)
     assert LOADED != []
+
+
+def test_an_unreachable_host_fails_fast_with_what_to_do(hub, monkeypatch):
+    # catches: a download that waits out a client's retries (tens of seconds) on a machine
+    # without network before saying anything; here the port on 127.0.0.1 is closed
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]  # free again once closed: nothing listens there
+    url = f'http://127.0.0.1:{port}/w/model.pth'
+    calls = []
+    monkeypatch.setattr(checkpoints.urllib.request, 'urlopen',
+                        lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError, match=r'cannot reach 127\.0\.0\.1.*HF_HUB_OFFLINE'):
+        checkpoints.resolve(url)
+    assert time.monotonic() - start < checkpoints.REACH_TIMEOUT + 1 and calls == []
