@@ -66,7 +66,8 @@ class LocalRotationHead(BaseAuxHead):
     ``k_i = 0`` leaves the image unchanged (a valid class, as in LoRot). With no image
     to rotate (none of ``views`` in the batch, or empty) the loss is exactly 0.
 
-    Published defaults (the paper's code, wjun0830/Localizable-Rotation): LoRot-E with
+    Defaults read from the paper's code (wjun0830/Localizable-Rotation; no parity test
+    compares with it yet): LoRot-E with
     quadrant patches and a 16-way joint head, weight ``lambda = 0.1`` (its long-tailed
     CIFAR scripts; 0.5 in its OOD scripts); LoRot-I rotates a square of side 2..16
     pixels on 32 x 32 images, here ``patch_range=(1/16, 1/2)`` of the side. Used

@@ -32,8 +32,8 @@ This head implements that idea on ssvision's pseudo-boxes (what it does, exactly
 With no pseudo-box in the batch the loss is exactly 0 (background alone teaches nothing
 about classes). Prototypes move in training mode only and are summed across processes.
 
-Published defaults: the paper's code was not public when this was written, so the
-values here are the common contrastive ones and not tuned: ``temperature=0.07``
+Defaults: the paper's code was not public when this was written, so the values here
+are the common contrastive ones, not the authors' and not tuned: ``temperature=0.07``
 (supervised contrast), a 2-layer mapping MLP to 128 dimensions, prototype momentum 0.99.
 The extra cost per step is one teacher backbone pass on the weak views and one student
 backbone pass on the strong views (the detector's own passes do not return features).
