@@ -1,5 +1,5 @@
 _base_ = [
-    '../_base_/default_runtime.py', '../_base_/schedules/sgd_cosine_300.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/sgd_poly_dssn_2k.py',
     '../_base_/datasets/scenes_binary_seg_semi.py', '../_base_/models/deeplabv3plus_r18_binary.py',
 ]
 # DSSN as its authors run it (see dssn_deeplabv3plus-r18_2k_scenes-1-16.py) on the binary
@@ -13,13 +13,8 @@ model = dict(
     semi_train_cfg=dict(cutmix_prob=0.5, loss_scale=0.5, strong_weight=0.25,
                         feature_weight=0.25, siamese_weight=0.01, feature_dropout=0.5),
 )
-optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
-    paramwise_cfg=dict(custom_keys={'student.backbone': dict(lr_mult=0.1)}))
-param_scheduler = [
-    dict(type='PolyLR', by_epoch=False, begin=0, end='${max_iters}', power=0.9,
-         eta_min=0.0),
-]
+max_iters = 300
+train_cfg = dict(val_interval=150)
 custom_hooks = [
     dict(type='EMATeacherHook', momentum=0.996, ramp=False, copy_steps=1),
     dict(type='ResumeStateHook'),
