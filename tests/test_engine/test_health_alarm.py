@@ -187,3 +187,53 @@ def test_bn_recalibration_replaces_lagging_running_statistics():
     assert torch.allclose(net[0].running_var, expected_var, atol=1e-4)
     assert net[0].momentum == 0.001 and not net[0].training and not net[1].training
     assert recalibrate_bn(nn.Linear(2, 2), batches) == 0
+
+
+def _predictions(shares, conf, n=200):
+    """One iteration's health figures: the teacher labels n unlabeled samples with the
+    class shares ``shares`` at mean confidence ``conf``."""
+    out = {f'pl_n_{c}': float(round(n * s)) for c, s in enumerate(shares)}
+    out.update({'teacher_conf': conf, 'sup_loss': 0.5, 'unsup_loss': 0.1})
+    return out
+
+
+def test_drift_fires_when_the_teacher_grows_surer_of_fewer_classes():
+    # The WRN digits run: the teacher's predictions drain from the hard classes into the
+    # easy ones (1, 3, 7, 8) while its confidence rises. Catches an alarm that needs a
+    # single dominant class (the collapse alarm stays quiet here: the top class holds
+    # 25 %) or one that reads the kept labels only.
+    hook = HealthAlarmHook(interval=10)
+    runner = _runner('alarm_drift')
+    uniform = [0.1] * 10
+    for it in range(30):  # learning: the distribution approaches the balanced labels
+        spread = max(0.0, 0.3 - 0.01 * it)
+        shares = [0.1 + spread * (0.9 if c == 0 else -0.1) for c in range(10)]
+        _step(hook, runner, it, _predictions(shares, 0.5 + 0.005 * it), _balanced())
+    assert hook.fired == []
+    easy = [0.02, 0.23, 0.02, 0.23, 0.02, 0.02, 0.02, 0.23, 0.19, 0.02]
+    for it in range(30, 60):  # drift: mass moves to the easy classes, confidence rises
+        a = min(1.0, (it - 30) / 20)
+        shares = [(1 - a) * u + a * e for u, e in zip(uniform, easy)]
+        _step(hook, runner, it, _predictions(shares, 0.65 + 0.004 * (it - 30)), _balanced())
+    assert [name for name, _ in hook.fired] == ['drift']
+    assert hook.fired[0][1] in (50, 60)
+
+
+def test_drift_stays_quiet_on_a_learning_teacher_and_on_an_unsure_one():
+    # catches: an alarm on any change of the distribution (a teacher that moves towards
+    # the labeled prior while growing surer is learning), and one that ignores the
+    # confidence (a teacher drifting while it grows less sure is not confirmation bias)
+    hook = HealthAlarmHook(interval=10)
+    runner = _runner('alarm_drift_quiet')
+    for it in range(60):
+        spread = max(0.0, 0.5 - 0.01 * it)
+        shares = [0.1 + spread * (0.9 if c == 0 else -0.1) for c in range(10)]
+        _step(hook, runner, it, _predictions(shares, 0.4 + 0.005 * it), _balanced())
+    hook2 = HealthAlarmHook(interval=10)
+    runner2 = _runner('alarm_drift_unsure')
+    easy = [0.02, 0.23, 0.02, 0.23, 0.02, 0.02, 0.02, 0.23, 0.19, 0.02]
+    for it in range(60):
+        a = min(1.0, it / 40)
+        shares = [(1 - a) * 0.1 + a * e for e in easy]
+        _step(hook2, runner2, it, _predictions(shares, 0.8 - 0.004 * it), _balanced())
+    assert hook.fired == [] and hook2.fired == []

@@ -14,6 +14,7 @@ from ssvision.engine.mmengine_compat import unwrap
 from ssvision.registry import HOOKS
 
 _SEL_N = re.compile(r'^train/sel_n_(\d+)$')
+_PL_N = re.compile(r'^train/pl_n_(\d+)$')
 #: Ignore label of dense tasks (not a class; never counted in the labeled prior).
 _IGNORE = 255
 
@@ -25,7 +26,7 @@ def _odds(p: float) -> float:
 
 @HOOKS.register_module()
 class HealthAlarmHook(Hook):
-    """Three alarms for failures that leave healthy-looking logs, checked every
+    """Four alarms for failures that leave healthy-looking logs, checked every
     ``interval`` iterations and logged as warnings that name the iteration.
 
     1. **One-class teacher** (``collapse``): over the last ``interval`` iterations the
@@ -46,6 +47,16 @@ class HealthAlarmHook(Hook):
        buffer of ``model.teacher`` equals the student's bit for bit, although the last
        EMA update kept a part of the old teacher (``train/ema_momentum`` > 0). A teacher
        that is a copy of the student teaches nothing the student does not know.
+    4. **A teacher that grows surer while it drifts** (``drift``), from no hidden label:
+       ``q`` is the teacher's class distribution over *all* its unlabeled predictions
+       of the window (the ``pl_n_<c>`` figures, kept or not), ``p`` the labeled class
+       prior seen so far, and ``d = TV(q, p) = sum_c |q_c - p_c| / 2``. The alarm fires
+       when ``d`` has risen by at least ``drift_increase`` above its lowest window
+       since the unlabeled loss started, while the mean teacher confidence
+       (``teacher_conf``) of the window is at least ``drift_conf_increase`` above its
+       value in that lowest window: the teacher concentrates on some classes and is
+       more confident about it, the confirmation bias of a global threshold that keeps
+       only the easy classes. A healthy teacher's ``d`` falls or stays as it learns.
 
     Each alarm warns when it starts to hold and again only after it has stopped holding
     for one check. ``fired`` keeps ``(alarm, iteration)`` for every warning, and the
@@ -59,13 +70,21 @@ class HealthAlarmHook(Hook):
         min_selected (int): fewest kept samples in the window for alarm 1. Default 100.
         sup_loss_factor (float): growth factor of alarm 2. Default 2.
         sup_loss_increase (float): smallest absolute growth of alarm 2. Default 0.5.
+        drift_increase (float): rise of ``d`` above its lowest window for alarm 4.
+            Default 0.1.
+        drift_conf_increase (float): rise of the teacher's mean confidence since that
+            window for alarm 4. Default 0.02.
+        min_predictions (int): fewest unlabeled predictions in a window for alarm 4.
+            Default 500.
     """
 
     priority = 'LOW'  # after EMATeacherHook (ABOVE_NORMAL) and RuntimeInfoHook
 
     def __init__(self, interval: int = 50, collapse_share: float = 0.9,
                  collapse_odds: float = 10.0, min_selected: int = 100,
-                 sup_loss_factor: float = 2.0, sup_loss_increase: float = 0.5) -> None:
+                 sup_loss_factor: float = 2.0, sup_loss_increase: float = 0.5,
+                 drift_increase: float = 0.1, drift_conf_increase: float = 0.02,
+                 min_predictions: int = 500) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         if not 0.5 < collapse_share <= 1.0:
@@ -78,6 +97,11 @@ class HealthAlarmHook(Hook):
         self.min_selected = int(min_selected)
         self.sup_loss_factor = float(sup_loss_factor)
         self.sup_loss_increase = float(sup_loss_increase)
+        self.drift_increase = float(drift_increase)
+        self.drift_conf_increase = float(drift_conf_increase)
+        self.min_predictions = int(min_predictions)
+        #: (lowest d so far, the teacher's confidence in that window)
+        self._drift_low: tuple[float, float] | None = None
         self.fired: list[tuple[str, int]] = []
         self._holding: dict[str, bool] = {}
         self._labeled_counts: torch.Tensor | None = None
@@ -152,6 +176,41 @@ class HealthAlarmHook(Hook):
                           'labels')
         return False, ''
 
+    def labeled_prior(self, num_classes: int) -> torch.Tensor | None:
+        """The labeled class shares seen so far ``(num_classes,)``, or None."""
+        lab = self._labeled_counts
+        if lab is None or lab.sum() <= 0:
+            return None
+        lab = torch.nn.functional.pad(lab, (0, max(num_classes - lab.numel(), 0)))
+        return lab[:num_classes].double() / lab.sum().double()
+
+    def check_drift(self, pred_counts: dict[int, float], conf: float) -> tuple[bool, str]:
+        """Alarm 4 from the window's summed per-class prediction counts and the mean
+        teacher confidence (the lowest ``d`` seen is the baseline)."""
+        total = sum(pred_counts.values())
+        num_classes = max(pred_counts) + 1 if pred_counts else 0
+        prior = self.labeled_prior(num_classes)
+        if total < self.min_predictions or prior is None or not math.isfinite(conf):
+            return False, ''
+        q = torch.zeros(num_classes, dtype=torch.float64)
+        for c, n in pred_counts.items():
+            q[c] = n / total
+        d = 0.5 * float((q - prior).abs().sum())
+        low = self._drift_low
+        if low is None or d < low[0]:
+            self._drift_low = (d, conf)
+            return False, ''
+        if d - low[0] >= self.drift_increase and conf - low[1] >= self.drift_conf_increase:
+            top = int(torch.argmax(q - prior))
+            return True, (f"the teacher's class distribution on unlabeled data moved away "
+                          f'from the labeled one (total variation {d:.2f}, lowest '
+                          f'{low[0]:.2f}) while its confidence rose ({conf:.2f} from '
+                          f'{low[1]:.2f}); class {top} is {q[top]:.1%} of its predictions '
+                          f'against {float(prior[top]):.1%} of the labels: it is growing '
+                          'surer of fewer classes (confirmation bias; a class-aware selector '
+                          'keeps the others in training)')
+        return False, ''
+
     @staticmethod
     def teacher_equals_student(model) -> bool:
         teacher, student = model.teacher, model.student
@@ -184,6 +243,12 @@ class HealthAlarmHook(Hook):
                     self._window(runner, key, min(self.interval, self._unsup_iters)))
         if counts and self._unsup_iters:
             self._report(runner, 'collapse', *self.check_collapse(counts))
+        window = min(self.interval, self._unsup_iters)
+        preds = {int(m.group(1)): sum(self._window(runner, key, window))
+                 for key in runner.message_hub.log_scalars if (m := _PL_N.match(key))}
+        conf = self._window(runner, 'train/teacher_conf', window)
+        if preds and conf and self._unsup_iters:
+            self._report(runner, 'drift', *self.check_drift(preds, sum(conf) / len(conf)))
         sup = self._window(runner, 'train/sup_loss', min(self.interval, self._unsup_iters))
         if sup and self._unsup_iters:
             self._report(runner, 'sup_loss_growth', *self.check_sup_loss(sum(sup) / len(sup)))
