@@ -48,7 +48,9 @@ def _torchrun(work_dir, split_file, extra=()):
            '-m', 'ssvision.cli', 'train', CONFIG, '--launcher', 'pytorch',
            '--work-dir', work_dir, *extra, '--cfg-options', *opts]
     # no CUDA even where a GPU exists: the CPU path is what this test is about
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    # SSVISION_VERBOSE: the environment table (distributed settings) on the console too
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO, OMP_NUM_THREADS='1',
+               SSVISION_VERBOSE='1')
     out = subprocess.run(cmd, env=env, cwd=osp.dirname(work_dir), capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
