@@ -4,6 +4,7 @@ import os.path as osp
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from ssvision.visualization import seg_views
@@ -40,7 +41,11 @@ def test_colorize_labels_and_denormalize():
     assert np.array_equal(out, img.permute(1, 2, 0).numpy().astype(np.uint8))
 
 
-def test_show_seg_views_tool(tmp_path, monkeypatch):
+@pytest.mark.parametrize('config,extra', [
+    ('dssn_deeplabv3plus-r18_2k_scenes-1-16.py', []),  # DSSN as published
+    ('dssn-topk_deeplabv3plus-r18_2k_scenes-1-16.py', ['model.selector.floor=0.0']),
+])
+def test_show_seg_views_tool(tmp_path, monkeypatch, config, extra):
     import show_seg_views
 
     from ssvision.datasets import save_seg_splits, write_voc_scenes
@@ -48,7 +53,7 @@ def test_show_seg_views_tool(tmp_path, monkeypatch):
     ids = write_voc_scenes(train_root, 12, seed=0, items='mnist5k', size=64)
     split = save_seg_splits(ids, str(tmp_path / 'splits'), fractions=(0.25,), seed=0)
     split = next(iter(split.values()))
-    cfg = osp.join(REPO, 'configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py')
+    cfg = osp.join(REPO, 'configs/dssn', config)
     opts = [
         'labeled_batch_size=2', 'train_dataloader.batch_size=4',
         'train_dataloader.sampler.labeled_batch_size=2',
@@ -58,7 +63,7 @@ def test_show_seg_views_tool(tmp_path, monkeypatch):
         f'train_dataloader.dataset.labeled.split_file={split}',
         f'train_dataloader.dataset.unlabeled.split_file={split}',
         'model.model.aspp_channels=16', 'model.model.decoder_channels=16',
-        'model.selector.floor=0.0', 'model.semi_train_cfg.cutmix_prob=1.0',
+        'model.semi_train_cfg.cutmix_prob=1.0', *extra,
     ]
 
     seen = {}

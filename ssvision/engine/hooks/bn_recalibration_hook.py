@@ -61,6 +61,10 @@ def recalibrate_bn(model: nn.Module, batches: Sequence[torch.Tensor],
 WHEN = ('always', 'untrusted')
 #: Key of the re-estimated BatchNorm buffers in a checkpoint's ``meta``.
 META_KEY = 'bn_recalibrated'
+#: Key of the cached training batches in a checkpoint (for an exact resume).
+CACHE_KEY = 'ssvision_bn_cache'
+#: Largest cache kept in a checkpoint (raw images; bigger ones are left out).
+CACHE_MAX_BYTES = 64 << 20
 
 
 def untrusted_nets(model, iteration: int) -> list[str]:
@@ -95,7 +99,9 @@ class BNRecalibrationHook(Hook):
     what it has learnt. This hook keeps the last ``num_batches`` training batches'
     weak views (``sup`` and ``unsup_teacher``, raw, on the CPU) and replays them
     through each network with :func:`recalibrate_bn`. Only training images are used,
-    never validation images.
+    never validation images. Checkpoints keep the cache when it is at most
+    ``CACHE_MAX_BYTES`` (64 MiB), so a resumed run re-estimates exactly as an
+    uninterrupted one; a larger cache is refilled after the resume (logged).
 
     - ``when='always'`` (the hook as configs list it): before every validation, in
       place; the re-estimated buffers stay in the networks (and are saved and
@@ -196,6 +202,7 @@ class BNRecalibrationHook(Hook):
         self._saved = {}
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._save_cache(checkpoint)
         if self.when != 'untrusted' or not self._cache:
             return
         names = self._targets(runner)
@@ -209,13 +216,33 @@ class BNRecalibrationHook(Hook):
         self._saved = before
         self._restore(runner)
 
+    def _save_cache(self, checkpoint: dict) -> None:
+        """Keep the cached training batches in the checkpoint when they are small
+        (``CACHE_MAX_BYTES``), so that a resumed run re-estimates on the same batches as
+        an uninterrupted one; larger caches are left out and the resumed run refills
+        its cache from the batches it trains on (logged on resume)."""
+        size = sum(v.numel() * v.element_size() for kept in self._cache for v in kept.values())
+        if self._cache and size <= CACHE_MAX_BYTES:
+            checkpoint[CACHE_KEY] = [dict(kept) for kept in self._cache]
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Outside a resumed training run (``tools/test.py``), the checkpoint's
+        """On resume, the cached training batches come back (when the checkpoint has
+        them); outside a resumed training run (``tools/test.py``), the checkpoint's
         re-estimated buffers replace the training ones."""
         from ssvision.engine.mmengine_compat import is_resuming
+        if is_resuming(runner):
+            cache = checkpoint.get(CACHE_KEY)
+            self._cache.clear()
+            if isinstance(cache, list):
+                self._cache.extend(cache[-self.num_batches:] if self.num_batches else [])
+            elif checkpoint.get('meta', {}).get('iter', 0):
+                print_log('BNRecalibrationHook: this checkpoint holds no cached training '
+                          f'batches (over {CACHE_MAX_BYTES >> 20} MiB); re-estimates use '
+                          'the batches trained on after the resume', logger='current')
+            return
         buffers = (checkpoint.get('meta') or {}).get(META_KEY)
         state = checkpoint.get('state_dict')
-        if not buffers or is_resuming(runner) or not isinstance(state, dict):
+        if not buffers or not isinstance(state, dict):
             return
         # mmengine loads the state dict after this hook: replace the buffers there
         for key, value in buffers.items():
