@@ -185,8 +185,11 @@ def cmd_build(args) -> int:
     if threads and args.threads is None:
         print(f'(the recorded build ran {threads} CPU thread(s); --threads N to change: '
               'then the weights are not bit-identical to it)', flush=True)
-    if run_child(cmd, env):
-        print('error: training failed', file=sys.stderr)
+    code = run_child(cmd, env)
+    if code:
+        how = (f'killed by {signal.Signals(-code).name}' if code < 0 and -code in
+               signal.valid_signals() else f'exit code {code}')
+        print(f'error: training failed ({how}); its log is under {work}', file=sys.stderr)
         return 1
     with open(osp.join(work, 'last_checkpoint')) as f:
         last = f.read().strip()

@@ -118,3 +118,21 @@ def test_build_trains_with_the_recorded_thread_count(tmp_path, monkeypatch, caps
     assert calls[-1][0][calls[-1][0].index('--cfg-options') + 1] == 'train_cfg.max_iters=1'
     with pytest.raises(ValueError, match='threads'):
         zoo_tool.build_env({}, 0)
+
+
+@pytest.mark.parametrize('code,says', [(-signal.SIGKILL, 'killed by SIGKILL'), (2, 'exit code 2')])
+def test_a_failed_build_says_how_the_training_ended(tmp_path, monkeypatch, capsys, code, says):
+    # catches: a bare 'training failed' that leaves a user guessing whether the run was
+    # killed (out of memory, a scheduler) or raised
+    import json
+
+    from ssvision.tools import zoo as zoo_tool
+    index = tmp_path / 'team.json'
+    index.write_text(json.dumps([dict(name='toy', task='classification', config='configs/x.py',
+                                      checkpoint=None, metrics={}, command='', build={})]))
+    monkeypatch.setenv('SSVISION_ZOO_INDEX', str(index))
+    monkeypatch.setattr(zoo_tool, 'run_child', lambda cmd, env: code)
+    work = str(tmp_path / 'w')
+    assert zoo_tool.main(['build', 'toy', '--work-dir', work]) == 1
+    err = capsys.readouterr().err
+    assert f'training failed ({says}); its log is under {work}' in err
