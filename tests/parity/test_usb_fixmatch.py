@@ -16,22 +16,12 @@ def test_fixmatch_matches_usb_train_step(usb):
     ours = usb.ssvision_model('FixMatch', C)
     ref = usb.algorithm('fixmatch', num_classes=C)
     seen = usb.record(ref)
-    for batch in usb.logit_batches(STEPS, C):
-        t = batch['it']
-        a, b = usb.leaves(batch)
-        total, losses, (labels, weight) = usb.ssvision_step(ours, t, a['x_lb'], a['y_lb'],
-                                                            a['x_ulb_w'], a['x_ulb_s'])
-        ref.it = t
-        ref_total, log = usb.train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'], b['x_ulb_s'])
-        assert torch.equal(weight, seen['masking']), f'mask differs at step {t}'
-        assert torch.equal(labels, seen['gen_ulb_targets']), f'labels differ at step {t}'
-        usb.close(losses['sup_loss'], log['train/sup_loss'], 'sup_loss', t)
-        usb.close(losses['unsup_loss'], log['train/unsup_loss'], 'unsup_loss', t)
-        usb.close(total, ref_total, 'total loss', t)
-        total.backward()
-        ref_total.backward()
-        usb.close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
-        usb.close(a['x_lb'].grad, b['x_lb'].grad, 'labeled gradient', t)
+    for s in usb.lockstep(ours, ref, STEPS, C):
+        assert torch.equal(s.weight, seen['masking']), f'mask differs at step {s.t}'
+        assert torch.equal(s.labels, seen['gen_ulb_targets']), f'labels differ at step {s.t}'
+        usb.close(s.losses['sup_loss'], s.log['train/sup_loss'], 'sup_loss', s.t)
+        usb.close(s.losses['unsup_loss'], s.log['train/unsup_loss'], 'unsup_loss', s.t)
+        usb.same_total_and_gradients(s, labeled=True)
 
 
 def test_fixed_threshold_keeps_a_confidence_equal_to_the_threshold_like_usb(usb):

@@ -32,23 +32,13 @@ def test_flexmatch_matches_usb_train_step(usb):
     seen = usb.record(ref)
     hook = ref.hooks_dict['MaskingHook']
     kept = 0
-    for batch in usb.logit_batches(STEPS, C, num_unlabeled=N_ULB):
-        t = batch['it']
-        a, b = usb.leaves(batch)
-        total, losses, (labels, weight) = usb.ssvision_step(
-            ours, t, a['x_lb'], a['y_lb'], a['x_ulb_w'], a['x_ulb_s'], a['idx_ulb'])
-        ref.it = t
-        ref_total, log = usb.train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'],
-                                        b['x_ulb_s'], b['idx_ulb'])
-        assert torch.equal(weight, seen['masking']), f'mask differs at step {t}'
-        assert torch.equal(labels, seen['gen_ulb_targets']), f'labels differ at step {t}'
-        _same_state(ours.selector, hook, t)
-        usb.close(losses['unsup_loss'], log['train/unsup_loss'], 'unsup_loss', t)
-        usb.close(total, ref_total, 'total loss', t)
-        total.backward()
-        ref_total.backward()
-        usb.close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
-        kept += int(weight.sum())
+    for s in usb.lockstep(ours, ref, STEPS, C, with_idx=True, num_unlabeled=N_ULB):
+        assert torch.equal(s.weight, seen['masking']), f'mask differs at step {s.t}'
+        assert torch.equal(s.labels, seen['gen_ulb_targets']), f'labels differ at step {s.t}'
+        _same_state(ours.selector, hook, s.t)
+        usb.close(s.losses['unsup_loss'], s.log['train/unsup_loss'], 'unsup_loss', s.t)
+        usb.same_total_and_gradients(s)
+        kept += int(s.weight.sum())
     # the thresholds did rise: some samples were rejected along the way
     assert 0 < kept < STEPS * 32
     assert (hook.classwise_acc > 0).all()

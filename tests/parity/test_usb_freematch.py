@@ -21,32 +21,25 @@ def test_freematch_matches_usb_train_step(usb):
     seen = usb.record(ref)
     hook = ref.hooks_dict['MaskingHook']
     absent = empty = 0
-    for batch in usb.logit_batches(STEPS, C):
-        t = batch['it']
-        a, b = usb.leaves(batch)
-        total, losses, (labels, weight) = usb.ssvision_step(ours, t, a['x_lb'], a['y_lb'],
-                                                            a['x_ulb_w'], a['x_ulb_s'])
-        ref.it = t
-        ref_total, log = usb.train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'], b['x_ulb_s'])
+    for s in usb.lockstep(ours, ref, STEPS, C):
+        t = s.t
         mask = seen['masking']
-        assert torch.equal(weight, mask), f'mask differs at step {t}'
-        assert torch.equal(labels, seen['gen_ulb_targets']), f'labels differ at step {t}'
+        assert torch.equal(s.weight, mask), f'mask differs at step {t}'
+        assert torch.equal(s.labels, seen['gen_ulb_targets']), f'labels differ at step {t}'
         sel = ours.selector
         usb.close(sel.tau, hook.time_p, 'tau', t, usb.STATE_TOL)
         usb.close(sel.p_tilde, hook.p_model, 'p_tilde', t, usb.STATE_TOL)
         usb.close(sel.label_hist, hook.label_hist, 'label_hist', t, usb.STATE_TOL)
-        usb.close(losses['unsup_loss'], log['train/unsup_loss'], 'unsup_loss', t)
+        usb.close(s.losses['unsup_loss'], s.log['train/unsup_loss'], 'unsup_loss', t)
         if mask.sum() > 0:
-            ent, _ = entropy_loss(mask, b['x_ulb_s'].detach(), ref.p_model, ref.label_hist)
-            strong = b['x_ulb_s'].detach()[mask.bool()].argmax(dim=1)
-            absent += int(torch.bincount(strong, minlength=C).eq(0).any())
+            strong = s.b['x_ulb_s'].detach()
+            ent, _ = entropy_loss(mask, strong, ref.p_model, ref.label_hist)
+            absent += int(torch.bincount(strong[mask.bool()].argmax(dim=1),
+                                         minlength=C).eq(0).any())
         else:
             ent, empty = 0.0, empty + 1
-        usb.close(losses['unsup_fair_loss'], ref.lambda_e * ent, 'fairness loss', t)
-        usb.close(total, ref_total, 'total loss', t)
-        total.backward()
-        ref_total.backward()
-        usb.close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
+        usb.close(s.losses['unsup_fair_loss'], ref.lambda_e * ent, 'fairness loss', t)
+        usb.same_total_and_gradients(s)
     # the sequence exercised classes absent from the selection and an empty selection
     assert absent > STEPS // 2 and empty >= 1
 

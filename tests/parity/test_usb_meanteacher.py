@@ -20,25 +20,17 @@ def test_meanteacher_linear_rampup_matches_usb_train_step(usb):
     assert warmup == ref.unsup_warm_up * STEPS
     ours = usb.ssvision_model('MeanTeacher', C, semi_train_cfg=dict(
         rampup='linear', unsup_warmup_iters=warmup, unsup_weight=ref.lambda_u))
-    for batch in usb.logit_batches(STEPS, C):
-        t = batch['it']
-        a, b = usb.leaves(batch)
-        total, losses, (_, weight) = usb.ssvision_step(ours, t, a['x_lb'], a['y_lb'],
-                                                       a['x_ulb_w'], a['x_ulb_s'])
-        ref.it = t
-        ref_total, log = usb.train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'], b['x_ulb_s'])
-        assert weight.eq(1).all()
+    for s in usb.lockstep(ours, ref, STEPS, C):
+        t = s.t
+        assert s.weight.eq(1).all()
         ramp = min(max(t / (ref.unsup_warm_up * STEPS), 0.0), 1.0)
         usb.close(ours.unsup_weight_at(t), ref.lambda_u * ramp, 'unsup weight', t)
-        usb.close(losses['sup_loss'], log['train/sup_loss'], 'sup_loss', t)
-        usb.close(losses['unsup_loss'], ref.lambda_u * ramp * log['train/unsup_loss'],
+        usb.close(s.losses['sup_loss'], s.log['train/sup_loss'], 'sup_loss', t)
+        usb.close(s.losses['unsup_loss'], ref.lambda_u * ramp * s.log['train/unsup_loss'],
                   'weighted unsup_loss', t)
-        usb.close(total, ref_total, 'total loss', t)
-        total.backward()
-        ref_total.backward()
+        usb.same_total_and_gradients(s)
         if t == 0:  # weight 0 at USB's first iteration
-            assert a['x_ulb_s'].grad.abs().sum() == 0 == b['x_ulb_s'].grad.abs().sum()
-        usb.close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
+            assert s.a['x_ulb_s'].grad.abs().sum() == 0 == s.b['x_ulb_s'].grad.abs().sum()
 
 
 def test_meanteacher_default_matches_the_authors_formulas(usb):

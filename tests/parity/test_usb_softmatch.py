@@ -21,24 +21,16 @@ def test_softmatch_matches_usb_train_step(usb):
     seen = usb.record(ref)
     align, weigh = ref.hooks_dict['DistAlignHook'], ref.hooks_dict['MaskingHook']
     relabelled = 0
-    for batch in usb.logit_batches(STEPS, C):
-        t = batch['it']
-        a, b = usb.leaves(batch)
-        total, losses, (labels, weight) = usb.ssvision_step(ours, t, a['x_lb'], a['y_lb'],
-                                                            a['x_ulb_w'], a['x_ulb_s'])
-        ref.it = t
-        ref_total, log = usb.train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'], b['x_ulb_s'])
-        assert torch.equal(labels, seen['gen_ulb_targets']), f'labels differ at step {t}'
-        relabelled += int((seen['dist_align'].argmax(dim=1) != labels).sum())
+    for s in usb.lockstep(ours, ref, STEPS, C):
+        t = s.t
+        assert torch.equal(s.labels, seen['gen_ulb_targets']), f'labels differ at step {t}'
+        relabelled += int((seen['dist_align'].argmax(dim=1) != s.labels).sum())
         sel = ours.selector
         usb.close(sel.p_model, align.p_model, 'p_model', t, usb.STATE_TOL)
         usb.close(sel.mu, weigh.prob_max_mu_t, 'mu', t, usb.STATE_TOL)
         usb.close(sel.var, weigh.prob_max_var_t, 'var', t, usb.STATE_TOL)
-        usb.close(weight, seen['masking'], 'weight', t)
-        usb.close(losses['unsup_loss'], log['train/unsup_loss'], 'unsup_loss', t)
-        usb.close(total, ref_total, 'total loss', t)
-        total.backward()
-        ref_total.backward()
-        usb.close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
+        usb.close(s.weight, seen['masking'], 'weight', t)
+        usb.close(s.losses['unsup_loss'], s.log['train/unsup_loss'], 'unsup_loss', t)
+        usb.same_total_and_gradients(s)
     # alignment moved some top classes: labels from aligned probabilities would differ
     assert relabelled > 0

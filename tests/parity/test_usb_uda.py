@@ -25,21 +25,12 @@ def test_uda_usb_variant_matches_usb_train_step(usb, schedule):
     ref = usb.algorithm('uda', num_classes=C, tsa_schedule=schedule, num_train_iter=STEPS)
     seen = usb.record(ref)
     dropped = 0
-    for batch in usb.logit_batches(STEPS, C):
-        t = batch['it']
-        a, b = usb.leaves(batch)
-        total, losses, (_, weight) = usb.ssvision_step(ours, t, a['x_lb'], a['y_lb'],
-                                                       a['x_ulb_w'], a['x_ulb_s'])
-        ref.it = t
-        ref_total, log = usb.train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'], b['x_ulb_s'])
-        assert torch.equal(weight, seen['masking']), f'mask differs at step {t}'
-        usb.close(losses['sup_loss'], log['train/sup_loss'], 'sup_loss', t)
-        usb.close(losses['unsup_loss'], log['train/unsup_loss'], 'unsup_loss', t)
-        usb.close(total, ref_total, 'total loss', t)
-        total.backward()
-        ref_total.backward()
-        usb.close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
-        usb.close(a['x_lb'].grad, b['x_lb'].grad, 'labeled gradient', t)
+    for s in usb.lockstep(ours, ref, STEPS, C):
+        t, losses, a = s.t, s.losses, s.a
+        assert torch.equal(s.weight, seen['masking']), f'mask differs at step {t}'
+        usb.close(losses['sup_loss'], s.log['train/sup_loss'], 'sup_loss', t)
+        usb.close(losses['unsup_loss'], s.log['train/unsup_loss'], 'unsup_loss', t)
+        usb.same_total_and_gradients(s, labeled=True)
         if schedule != 'none':
             thr = ref.TSA(schedule, t, STEPS, C)
             usb.close(losses['sup_tsa_thr'], thr, 'TSA threshold', t)

@@ -399,3 +399,32 @@ def close(actual, expected, what: str, step: int, tol: dict = LOSS_TOL) -> None:
     expected = torch.as_tensor(expected).detach().double().cpu()
     torch.testing.assert_close(actual, expected, **tol,
                                msg=lambda m: f'{what} differs at step {step}: {m}')
+
+
+def lockstep(ours, ref, steps: int, num_classes: int, with_idx: bool = False, **kwargs):
+    """Both sides on the same seeded logits (:func:`logit_batches`), step by step: yields
+    per step ``SimpleNamespace(t, a, b, total, losses, labels, weight, ref_total, log)``
+    (``a`` / ``b``: ssvision's and USB's copies of the batch; ``with_idx`` passes the
+    unlabeled sample indices, FlexMatch's key)."""
+    for batch in logit_batches(steps, num_classes, **kwargs):
+        t = batch['it']
+        a, b = leaves(batch)
+        idx = ('idx_ulb',) if with_idx else ()
+        total, losses, (labels, weight) = ssvision_step(
+            ours, t, a['x_lb'], a['y_lb'], a['x_ulb_w'], a['x_ulb_s'], *(a[k] for k in idx))
+        ref.it = t
+        ref_total, log = train_step(ref, b['x_lb'], b['y_lb'], b['x_ulb_w'], b['x_ulb_s'],
+                                    *(b[k] for k in idx))
+        yield types.SimpleNamespace(t=t, a=a, b=b, total=total, losses=losses, labels=labels,
+                                    weight=weight, ref_total=ref_total, log=log)
+
+
+def same_total_and_gradients(s, labeled: bool = False) -> None:
+    """The total losses of one :func:`lockstep` step agree, and so do their gradients
+    with respect to the strong-view logits (and the labeled ones with ``labeled``)."""
+    close(s.total, s.ref_total, 'total loss', s.t)
+    s.total.backward()
+    s.ref_total.backward()
+    close(s.a['x_ulb_s'].grad, s.b['x_ulb_s'].grad, 'strong-view gradient', s.t)
+    if labeled:
+        close(s.a['x_lb'].grad, s.b['x_lb'].grad, 'labeled gradient', s.t)
