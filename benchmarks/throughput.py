@@ -270,7 +270,7 @@ def main(argv=None) -> dict:
 
     import ssvision.datasets  # noqa: F401
     import ssvision.models  # noqa: F401
-    from ssvision.utils.config import load_config
+    from ssvision.utils import load_config
     init_default_scope('ssvision')
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -55,16 +55,3 @@ def config_path(name: str) -> str:
                                                 if not d.startswith(('_', '.')))))
         raise FileNotFoundError(f'no packaged config {name}{hint}')
     return path
-
-
-def load_config(name: str):
-    """``mmengine.config.Config.fromfile`` for a path or a ``ssvision::`` name, with its
-    ``'${NAME}'`` placeholders resolved (:mod:`ssvision.utils.knobs`)."""
-    from mmengine.config import Config
-
-    import ssvision  # noqa: F401  (registers the ssvision:: prefix for _base_ entries)
-
-    from .knobs import resolve_knobs
-    cfg = Config.fromfile(config_path(name))
-    resolve_knobs(cfg)  # '${NAME}' placeholders from the top-level values
-    return cfg

@@ -280,3 +280,16 @@ def placeholders_left(cfg) -> Iterable[str]:
         elif isinstance(node, str) and _PLACEHOLDER.search(node):
             yield where
     return list(walk(dict(cfg.items()), ''))
+
+
+def load_config(name: str):
+    """``mmengine.config.Config.fromfile`` for a path or a ``ssvision::`` name, with its
+    ``'${NAME}'`` placeholders resolved."""
+    from mmengine.config import Config
+
+    import ssvision  # noqa: F401  (registers the ssvision:: prefix for _base_ entries)
+
+    from .config import config_path
+    cfg = Config.fromfile(config_path(name))
+    resolve_knobs(cfg)  # '${NAME}' placeholders from the top-level values
+    return cfg

@@ -238,7 +238,7 @@ def test_empty_folders_are_errors_naming_them(tmp_path, photos):
 
 # ----------------------------------------------------------- one sample per task
 def test_class_folders_pair_with_a_flat_folder(tmp_path, photos):
-    from ssvision.utils.config import load_config
+    from ssvision.utils import load_config
     _class_folders(tmp_path / 'labeled', photos)
     _unlabeled_folder(tmp_path / 'unlabeled', photos)
     cfg = load_config(osp.join(CUSTOM, 'fixmatch_resnet18_own-folders.py'))

@@ -7,7 +7,7 @@ import pytest
 from mmengine.registry import init_default_scope
 
 from ssvision.registry import DATASETS, MODELS
-from ssvision.utils.config import load_config
+from ssvision.utils import load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # configs/mmdet/ are mmdetection configs (mmdet's registries): tests/test_integrations

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from ssvision.utils.config import config_path, configs_dir, load_config
+from ssvision.utils import config_path, configs_dir, load_config
 from ssvision.utils.paths import DATA_ENV, find_data, find_dataset
 
 
