@@ -87,3 +87,30 @@ def test_shrinkmatch_matches_the_authors_losses(targets):
         ref_total.backward()
         close(a['x_ulb_s'].grad, b['x_ulb_s'].grad, 'strong-view gradient', t)
     assert shrunk > STEPS  # many uncertain samples were trained on a shrunk space
+
+
+def test_shrinkmatch_default_auxiliary_classifier_is_the_authors_head_aux():
+    # The authors' BackBone.head_aux (CIFAR/network/shrinkmatch.py), written out:
+    # Linear(D, D/4), BN, LeakyReLU(0.1), Linear(D/4, D/4), BN, LeakyReLU(0.1),
+    # Linear(D/4, C), on the pooled features of the strong view. Catches another hidden
+    # size, a missing BatchNorm, another slope (ReLU) or a default without the MLP.
+    # BatchNorm in training mode (batch statistics), as in the authors' training step.
+    from torch import nn
+
+    from ssvision.registry import MODELS
+    torch.manual_seed(0)
+    ours = MODELS.build(dict(type='ShrinkMatch', model=dict(
+        type='TinyCNN', num_classes=C, in_channels=1, width=16)))
+    mlp = ours.aux_heads[0].mlp
+    assert mlp is not None, 'the default ShrinkMatch trains its shrunk space without the MLP'
+    d = ours.student.feat_dim
+    ref = nn.Sequential(
+        nn.Linear(d, d // 4), nn.BatchNorm1d(d // 4), nn.LeakyReLU(negative_slope=0.1),
+        nn.Linear(d // 4, d // 4), nn.BatchNorm1d(d // 4), nn.LeakyReLU(negative_slope=0.1),
+        nn.Linear(d // 4, C))
+    ref.load_state_dict(mlp.state_dict())  # same parameters, position by position
+    mlp.train()
+    ref.train()
+    feats = torch.randn(32, d) * 3.0 - 1.0  # negative inputs exercise the slope
+    usb_reference.close(mlp(feats), ref(feats), 'auxiliary logits', 0)
+    assert ours.aux_heads[0].feature_views == ('unsup_student',)  # the strong view's

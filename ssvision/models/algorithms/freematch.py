@@ -24,8 +24,9 @@ class FreeMatch(FixMatch):
 
     Knobs (``semi_train_cfg``), besides :class:`SemiBase`'s:
 
-    - ``fairness_weight`` (float, 0.01): weight of the fairness term (FreeMatch's
-      published value for CIFAR, USB's ``ent_loss_ratio``; 0 disables it).
+    - ``fairness_weight`` (float, 0.01): weight of the fairness term (USB 0.3.2's
+      default ``ent_loss_ratio``, what the parity test runs; USB's CIFAR-10 configs,
+      the paper's runs, set 0.001; 0 disables it).
     """
 
     default_train_cfg = {**FixMatch.default_train_cfg, 'fairness_weight': 0.01}

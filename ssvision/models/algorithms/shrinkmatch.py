@@ -29,7 +29,13 @@ class ShrinkMatch(FixMatch):
     softmax(s_i)_c`` in its CIFAR code (``certain_targets='soft'``). Published defaults
     (CIFAR): threshold 0.95 for both the selection and the shrunk space, certain-ratio
     momentum 0.999, auxiliary MLP classifier on the strong view, shrink loss weight 1,
-    ``mu = 7``. Its optional distribution alignment (CIFAR-100) is not included.
+    ``mu = 7`` (``tests/parity`` checks the losses, the ratio and the auxiliary MLP
+    against them). Its optional distribution alignment (CIFAR-100) is not included.
+    Two differences from the authors' CIFAR script: it takes pseudo-labels from the
+    online model in one concatenated forward (``semi_train_cfg.pseudo_label_source=
+    'online'`` here; the EMA teacher by default, as for every method), and it restarts
+    the certain ratio at each epoch's first batch (every 1,024 iterations); here the
+    ratio runs over the whole training.
 
     Knobs (``semi_train_cfg``), besides :class:`FixMatch`'s:
 
