@@ -34,8 +34,8 @@ class ShrinkMatch(FixMatch):
     Two differences from the authors' CIFAR script: it takes pseudo-labels from the
     online model in one concatenated forward (``semi_train_cfg.pseudo_label_source=
     'online'`` here; the EMA teacher by default, as for every method), and it restarts
-    the certain ratio at each epoch's first batch (every 1,024 iterations); here the
-    ratio runs over the whole training.
+    the certain ratio at each epoch's first batch (every 1,024 iterations); here, as
+    in their STL-10 / SVHN code, the ratio runs over the whole training.
 
     Knobs (``semi_train_cfg``), besides :class:`FixMatch`'s:
 
