@@ -142,6 +142,12 @@ class BNRecalibrationHook(Hook):
         self._saved: dict = {}
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.when == 'untrusted' and not untrusted_nets(unwrap(runner.model),
+                                                           runner.iter + 1):
+            # every network's running statistics are trustworthy from here on (the rule
+            # only relaxes with more steps): no copy of the batch is needed any more
+            self._cache.clear()
+            return
         inputs = data_batch.get('inputs') if isinstance(data_batch, dict) else None
         if not isinstance(inputs, dict):
             return

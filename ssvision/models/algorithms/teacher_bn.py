@@ -69,11 +69,8 @@ def steps_until_running_stats(model: nn.Module, left: float = INIT_WEIGHT_LEFT) 
     ``left`` of their initial values: ``ceil(log(left) / log(1 - m))`` for the smallest
     momentum ``m`` (0 without BatchNorm, or when every layer uses a cumulative average,
     ``momentum=None``). 29 updates at PyTorch's default 0.1, 2995 at 0.001."""
-    momenta = [m.momentum for m in model.modules()
-               if isinstance(m, _BatchNorm) and m.track_running_stats and m.momentum]
-    if not momenta:
-        return 0
-    return math.ceil(math.log(left) / math.log(1.0 - min(momenta)))
+    momentum = _smallest_bn_momentum(model)
+    return 0 if momentum is None else math.ceil(math.log(left) / math.log(1.0 - momentum))
 
 
 def _smallest_bn_momentum(model: nn.Module) -> float | None:
