@@ -16,20 +16,22 @@ defaults) would have fired replayed on these windows.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os.path as osp
 
 import torch
 
 from ssvision.engine.hooks import HealthAlarmHook
+from ssvision.visualization.selection_plot import find_scalars_files
 
 
 def records(work_dir: str) -> list[dict]:
+    """Every record of a run's ``scalars.json`` files (training and validation), in
+    timestamp order (:func:`~ssvision.visualization.selection_plot.find_scalars_files`:
+    a work dir, a run's log dir or the file itself)."""
     rows = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+    for path in find_scalars_files(work_dir):
         with open(path) as f:
-            rows += [json.loads(line) for line in f]
+            rows += [json.loads(line) for line in f if line.strip()]
     return rows
 
 
