@@ -13,6 +13,8 @@ from ssvision import checkpoints
 from ssvision.checkpoints import LoadReport, adapt_first_conv
 from ssvision.registry import MODELS
 
+from .base import PooledClassifier
+
 #: Key prefixes of classification heads in timm / torchvision state dicts.
 HEAD_PREFIXES = ('fc.', 'head.', 'classifier.')
 
@@ -60,7 +62,7 @@ def find_cached_pretrained(model_name: str) -> Optional[str]:
 
 
 @MODELS.register_module()
-class TimmClassifier(nn.Module):
+class TimmClassifier(PooledClassifier):
     """A timm model as pooled-feature extractor plus an own ``nn.Linear`` head.
 
     The backbone is ``timm.create_model(model_name, pretrained=False, num_classes=0,
@@ -216,18 +218,3 @@ class TimmClassifier(nn.Module):
             ``num_classes=0``).
         """
         return self.backbone(x)
-
-    def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
-        """Logits from pooled features.
-
-        Args:
-            feat: ``(N, feat_dim)``.
-
-        Returns:
-            ``(N, num_classes)`` logits.
-        """
-        return self.head(self.dropout(feat))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` images -> ``(N, num_classes)`` logits."""
-        return self.forward_head(self.extract_feat(x))

@@ -7,6 +7,8 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from .base import PooledClassifier
+
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -16,7 +18,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 @MODELS.register_module()
-class TinyCNN(nn.Module):
+class TinyCNN(PooledClassifier):
     """Three conv-BN-ReLU stages, global average pooling and a linear head.
 
     Stage layout for an ``(N, in_channels, 28, 28)`` input (``w = width``):
@@ -89,29 +91,3 @@ class TinyCNN(nn.Module):
             x = stage(x)
             outs.append(x)
         return outs
-
-    def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features.
-
-        Args:
-            x: ``(N, in_channels, H, W)`` float images.
-
-        Returns:
-            ``(N, feat_dim)`` globally averaged last-stage features.
-        """
-        return self.forward_stages(x)[-1].mean(dim=(2, 3))
-
-    def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
-        """Logits from pooled features.
-
-        Args:
-            feat: ``(N, feat_dim)``.
-
-        Returns:
-            ``(N, num_classes)`` logits.
-        """
-        return self.head(self.dropout(feat))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` images -> ``(N, num_classes)`` logits."""
-        return self.forward_head(self.extract_feat(x))

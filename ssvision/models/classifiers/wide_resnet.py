@@ -7,6 +7,8 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from .base import PooledClassifier
+
 
 class _PreActBlock(nn.Module):
     """Pre-activation basic block: ``BN-act-conv3x3-BN-act-(dropout)-conv3x3`` + shortcut.
@@ -49,7 +51,7 @@ class _PreActBlock(nn.Module):
 
 
 @MODELS.register_module()
-class WideResNet(nn.Module):
+class WideResNet(PooledClassifier):
     """WRN-depth-k for 32x32 images (WRN-28-2: about 1.47M parameters with 10 classes).
 
     A 3x3 stem convolution (16 channels) is followed by three groups of
@@ -108,6 +110,7 @@ class WideResNet(nn.Module):
         self.groups = nn.ModuleList(groups)
         self.bn_out = nn.BatchNorm2d(widths[-1], momentum=bn_momentum)
         self.act_out = nn.LeakyReLU(leaky_slope, inplace=True)
+        self.dropout = nn.Identity()  # FixMatch's WRN has no dropout before its head
         self.head = nn.Linear(self.feat_dim, num_classes)
         self._init_weights(leaky_slope)
 
@@ -142,29 +145,3 @@ class WideResNet(nn.Module):
             outs.append(x)
         outs[-1] = self.act_out(self.bn_out(outs[-1]))
         return outs
-
-    def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features.
-
-        Args:
-            x: ``(N, in_channels, H, W)`` float images.
-
-        Returns:
-            ``(N, feat_dim)`` globally averaged features.
-        """
-        return self.forward_stages(x)[-1].mean(dim=(2, 3))
-
-    def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
-        """Logits from pooled features.
-
-        Args:
-            feat: ``(N, feat_dim)``.
-
-        Returns:
-            ``(N, num_classes)`` logits.
-        """
-        return self.head(feat)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` images -> ``(N, num_classes)`` logits."""
-        return self.forward_head(self.extract_feat(x))
