@@ -13,6 +13,7 @@ from torch import nn
 
 from ssvision import checkpoints
 from ssvision.models.classifiers.timm_classifier import find_cached_pretrained
+from ssvision.models.network import StudentNetwork
 from ssvision.registry import MODELS
 
 from .torchvision_seg import load_backbone_state
@@ -66,7 +67,7 @@ class ASPP(nn.Module):
 
 
 @MODELS.register_module()
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(StudentNetwork):
     """DeepLabV3+ on a timm backbone (``timm.create_model(..., features_only=True)``).
 
     ::
@@ -75,7 +76,7 @@ class DeepLabV3Plus(nn.Module):
         high    = ASPP(feats[-1])                # (N, aspp_channels, H/os, W/os)
         low     = conv1x1-BN-ReLU(feats[i4])     # (N, low_level_channels, H/4, W/4)
         feat    = 2 x conv3x3-BN-ReLU(cat(up(high), low))   # extract_feat: (N, D, H/4, W/4)
-        logits  = up(conv1x1(feat), out_size)    # forward_head
+        logits  = up(conv1x1(feat), size)        # forward_head
 
     with ``D = decoder_channels``, ``i4`` the first backbone feature of stride >= 4
     (stride 4 for ResNets and most timm CNNs) and ``up`` bilinear
@@ -114,6 +115,8 @@ class DeepLabV3Plus(nn.Module):
         num_classes (int), in_channels (int), feat_dim (int, = decoder_channels),
         output_stride (int): stride of the ASPP input actually obtained.
     """
+
+    provides = StudentNetwork.provides | {'extract_levels', 'decode_levels'}
 
     def __init__(self, backbone: str = 'resnet18', num_classes: int = 21, in_channels: int = 3,
                  output_stride: int = 16, aspp_rates: Sequence[int] = (6, 12, 18),
@@ -189,11 +192,7 @@ class DeepLabV3Plus(nn.Module):
         """Logits ``(N, num_classes, *out_size)`` from the two levels."""
         return self.forward_head(self.fuse_levels(low, high), out_size)
 
-    def forward_head(self, feat: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-        """``(N, decoder_channels, h, w)`` -> ``(N, num_classes, *out_size)`` logits."""
-        return F.interpolate(self.classifier(feat), size=tuple(out_size), mode='bilinear',
+    def forward_head(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``(N, decoder_channels, h, w)`` -> ``(N, num_classes, *size)`` logits."""
+        return F.interpolate(self.classifier(feat), size=tuple(size), mode='bilinear',
                              align_corners=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` images -> ``(N, num_classes, H, W)`` logits."""
-        return self.forward_head(self.extract_feat(x), x.shape[-2:])

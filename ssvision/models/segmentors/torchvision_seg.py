@@ -11,6 +11,7 @@ from torchvision.models import segmentation as tv_seg
 
 from ssvision import checkpoints
 from ssvision.checkpoints import LoadReport, adapt_first_conv
+from ssvision.models.network import StudentNetwork
 from ssvision.registry import MODELS
 
 #: Builders wrapped by :class:`TorchvisionSegmentor`.
@@ -92,7 +93,7 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor],
 
 
 @MODELS.register_module()
-class TorchvisionSegmentor(nn.Module):
+class TorchvisionSegmentor(StudentNetwork):
     """A ``torchvision.models.segmentation`` network split into features and head.
 
     Built with ``weights=None, weights_backbone=None``: nothing is ever downloaded.
@@ -150,7 +151,7 @@ class TorchvisionSegmentor(nn.Module):
                           **kwargs)
         self.backbone = net.backbone
         self.classifier = net.classifier
-        self.aux_classifier = getattr(net, 'aux_classifier', None)
+        self.aux_classifier = None if self.is_lraspp else net.aux_classifier
         if self.is_lraspp:
             head = self.classifier
             self.feat_dim = int(head.low_classifier.in_channels
@@ -180,12 +181,12 @@ class TorchvisionSegmentor(nn.Module):
         fused = F.interpolate(fused, size=low.shape[-2:], mode='bilinear', align_corners=False)
         return torch.cat([low, fused], dim=1)
 
-    def forward_head(self, feat: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-        """Logits from :meth:`extract_feat`'s map, bilinearly upsampled to ``out_size``.
+    def forward_head(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Logits from :meth:`extract_feat`'s map, bilinearly upsampled to ``size``.
 
         Args:
             feat: ``(N, feat_dim, h, w)``.
-            out_size: ``(H, W)`` of the output.
+            size: ``(H, W)`` of the output.
 
         Returns:
             ``(N, num_classes, H, W)`` logits.
@@ -195,11 +196,7 @@ class TorchvisionSegmentor(nn.Module):
             logits = head.low_classifier(feat[:, :c]) + head.high_classifier(feat[:, c:])
         else:
             logits = self.classifier(feat)
-        return F.interpolate(logits, size=tuple(out_size), mode='bilinear', align_corners=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` images -> ``(N, num_classes, H, W)`` logits."""
-        return self.forward_head(self.extract_feat(x), x.shape[-2:])
+        return F.interpolate(logits, size=tuple(size), mode='bilinear', align_corners=False)
 
     def forward_with_aux(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{'out': logits, 'aux': aux logits}``, both ``(N, num_classes, H, W)``.
