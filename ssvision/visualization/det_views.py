@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ssvision.structures import DetInstances
+from ssvision.structures import DetInstances, transfer_boxes
 
 __all__ = ['render_det_views']
 
@@ -58,7 +58,6 @@ def render_det_views(model, batch: dict, out_path: str, max_images: int = 4,
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from ssvision.models.algorithms.semi_detector import transfer_boxes
     data = model.data_preprocessor(batch, False)
     inputs, samples = data['inputs'], data['data_samples']
     if 'unsup_teacher' not in inputs:

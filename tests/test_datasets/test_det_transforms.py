@@ -9,9 +9,8 @@ from ssvision.datasets.transforms import (
     DetWeakAugment,
     MultiBranch,
     PackDetInputs,
-    project_boxes,
 )
-from ssvision.models.algorithms.semi_detector import transfer_boxes
+from ssvision.structures import project_boxes, transfer_boxes
 
 
 def _results(h=60, w=80, boxes=((10, 20, 30, 50),), labels=(3,)):

@@ -7,14 +7,10 @@ import torch
 
 from ssvision.evaluation import CocoDetMetric
 from ssvision.models.algorithms import SemiDetector
-from ssvision.models.algorithms.semi_detector import (
-    box_precision,
-    flip_uncertainty,
-    jitter_uncertainty,
-)
+from ssvision.models.algorithms.pseudo_boxes import jitter_uncertainty
 from ssvision.models.selectors import ClassAwareBoxSelector, FixedScoreBoxSelector
 from ssvision.models.selectors.box_selectors import BaseBoxSelector
-from ssvision.structures import DetInstances
+from ssvision.structures import DetInstances, box_precision, flip_uncertainty
 
 SIZE = 64
 

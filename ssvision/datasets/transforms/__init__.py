@@ -4,7 +4,7 @@ from ssvision.registry import TRANSFORMS
 
 from .augment import RANDAUGMENT_OPS, Cutout, RandAugment, WeakAugment, cutout
 from .cutmix import apply_cutmix, cutmix_box_masks, cutmix_partners
-from .det_augment import DetStrongAugment, DetWeakAugment, PackDetInputs, project_boxes
+from .det_augment import DetStrongAugment, DetWeakAugment, PackDetInputs
 from .formatting import PackClsInputs
 from .multi_branch import MultiBranch, branch_seed
 from .resize import ResizeImage
@@ -17,5 +17,5 @@ __all__ = [
     'WeakAugment', 'RandAugment', 'Cutout', 'RANDAUGMENT_OPS', 'cutout', 'PackClsInputs',
     'MultiBranch', 'branch_seed', 'SegWeakAugment', 'SegStrongAugment', 'PackSegInputs',
     'cutmix_box_masks', 'apply_cutmix', 'cutmix_partners', 'DetWeakAugment',
-    'DetStrongAugment', 'PackDetInputs', 'project_boxes', 'ResizeImage',
+    'DetStrongAugment', 'PackDetInputs', 'ResizeImage',
 ]

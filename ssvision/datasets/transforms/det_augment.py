@@ -5,10 +5,10 @@ Coordinates are continuous pixel *edges*: the image spans ``[0, W] x [0, H]`` an
 matrix taking a point of the original image to the current view (identity when no
 geometric op ran). Each geometric op left-multiplies its own matrix, moves every box
 key present (``gt_bboxes`` with ``gt_labels``, ``true_bboxes`` with ``true_labels``)
-with :func:`project_boxes`, and drops the boxes that leave the view (clipped boxes
-narrower or lower than ``min_size`` pixels); boxes are never kept invalid. A teacher box
-predicted in view ``t`` lies in view ``s`` at ``H_s @ inv(H_t)``
-(:func:`ssvision.models.algorithms.semi_detector.transfer_boxes`).
+with :func:`ssvision.structures.project_boxes`, and drops the boxes that leave the view
+(clipped boxes narrower or lower than ``min_size`` pixels); boxes are never kept
+invalid. A teacher box predicted in view ``t`` lies in view ``s`` at ``H_s @ inv(H_t)``
+(:func:`ssvision.structures.transfer_boxes`).
 
 Results keys: ``img`` uint8 ``(H, W, 3)``, ``gt_bboxes`` float32 ``(n, 4)``,
 ``gt_labels`` int64 ``(n,)`` (labeled), ``true_bboxes`` / ``true_labels`` (unlabeled with
@@ -26,53 +26,15 @@ import numpy as np
 import torch
 
 from ssvision.registry import TRANSFORMS
-from ssvision.structures import DetInstances
+from ssvision.structures import DetInstances, project_boxes
 
 from .augment import ConfigMixin, RandomTransformMixin
 from .formatting import _to_python
 
-__all__ = ['project_boxes', 'DetWeakAugment', 'DetStrongAugment', 'PackDetInputs',
-           'BOX_KEYS']
+__all__ = ['DetWeakAugment', 'DetStrongAugment', 'PackDetInputs', 'BOX_KEYS']
 
 #: (boxes key, labels key) pairs moved by the geometric ops
 BOX_KEYS = (('gt_bboxes', 'gt_labels'), ('true_bboxes', 'true_labels'))
-
-
-def project_boxes(boxes: np.ndarray | torch.Tensor, matrix, img_shape: Sequence[int],
-                  min_size: float = 1.0):
-    """Map boxes through a 3x3 matrix; clip to the image; flag the ones still valid.
-
-    Each box's four corners are mapped, the result is their bounding box (exact for
-    scaling, flips and translations; the tight box of the moved rectangle under
-    rotation / shear), clipped to ``[0, W] x [0, H]``.
-
-    Args:
-        boxes: ``(n, 4)`` ``x1, y1, x2, y2``.
-        matrix: ``(3, 3)`` homogeneous transform (numpy or torch).
-        img_shape: ``(H, W)`` of the target view.
-        min_size: a clipped box narrower or lower than this is invalid.
-
-    Returns:
-        ``(boxes (n, 4), keep (n,) bool)`` of the input's type (the boxes before
-        filtering, so callers can apply ``keep`` to labels alike).
-    """
-    is_torch = isinstance(boxes, torch.Tensor)
-    b = boxes if is_torch else torch.as_tensor(np.asarray(boxes, dtype=np.float64))
-    m = torch.as_tensor(matrix, dtype=b.dtype if b.is_floating_point() else torch.float64,
-                        device=b.device)
-    b = b.to(m.dtype).reshape(-1, 4)
-    x1, y1, x2, y2 = b.unbind(1)
-    corners = torch.stack([torch.stack([x1, y1], 1), torch.stack([x2, y1], 1),
-                           torch.stack([x1, y2], 1), torch.stack([x2, y2], 1)], 1)  # n,4,2
-    homog = torch.cat([corners, torch.ones_like(corners[..., :1])], dim=2) @ m.T
-    pts = homog[..., :2] / homog[..., 2:].clamp_min(1e-12)
-    h, w = float(img_shape[0]), float(img_shape[1])
-    out = torch.stack([pts[..., 0].amin(1).clamp(0, w), pts[..., 1].amin(1).clamp(0, h),
-                       pts[..., 0].amax(1).clamp(0, w), pts[..., 1].amax(1).clamp(0, h)], 1)
-    keep = ((out[:, 2] - out[:, 0]) >= min_size) & ((out[:, 3] - out[:, 1]) >= min_size)
-    if is_torch:
-        return out.to(boxes.dtype if boxes.is_floating_point() else torch.float32), keep
-    return out.numpy().astype(np.float32), keep.numpy()
 
 
 def _apply_geometry(results: dict, matrix: np.ndarray, img: np.ndarray,

@@ -47,12 +47,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ssvision.datasets.transforms.det_augment import project_boxes
-from ssvision.structures import DetInstances
+from ssvision.structures import DetInstances, box_precision, flip_uncertainty, transfer_boxes
 
-__all__ = ['PseudoBoxPolicy', 'PseudoBoxes', 'split_loss_terms', 'transfer_boxes',
-           'flip_uncertainty', 'jitter_uncertainty', 'box_precision', 'CLS_TERMS',
-           'REG_TERMS', 'UNCERTAINTY_MODES']
+__all__ = ['PseudoBoxPolicy', 'PseudoBoxes', 'split_loss_terms', 'jitter_uncertainty',
+           'CLS_TERMS', 'REG_TERMS', 'UNCERTAINTY_MODES']
 
 UNCERTAINTY_MODES = ('flip', 'jitter')
 
@@ -92,51 +90,6 @@ def split_loss_terms(terms: dict) -> tuple[dict, dict]:
     return cls, reg
 
 
-def transfer_boxes(inst: DetInstances, h_from: torch.Tensor, h_to: torch.Tensor,
-                   img_shape: Sequence[int], min_size: float = 2.0) -> tuple[DetInstances,
-                                                                              torch.Tensor]:
-    """Move boxes from one view to another of the same image (``h_*``: original image
-    -> view matrices); clip to ``img_shape``, drop boxes under ``min_size``.
-
-    Returns:
-        ``(moved instances, keep mask over the input boxes)``.
-    """
-    h_from, h_to = torch.as_tensor(h_from), torch.as_tensor(h_to)
-    m = h_to.double() @ torch.linalg.inv(h_from.double().to(h_to.device))
-    boxes, keep = project_boxes(inst.bboxes, m, img_shape, min_size)
-    moved = DetInstances(boxes, inst.labels, inst.scores)
-    return moved[keep], keep
-
-
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    from torchvision.ops import box_iou
-    if len(a) == 0 or len(b) == 0:
-        return a.new_zeros(len(a), len(b))
-    return box_iou(a, b)
-
-
-def flip_uncertainty(dets: DetInstances, flipped: DetInstances, width: float) -> torch.Tensor:
-    """Per box of ``dets``: mean |side difference| / (w, h) to the best same-class match
-    (IoU >= 0.5) among ``flipped`` (detections on the horizontally flipped image, mapped
-    back here); ``inf`` without a match."""
-    if len(dets) == 0:
-        return dets.bboxes.new_zeros(0)
-    fb = flipped.bboxes.clone()
-    fb[:, 0], fb[:, 2] = width - flipped.bboxes[:, 2], width - flipped.bboxes[:, 0]
-    iou = _iou(dets.bboxes, fb)
-    iou = iou * (dets.labels[:, None] == flipped.labels[None, :])
-    out = torch.full((len(dets),), float('inf'), device=dets.bboxes.device)
-    if iou.numel() == 0:
-        return out
-    best, idx = iou.max(dim=1)
-    matched = best >= 0.5
-    if matched.any():
-        b, m = dets.bboxes[matched], fb[idx[matched]]
-        wh = (b[:, 2:] - b[:, :2]).clamp_min(1e-6).repeat(1, 2)
-        out[matched] = ((b - m).abs() / wh).mean(dim=1)
-    return out
-
-
 def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetInstances],
                        times: int = 10, scale: float = 0.06) -> list[torch.Tensor]:
     """Per box of each ``dets``: Soft Teacher's box-jitter uncertainty (see the module
@@ -162,29 +115,6 @@ def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetI
         size = (mean[:, 2:] - mean[:, :2]).clamp_min(1.0).repeat(1, 2)
         out.append((r.std(dim=0) / size).mean(dim=1))
     return out
-
-
-def box_precision(pred: DetInstances, true: DetInstances, iou_thr: float = 0.5) -> tuple[
-        int, int]:
-    """``(true positives, predictions)``: greedy by score, one match per true box,
-    same class, IoU >= ``iou_thr``."""
-    if len(pred) == 0:
-        return 0, 0
-    if len(true) == 0:
-        return 0, len(pred)
-    order = torch.argsort(pred.scores, descending=True) if pred.scores is not None else \
-        torch.arange(len(pred), device=pred.bboxes.device)
-    iou = _iou(pred.bboxes[order], true.bboxes)
-    iou = iou * (pred.labels[order][:, None] == true.labels[None, :])
-    used = torch.zeros(len(true), dtype=torch.bool, device=iou.device)
-    tp = 0
-    for i in range(len(order)):
-        cand = iou[i].masked_fill(used, 0)
-        j = int(cand.argmax())
-        if cand[j] >= iou_thr:
-            used[j] = True
-            tp += 1
-    return tp, len(pred)
 
 
 @dataclass

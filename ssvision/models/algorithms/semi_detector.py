@@ -34,17 +34,10 @@ from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
 from .base import PseudoLabels, SemiBase
-from .pseudo_boxes import (
-    PseudoBoxPolicy,
-    box_precision,
-    flip_uncertainty,
-    jitter_uncertainty,
-    transfer_boxes,
-)
+from .pseudo_boxes import PseudoBoxPolicy, jitter_uncertainty
 from .teacher_bn import frozen_bn_stats
 
-__all__ = ['SemiDetector', 'DetDataPreprocessor', 'transfer_boxes', 'flip_uncertainty',
-           'jitter_uncertainty', 'box_precision']
+__all__ = ['SemiDetector', 'DetDataPreprocessor']
 
 
 @MODELS.register_module()

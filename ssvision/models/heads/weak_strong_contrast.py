@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssvision.registry import MODELS
+from ssvision.structures import DetInstances, transfer_boxes
 
 from .base import AuxContext, BaseAuxHead
 
@@ -171,9 +172,7 @@ class WeakStrongContrastHead(BaseAuxHead):
 
     # ------------------------------------------------------------------- loss
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
-        from ssvision.models.algorithms.pseudo_boxes import transfer_boxes
         from ssvision.models.algorithms.teacher_bn import frozen_bn_stats
-        from ssvision.structures import DetInstances
 
         zero = sum(p.sum() for p in self.mapper.parameters()) * 0.0
         boxes = ctx.boxes

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ssvision.registry import MODELS
-from ssvision.structures import DetInstances
+from ssvision.structures import DetInstances, transfer_boxes
 
 from .base import BaseTask
 
@@ -85,5 +85,4 @@ class DetectionTask(BaseTask):
 
 def _to_original(d: DetInstances, h: torch.Tensor, shape) -> DetInstances:
     """Boxes of a view (homography ``h``: original -> view) in original-image pixels."""
-    from ssvision.models.algorithms.pseudo_boxes import transfer_boxes
     return transfer_boxes(d, h, torch.eye(3, device=h.device), shape, 0.0)[0]
