@@ -1,7 +1,7 @@
 """Semi-supervised detection on the built-in scenes: supervised-only vs fixed-threshold
 mean teacher vs class-aware mean teacher.
 
-    python benchmarks/det_scenes.py [--detector fasterrcnn|retinanet]
+    python -m benchmarks.det_scenes [--detector fasterrcnn|retinanet]
         [--scenes balanced lt10[:10]] [--percents 5 10]
         [--methods supervised fixed classaware] [--iters 2000] [--init-iters 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_det]
@@ -55,19 +55,21 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import (  # noqa: E402
+from benchmarks.harness import (
     add_run_arguments,
+    add_variant_argument,
+    check_variant,
     fmt,
+    parse_variant,
     print_timing,
+    record_row,
     run_jobs,
     scene_parts,
     schedule_options,
+    this_command,
     train_health,
 )
-from seg_scenes import add_variant_argument, check_variant, parse_variant  # noqa: E402
 
 DETECTORS = ('fasterrcnn', 'retinanet')
 METHOD_NAMES = ('supervised', 'fixed', 'classaware', 'classaware-quantile')
@@ -260,6 +262,16 @@ def print_table(rows: list[dict], out_dir: str) -> None:
               f"{fmt(r['teacher_AP50'])} | {fmt(r['student_mAP'])} | {tail} | "
               f"{fmt(r.get('pb_per_img'), '.2f')} | {fmt(prec)} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(mem, '.0f')} |")
+        task = (f"{r['detector']}, {r['scenes']} scenes, {r['percent']} % labeled, "
+                f"{r['init_iters']}+{r['iters']} it, {r['init'].split('://')[-1]} start")
+        method = r['method'] + (f" ({r['variant']})" if r.get('variant') else '')
+        for metric, value in (('teacher mAP', r['teacher_mAP']),
+                              ('teacher AP50', r['teacher_AP50']),
+                              ('student mAP', r['student_mAP']),
+                              ('pseudo-boxes / image', r.get('pb_per_img')),
+                              ('their precision %', prec)):
+            record_row('det_scenes', task, method, metric, value, r['seed'],
+                       command=this_command('det_scenes'))
 
 
 if __name__ == '__main__':

@@ -41,17 +41,17 @@ echo "gpu tests exit $?" >> "$out/gpu_tests.log"
 
 wrn=configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py
 common=(--device "$device" "${size[@]}" --usb-images)
-timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" \
+timeout 80 python -m benchmarks.throughput --config $wrn "${common[@]}" \
   --out "$out/tp_wrn_fp32.json" > /dev/null 2>> "$out/tp.err"
-timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" "${bf16[@]}" \
+timeout 80 python -m benchmarks.throughput --config $wrn "${common[@]}" "${bf16[@]}" \
   --skip-pipeline --out "$out/tp_wrn_bf16.json" > /dev/null 2>> "$out/tp.err"
-timeout 80 python benchmarks/throughput.py --config $wrn "${common[@]}" "${bf16[@]}" \
+timeout 80 python -m benchmarks.throughput --config $wrn "${common[@]}" "${bf16[@]}" \
   --channels-last --skip-pipeline --out "$out/tp_wrn_bf16_cl.json" > /dev/null 2>> "$out/tp.err"
 seg=(--cfg-options "train_dataloader.dataset.labeled.pipeline.0.crop_size=($crop,$crop)"
      "train_dataloader.dataset.unlabeled.pipeline.0.crop_size=($crop,$crop)"
      "train_dataloader.dataset.labeled.pipeline.0.scale_range=($scale)"
      "train_dataloader.dataset.unlabeled.pipeline.0.scale_range=($scale)")
-timeout 120 python benchmarks/throughput.py \
+timeout 120 python -m benchmarks.throughput \
   --config configs/dssn/dssn_deeplabv3plus-r18_2k_scenes-1-16.py \
   --device-config configs/dssn/dssn-devaug_deeplabv3plus-r18_2k_scenes-1-16.py \
   --device "$device" "${seg_size[@]}" "${bf16[@]}" \
@@ -59,7 +59,7 @@ timeout 120 python benchmarks/throughput.py \
 
 amps=("" "--amp"); [ "$device" = cpu ] && amps=("")
 for amp in "${amps[@]}"; do
-  timeout 45 python benchmarks/step_cost.py --device "$device" --net WideResNet "${step[@]}" \
+  timeout 45 python -m benchmarks.step_cost --device "$device" --net WideResNet "${step[@]}" \
     $amp --out "$out/step_wrn${amp:+_amp}.json" > /dev/null 2>> "$out/step.err"
 done
 exit 0

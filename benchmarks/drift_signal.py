@@ -1,6 +1,6 @@
 """The drift alarm's signal on recorded runs: does it rise where the teacher got worse?
 
-    python benchmarks/drift_signal.py WORK_DIR [WORK_DIR ...] [--classes 10]
+    python -m benchmarks.drift_signal WORK_DIR [WORK_DIR ...] [--classes 10]
 
 For each finished run (a ``tools/train.py`` work dir whose ``vis_data/scalars.json``
 holds the ``pl_n_<c>`` and ``teacher_conf`` health figures) this prints, per logged
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os.path as osp
 
 import torch
 
+from benchmarks.harness import record_row, this_command
 from ssvision.engine.hooks import HealthAlarmHook
 from ssvision.visualization.selection_plot import find_scalars_files
 
@@ -82,6 +84,10 @@ def main(argv=None) -> None:
             val = f"{r['val']:.1f}" if 'val' in r else ''
             mark = ' (alarm)' if r['fired'] else ''
             print(f"| {r['iter']}{mark} | {r['d']:.3f} | {r['conf']:.3f} | {acc} | {val} |")
+            for metric, value in (('d', r['d']), ('teacher confidence', r['conf'])):
+                record_row('drift_signal', osp.basename(osp.normpath(work_dir)),
+                           f"iteration {r['iter']}{mark}", metric, value,
+                           command=this_command('drift_signal'))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Class-aware selection on long-tailed unlabeled pools.
 
-    python benchmarks/long_tail.py [--imbalance 10 100] [--methods fixmatch flexmatch ...]
+    python -m benchmarks.long_tail [--imbalance 10 100] [--methods fixmatch flexmatch ...]
         [--iters 1000] [--seed 0] [--out-dir work_dirs/bench_long_tail]
 
 MNIST-5k or Fashion-MNIST, 4 labels per class, unlabeled pool long-tailed with
@@ -19,8 +19,15 @@ import os.path as osp
 import subprocess
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, run_and_record, schedule_options, train_stats  # noqa: E402
+from benchmarks.harness import (
+    REPO,
+    fashion_options,
+    record_row,
+    run_and_record,
+    schedule_options,
+    this_command,
+    train_stats,
+)
 
 METHODS = {
     'fixmatch': 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
@@ -41,20 +48,6 @@ METHODS = {
 #: cfg-options a method adds to its config
 METHOD_OPTIONS = {'fixmatch+look_ahead': ['model.semi_train_cfg.look_ahead=True']}
 TAIL_CLASSES = (7, 8, 9)
-FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
-
-
-def fashion_options() -> list[str]:
-    """Point an MNIST-5k config at Fashion-MNIST (train for the pools, t10k to test)."""
-    opts = []
-    for part in ('labeled', 'unlabeled'):
-        key = f'train_dataloader.dataset.{part}'
-        opts += [f'{key}.type=FashionMNIST', f'{key}.root={FASHION_ROOT}', f'{key}.train=True']
-    opts += ['val_dataloader.dataset.type=FashionMNIST',
-             f'val_dataloader.dataset.root={FASHION_ROOT}', 'val_dataloader.dataset.train=False',
-             'val_dataloader.dataset.split_file=None', 'val_dataloader.dataset.subset=None',
-             'val_dataloader.batch_size=500']
-    return opts
 
 
 def main(argv=None) -> None:
@@ -105,6 +98,15 @@ def main(argv=None) -> None:
         print(f"| {r['dataset']} | {r['imbalance']} | {r['method']} | {r['teacher_top1']:.1f} | "
               f"{tail_txt} | {r['s_per_iter'] or 0:.3f} | "
               f"{r['minutes']:.1f} |")
+        pool = 'balanced' if r['imbalance'] == 1 else f"long-tailed {r['imbalance']}:1"
+        task = f"{r['dataset']}, 4 labels/class, {pool} pool, {r['iters']} it"
+        tail = [v for v in r['tail_recall'].values() if v is not None]
+        for metric, value in (('teacher top-1', r['teacher_top1']),
+                              ('mean recall', r['teacher_mean_recall']),
+                              ('recall of the 3 rarest',
+                               sum(tail) / len(tail) if tail else None)):
+            record_row('long_tail', task, r['method'], metric, value, r['seed'],
+                       command=this_command('long_tail'))
 
 
 if __name__ == '__main__':

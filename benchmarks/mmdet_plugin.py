@@ -1,7 +1,7 @@
 """The mmdetection plug-in on the built-in detection scenes: a plain mmdetection RetinaNet
 config wrapped in ``SsvSemiDetector``, fixed 0.9 threshold vs class-aware selection.
 
-    python benchmarks/mmdet_plugin.py [--percents 10] [--methods fixed classaware]
+    python -m benchmarks.mmdet_plugin [--percents 10] [--methods fixed classaware]
         [--iters 300] [--init-iters 0] [--parallel 1] [--out-dir work_dirs/bench_mmdet]
 
 Needs mmdet 3.x + a full mmcv. Each run is ``tools/train.py`` on
@@ -26,8 +26,7 @@ import os.path as osp
 import subprocess
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, fmt, run_jobs, train_health  # noqa: E402
+from benchmarks.harness import REPO, fmt, record_row, run_jobs, this_command, train_health
 
 CONFIG = 'configs/mmdet/ssv-retinanet_r18_fpn_2k_detscenes-10pc.py'
 SELECTORS = {
@@ -132,6 +131,12 @@ def main(argv=None) -> None:
         print(f"| {r['percent']} % | {r['method']} | {cells} | "
               f"{fmt(health.get('pb_per_img'), '.2f')} | {fmt(health.get('pb_prec'), '.2f')} | "
               f"{fmt(r['s_per_iter'], '.2f')} |")
+        task = f"{r['percent']} % labeled, {r['init_iters']}+{r['iters']} it"
+        for metric, value in zip(('teacher mAP', 'teacher AP50', 'student mAP'), mapv):
+            record_row('mmdet_plugin', task, r['method'], metric, value,
+                       command=this_command('mmdet_plugin'))
+        record_row('mmdet_plugin', task, r['method'], 'pseudo-boxes / image',
+                   health.get('pb_per_img'), command=this_command('mmdet_plugin'))
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Semi-supervised segmentation on the built-in scenes: supervised-only vs FixMatch vs DSSN.
 
-    python benchmarks/seg_scenes.py [--scenes balanced lt10[:1-16]] [--fractions 1-16 1-8]
-    python benchmarks/seg_scenes.py --scenes binary --fractions n4 n8 --iters 300
+    python -m benchmarks.seg_scenes [--scenes balanced lt10[:1-16]] [--fractions 1-16 1-8]
+    python -m benchmarks.seg_scenes --scenes binary --fractions n4 n8 --iters 300
         [--methods supervised fixmatch dssn] [--iters 2000] [--seed 0]
         [--parallel 1] [--workers 2] [--timing-iters 0] [--out-dir work_dirs/bench_seg]
         [--init zoo://resnet18_items-on-photos]     # a pretrained backbone start
@@ -26,19 +26,21 @@ records its median seconds per iteration and, on CUDA, its peak memory
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import (  # noqa: E402
+from benchmarks.harness import (  # noqa: F401  (the variant helpers are used through here)
     add_run_arguments,
+    add_variant_argument,
+    check_variant,
     fmt,
+    parse_variant,
     print_timing,
+    record_row,
     run_jobs,
     scene_parts,
     schedule_options,
+    this_command,
     train_health,
 )
 
@@ -87,40 +89,6 @@ def run_tag(row: dict) -> str:
 def method_label(row: dict) -> str:
     """A row's method as tables show it, with its ``--variant`` name when it has one."""
     return row['method'] + (f" ({row['variant']})" if row.get('variant') else '')
-
-
-def add_variant_argument(p: argparse.ArgumentParser, example: str) -> None:
-    """The scene benchmarks' ``--variant NAME KEY=VALUE ...`` (``example``: one such
-    change); :func:`parse_variant` reads it."""
-    p.add_argument('--variant', nargs='+', default=None, metavar=('NAME', 'KEY=VALUE'),
-                   help='a named change of every run\'s config (mmengine --cfg-options '
-                        f'syntax after the name), e.g. --variant {example}; the rows and '
-                        'work dirs carry the name')
-
-
-def parse_variant(p: argparse.ArgumentParser, args) -> tuple[str | None, list[str]]:
-    """``(name, options)`` of ``--variant`` (``(None, [])`` without one); a name that is
-    not letters, digits and '-' is refused."""
-    variant, opts = (args.variant[0], args.variant[1:]) if args.variant else (None, [])
-    if variant is not None and not variant.replace('-', '').isalnum():
-        p.error(f'--variant: the first word is the name (letters, digits, -), got {variant!r}')
-    return variant, opts
-
-
-def check_variant(parser, work_dir: str, options: list[str]) -> None:
-    """Record a variant's options in its work dir, and refuse to reuse a work dir of the
-    same variant name made with other options (finished runs are reused by name)."""
-    path = osp.join(work_dir, 'variant_options.json')
-    if osp.exists(path):
-        with open(path) as f:
-            before = json.load(f)
-        if before != list(options):
-            parser.error(f'{work_dir} holds variant options {before}, not {list(options)}: '
-                         'give this variant another name (or remove the old run)')
-        return
-    os.makedirs(work_dir, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(list(options), f)
 
 
 def data_options(scenes: str, fraction: str, seed: int, workers: int) -> list[str]:
@@ -241,6 +209,13 @@ def main(argv=None) -> None:
               f"{fmt(r['teacher_mIoU'])} | {fmt(r['student_mIoU'])} | {tail} | "
               f"{fmt(kept)} | {fmt(prec)} | "
               f"{fmt(r['s_per_iter'], '.3f')} | {fmt(mem, '.0f')} |")
+        task = (f"{r['scenes']} scenes, {r['fraction']} labeled, {r['iters']} it, "
+                f"{r['init'].split('://')[-1]} start")
+        for metric, value in (('teacher mIoU', r['teacher_mIoU']),
+                              ('student mIoU', r['student_mIoU']),
+                              ('pseudo-pixels kept %', kept), ('their precision %', prec)):
+            record_row('seg_scenes', task, method_label(r), metric, value, r['seed'],
+                       command=this_command('seg_scenes'))
     print_timing(rows)
 
 

@@ -1,7 +1,7 @@
 """Source-free domain adaptive detection on the built-in scenes: is the shift real, and does
 adaptation (mean teacher, with and without WSCoL) recover what it costs?
 
-    python benchmarks/source_free.py [--seeds 0] [--source-iters 1500] [--iters 500]
+    python -m benchmarks.source_free [--seeds 0] [--source-iters 1500] [--iters 500]
                                      [--parallel 2] [--out-dir work_dirs/bench_sfod]
                                      [--adapt-options K=V ...]
 
@@ -31,7 +31,8 @@ import os.path as osp
 import subprocess
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from benchmarks.harness import REPO, record_row, this_command
+
 SOURCE = 'configs/source_free/supervised_retinanet-r18_1500_sfod-source.py'
 ADAPT = {'meanteacher': 'configs/source_free/meanteacher_retinanet-r18_500_sfod-target.py',
          'wscol': 'configs/source_free/wscol_retinanet-r18_500_sfod-target.py'}
@@ -113,6 +114,7 @@ def main(argv=None) -> None:
         with open(results, 'a') as f:
             f.write(json.dumps(row) + '\n')
         print(json.dumps(row), flush=True)
+        save_rows(row)
 
         procs = {}
         for name, config in ADAPT.items():
@@ -136,6 +138,21 @@ def main(argv=None) -> None:
             with open(results, 'a') as f:
                 f.write(json.dumps(row) + '\n')
             print(json.dumps(row), flush=True)
+            save_rows(row)
+
+
+def save_rows(row: dict) -> None:
+    """A run's test metrics and pseudo-box health as rows of
+    ``benchmarks/results/source_free.jsonl``."""
+    command = this_command('source_free')
+    for part in ('source_val', 'target_val'):
+        for key, value in (row.get(part) or {}).items():
+            if isinstance(value, (int, float)):
+                record_row('source_free', part.replace('_', ' '), row['run'], key, value,
+                           row['seed'], command=command)
+    for key in ('pb_per_img', 'pb_prec', 's_per_iter'):
+        record_row('source_free', 'target train', row['run'], key, row.get(key), row['seed'],
+                   command=command)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Cost of one semi-supervised step relative to one supervised step.
 
-    python benchmarks/step_cost.py [--algorithm FixMatch] [--net TinyCNN] [--b 32] [--mu 7]
+    python -m benchmarks.step_cost [--algorithm FixMatch] [--net TinyCNN] [--b 32] [--mu 7]
                                    [--steps 30] [--device cpu|cuda] [--amp]
 
 Both steps see the same number of images, ``B * (1 + mu)``: the supervised step
@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os.path as osp
 import statistics
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import torch
+from mmengine.optim import OptimWrapper
 
-import torch  # noqa: E402
-from mmengine.optim import OptimWrapper  # noqa: E402
-
-from ssvision.datasets import MNIST5k  # noqa: E402
-from ssvision.engine.hooks import ema_update  # noqa: E402
-from ssvision.registry import MODELS  # noqa: E402
+from benchmarks.harness import record_row, this_command
+from ssvision.datasets import MNIST5k
+from ssvision.engine.hooks import ema_update
+from ssvision.registry import MODELS
 
 
 def _images(n: int, offset: int = 0, size: int = 28, channels: int = 1):
@@ -131,6 +128,11 @@ def main(argv=None) -> dict:
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=2)
+    task = (f"{args.net}, B = {b}, mu = {mu}, {args.device}"
+            f"{' AMP' if args.amp else ''}")
+    for metric in ('sup_step_s', 'ssl_step_s', 'ratio', 'look_ahead_step_s', 'look_ahead_vs_ssl'):
+        record_row('step_cost', task, args.algorithm, metric, result.get(metric),
+                   command=this_command('step_cost'))
     return result
 
 

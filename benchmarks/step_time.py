@@ -1,6 +1,6 @@
 """Seconds per training iteration of variants of one config, measured in one session.
 
-    python benchmarks/step_time.py CONFIG --variant NAME=KEY=VALUE[,KEY=VALUE] ...
+    python -m benchmarks.step_time CONFIG --variant NAME=KEY=VALUE[,KEY=VALUE] ...
         [--iters 30] [--rounds 3]
 
 Each round trains every variant for ``--iters`` iterations (one thread, no loader
@@ -10,7 +10,7 @@ affects them alike. A variant's figure is the median over rounds of its run's me
 the first variant is printed beside it. Example (DSSNTopK's feature-level term from the
 main forward vs an encoder pass of its own)::
 
-    python benchmarks/step_time.py configs/dssn/dssn-topk_deeplabv3plus-r18_300_binscenes-n4.py \
+    python -m benchmarks.step_time configs/dssn/dssn-topk_deeplabv3plus-r18_300_binscenes-n4.py \
         --variant shared=model.aux_heads.0.shared_features=True \
         --variant own=model.aux_heads.0.shared_features=False
 """
@@ -27,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from benchmarks.harness import REPO, record_row, this_command
+
 SKIP = 5
 
 
@@ -77,6 +78,8 @@ def main(argv=None) -> None:
     for name, values in per.items():
         med = statistics.median(values)
         print(f'| {name} | {med:.3f} | {med / first:.2f} |')
+        record_row('step_time', osp.basename(args.config), name, 's / iteration', med,
+                   command=this_command('step_time'))
 
 
 if __name__ == '__main__':

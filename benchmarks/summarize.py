@@ -1,6 +1,6 @@
 """Print markdown tables from the benchmark scripts' results.jsonl files.
 
-    python benchmarks/summarize.py [--label-eff work_dirs/bench_label_eff]
+    python -m benchmarks.summarize [--label-eff work_dirs/bench_label_eff]
                                    [--long-tail work_dirs/bench_long_tail]
                                    [--look-ahead work_dirs/bench_look_ahead]
                                    [--seg-binary work_dirs/bench_seg_binary2]
@@ -15,9 +15,6 @@ import argparse
 import json
 import os.path as osp
 import statistics
-import sys
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 
 def _read(path: str) -> list[dict]:
@@ -140,10 +137,10 @@ def scenes_table(path: str) -> str:
     +- std over seeds per (start, scene set, labeled part, method), the seeds' own teacher
     values, and the pseudo-label health of the last quarter of training (kept share and
     precision of pseudo-pixels; pseudo-boxes per image and their precision)."""
-    from det_scenes import run_name as det_run_name
-    from label_efficiency import train_health
-    from seg_scenes import method_label
-    from seg_scenes import run_name as seg_run_name
+    from benchmarks.det_scenes import run_name as det_run_name
+    from benchmarks.harness import train_health
+    from benchmarks.seg_scenes import method_label
+    from benchmarks.seg_scenes import run_name as seg_run_name
     rows = [r for r in _read(path) if r.get('phase') == 'train']
     if not rows:
         return ''
@@ -206,8 +203,8 @@ def gains_table(paths: list[str]) -> str:
 
 
 def _gains(rows: list[dict], det: bool) -> str:
-    from label_efficiency import fmt
-    from seg_scenes import method_label
+    from benchmarks.harness import fmt
+    from benchmarks.seg_scenes import method_label
     if not rows:
         return ''
     part, main = ('percent', 'teacher_mAP') if det else ('fraction', 'teacher_mIoU')
@@ -241,7 +238,7 @@ def _gains(rows: list[dict], det: bool) -> str:
 
 def wrn_usb_table(path: str) -> str:
     """ssvision's rows are re-read from their logs (validation iterations included)."""
-    from wrn_vs_usb import ssvision_result
+    from benchmarks.wrn_vs_usb import ssvision_result
     out = ['| seed | library | evaluated model | @200 | @400 | @600 | s / iteration |',
            '|---|---|---|---|---|---|---|']
     for r in _read(path):

@@ -1,7 +1,7 @@
 """End-to-end throughput of a FixMatch run, data pipeline included: strong views made by
 the DataLoader workers (CPU RandAugment) vs on the device (``BatchRandAugment``).
 
-    python benchmarks/throughput.py [--config CONFIG] [--steps 30] [--rounds 3]
+    python -m benchmarks.throughput [--config CONFIG] [--steps 30] [--rounds 3]
         [--workers 2] [--device cpu|cuda] [--amp {fp16,bf16}] [--channels-last] [--compile]
         [--b 16] [--mu 7]
         [--pipeline-items 2000] [--out result.json]
@@ -24,7 +24,8 @@ MNIST-5k, ``configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py``):
    process's peak RSS).
 
 With ``--usb-python``, part 1 also times USB's own weak + strong pair
-(``../shared/peer/usb_bench.py --pipeline-bench``, USB 0.3.2 as shipped) in each round,
+(``usb_bench.py --pipeline-bench``, USB 0.3.2 as shipped; ``--usb-harness`` or
+``$SSVISION_USB_HARNESS`` names it) in each round,
 and our items are made as USB makes its digits: padded to 32x32 and RGB (``--usb-dataset``
 picks the dataset of both: ``fmnist`` for a Fashion-MNIST config, ``mnist5k`` for an
 MNIST-5k one).
@@ -43,12 +44,11 @@ import json
 import os.path as osp
 import resource
 import statistics
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
+from benchmarks.harness import USB_HARNESS_ENV, record_row, this_command, usb_harness
 
 DEFAULT_CONFIG = 'configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py'
 
@@ -98,11 +98,9 @@ def _register_pad():
             return results
 
 
-def usb_rate(python: str, dataset: str, items: int) -> float:
+def usb_rate(python: str, dataset: str, items: int, harness: str) -> float:
     """USB's pipeline: weak + strong pairs per second of one worker (its harness)."""
     import subprocess
-    harness = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '..', 'shared',
-                       'peer', 'usb_bench.py')
     if dataset == 'fmnist':
         from ssvision.utils.paths import find_dataset
         data = ['--fmnist-root', find_dataset('fashion-mnist', 'Fashion-MNIST', '')]
@@ -158,7 +156,8 @@ def pipeline_part(args, variants: dict, result: dict, n_unlabeled: int) -> None:
         for name, c in variants.items():
             rates[name].append(pipeline_rate(c, args.pipeline_items))
         if args.usb_python:
-            rates['usb'].append(usb_rate(args.usb_python, args.usb_dataset, args.pipeline_items))
+            rates['usb'].append(usb_rate(args.usb_python, args.usb_dataset, args.pipeline_items,
+                                         usb_harness(args.usb_harness)))
     for name in rates:
         result[f'{name}_items_per_s_per_worker'] = statistics.median(rates[name])
     result['pipeline_speedup'] = (result['device_augment_items_per_s_per_worker']
@@ -264,6 +263,8 @@ def main(argv=None) -> dict:
     p.add_argument('--usb-python', help="python of a venv with semilearn==0.3.2: time USB's "
                    'pipeline beside ours')
     p.add_argument('--usb-dataset', default='fmnist', choices=['fmnist', 'mnist5k'])
+    p.add_argument('--usb-harness', default=None,
+                   help=f'USB\'s usb_bench.py (default: ${USB_HARNESS_ENV})')
     p.add_argument('--out')
     args = p.parse_args(argv)
     from mmengine.registry import init_default_scope
@@ -351,7 +352,22 @@ def main(argv=None) -> dict:
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=2)
+    record(result)
     return result
+
+
+def record(result: dict) -> None:
+    """The run's figures as rows of ``benchmarks/results/throughput.jsonl``."""
+    command = this_command('throughput')
+    task = (f"{osp.basename(result['config'])}, B = {result['B']}, mu = {result['mu']}, "
+            f"{result['device']}{', AMP ' + str(result['amp']) if result['amp'] else ''}")
+    for name in ('cpu_augment', 'device_augment', 'usb'):
+        record_row('throughput', task, name, 'items / s per worker',
+                   result.get(f'{name}_items_per_s_per_worker'), command=command,
+                   table='pipeline')
+        for metric in ('s_per_step', 'images_per_s', 'data_wait_s_median'):
+            record_row('throughput', task, name, metric.replace('_', ' '),
+                       (result.get(name) or {}).get(metric), command=command, table='steps')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """FixMatch WRN-28-2: ssvision beside Microsoft USB on the identical split and batch.
 
-    python benchmarks/wrn_vs_usb.py --usb-python USB_VENV/bin/python \
-        [--usb-harness ../shared/peer/usb_bench.py] [--seeds 0 1 2] [--iters 600] \
+    python -m benchmarks.wrn_vs_usb --usb-python USB_VENV/bin/python \
+        [--usb-harness PATH/usb_bench.py] [--seeds 0 1 2] [--iters 600] \
         [--eval-every 150] [--teacher-bn batch running] [--skip-usb] \
         [--dataset mnist5k|fmnist] [--out-dir work_dirs/bench_wrn_usb]
 
@@ -34,16 +34,22 @@ import os
 import os.path as osp
 import statistics
 import subprocess
-import sys
 import time
 from types import SimpleNamespace
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from label_efficiency import REPO, _records, train_command  # noqa: E402
-from long_tail import fashion_options  # noqa: E402
+from benchmarks.harness import (
+    FASHION_ROOT,
+    REPO,
+    USB_HARNESS_ENV,
+    fashion_options,
+    record_row,
+    records,
+    this_command,
+    train_command,
+    usb_harness,
+)
 
 CONFIG = 'configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py'
-FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
 
 
 def mnist5k_csv() -> str:
@@ -78,7 +84,7 @@ def write_usb_split(harness: str, seed: int, path: str, dataset: str = 'mnist5k'
 
 
 def ssvision_result(work_dir: str) -> dict:
-    recs = _records(work_dir)
+    recs = records(work_dir)
     evals, last_iter = [], 0
     for r in recs:  # a validation record follows the training record of its iteration
         last_iter = r.get('iter', last_iter)
@@ -94,8 +100,9 @@ def ssvision_result(work_dir: str) -> dict:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--usb-python', default=os.environ.get('USB_PYTHON', ''))
-    p.add_argument('--usb-harness', default=osp.join(REPO, '..', 'shared', 'peer',
-                                                     'usb_bench.py'))
+    p.add_argument('--usb-harness', default=None,
+                   help="USB's usb_bench.py, which also writes the split (default: "
+                        f"${USB_HARNESS_ENV}); not part of this repository")
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--iters', type=int, default=600)
     p.add_argument('--eval-every', type=int, default=150)
@@ -108,6 +115,7 @@ def main(argv=None) -> None:
     p.add_argument('--dataset', default='mnist5k', choices=['mnist5k', 'fmnist'])
     p.add_argument('--out-dir', default='work_dirs/bench_wrn_usb')
     args = p.parse_args(argv)
+    args.usb_harness = usb_harness(args.usb_harness)
     out_dir = osp.abspath(args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -173,6 +181,28 @@ def main(argv=None) -> None:
             with open(osp.join(out_dir, 'results.jsonl'), 'a') as f:
                 f.write(json.dumps(row) + '\n')
             print(json.dumps(row), flush=True)
+            save_rows(row)
+
+
+def save_rows(row: dict) -> None:
+    """A finished run's evaluations as rows of ``benchmarks/results/wrn_vs_usb.jsonl``."""
+    task = f"{row['dataset']}, 40 labels, {row['iters']} it"
+    command = this_command('wrn_vs_usb')
+    if row['lib'] == 'usb':
+        evaluated = [(f"USB {who}", f"top-1 @{e['iter']}", 100 * e[key])
+                     for e in row.get('evals') or []
+                     for who, key in (('EMA 0.999', 'acc'), ('raw', 'raw_acc'))]
+        if row.get('final_ema_bn_recal_acc') is not None:
+            evaluated.append(('USB EMA, BN re-estimated', f"top-1 @{row['iters']}",
+                              100 * row['final_ema_bn_recal_acc']))
+    else:
+        name = 'ssvision, pseudo-labels from the ' + (
+            'online model' if row['source'] == 'online' else 'EMA teacher')
+        evaluated = [(f'{name} ({who})', f"top-1 @{e['iter']}", e[who])
+                     for e in row['evals'] for who in ('teacher', 'student')]
+    for method, metric, value in evaluated:
+        record_row('wrn_vs_usb', task, method, metric, value, row['seed'], command=command,
+                   peer=row['lib'] == 'usb')
 
 
 if __name__ == '__main__':

@@ -94,7 +94,7 @@ def available() -> bool:
 def _import_from(folder: str) -> None:
     """Import ``semilearn`` from an unpacked wheel: the package module is made from its
     ``__init__.py`` with the folder as its search location, so its submodules resolve
-    there (no change to ``sys.path``)."""
+    there (the module search path stays as it is)."""
     import os.path as osp
     init = osp.join(folder, 'semilearn', '__init__.py')
     spec = importlib.util.spec_from_file_location(

@@ -99,11 +99,7 @@ def test_mmengine_load_from_uses_the_resolver(hub, server):
 def test_zoo_entry_resolves_to_its_built_file(hub, tmp_path):
     """zoo://NAME without a host reads the file tools/zoo.py build writes; publish keeps
     one network's weights as a plain state dict named <name>-<sha8>.pth."""
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import zoo as zoo_tool
-    finally:
-        sys.path.pop(0)
+    from ssvision.tools import zoo as zoo_tool
     ckpt = tmp_path / 'iter_2.pth'
     torch.save({'state_dict': {'teacher.w': torch.ones(2), 'student.w': torch.zeros(2),
                                'selector.n': torch.tensor(3)}, 'optimizer': {}}, ckpt)

@@ -3,7 +3,6 @@
 import json
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -80,8 +79,7 @@ def test_custom_label_map_and_missing_folder(city_root):
 
 
 def test_make_seg_split_tool_on_cityscapes(city_root, tmp_path):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import make_seg_split
+    from ssvision.tools import split_seg as make_seg_split
     root, expected = city_root
     out = str(tmp_path / 'splits')
     paths = make_seg_split.main(['--dataset', 'CityscapesDataset', '--data-root', root,

@@ -2,7 +2,6 @@
 
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -72,8 +71,7 @@ def test_partial_label_split_is_seeded_nested_and_disjoint(coco_file):
 
 
 def test_split_tool_writes_files_a_config_names(coco_file, tmp_path):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import make_coco_split as tool
+    from ssvision.tools import split_coco as tool
     path, _ = coco_file
     paths = tool.main([path, '--percents', '10', '50', '--seeds', '1', '2', '--out-dir',
                        str(tmp_path), '--strip-unlabeled'])

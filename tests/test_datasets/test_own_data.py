@@ -8,7 +8,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import sys
 
 import cv2
 import numpy as np
@@ -359,9 +358,9 @@ def test_dropped_annotations_are_counted_by_reason_in_one_line(tmp_path, log):
 # --------------------------------------------------- the example configs, end to end
 def _train(config: str, work_dir, options: list[str]) -> dict:
     """A few iterations of ``tools/train.py CONFIG``; returns the logged scalars."""
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import train as train_tool
     from mmengine.logging import MessageHub
+
+    from ssvision.tools import train as train_tool
     common = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
               'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2',
               'train_dataloader.batch_size=4', 'train_dataloader.sampler.labeled_batch_size=2',

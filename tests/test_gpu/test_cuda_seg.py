@@ -2,7 +2,6 @@
 
 import math
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -52,11 +51,10 @@ def test_segmentation_runner_with_amp_on_cuda(tmp_path):
     """A few real iterations of DSSN through ``tools/train.py --amp`` on CUDA."""
     if not torch.cuda.is_available():
         pytest.skip('no CUDA device')
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import train as train_tool
     from mmengine.logging import MessageHub
 
     from ssvision.datasets import save_seg_splits, write_voc_scenes
+    from ssvision.tools import train as train_tool
     train_root, val_root = str(tmp_path / 'train'), str(tmp_path / 'val')
     ids = write_voc_scenes(train_root, 12, seed=0, items='mnist5k', size=64)
     write_voc_scenes(val_root, 4, seed=1, items='mnist5k', size=64)

@@ -1,15 +1,13 @@
-"""``benchmarks/seg_scenes.py --variant``: a variant name stands for one set of options."""
+"""``python -m benchmarks.seg_scenes --variant``: a variant name stands for one set of options."""
 
 import argparse
 import json
 import os.path as osp
-import sys
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'benchmarks'))
-seg_scenes = pytest.importorskip('seg_scenes')
+seg_scenes = pytest.importorskip('benchmarks.seg_scenes')
 
 
 def test_a_variant_name_reused_with_other_options_is_refused(tmp_path):

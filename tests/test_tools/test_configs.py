@@ -66,11 +66,8 @@ def test_config_builds(path):
 
 
 def test_num_classes_mismatch_is_a_clear_error(tmp_path):
-    import sys
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import train as train_tool
-
     from ssvision.datasets import MNIST5k, make_split, save_split
+    from ssvision.tools import train as train_tool
     ds = MNIST5k()
     split = make_split(ds.labels, list(range(len(ds))), num_labels_per_class=2,
                        num_test_per_class=2, seed=0)

@@ -1,14 +1,12 @@
-"""``benchmarks/det_scenes.py --rois scenes``: the RoI budget reaches every Faster R-CNN
+"""``python -m benchmarks.det_scenes --rois scenes``: the RoI budget reaches every Faster R-CNN
 the runs build (student and teacher), with and without the shared burn-in run."""
 
 import os.path as osp
-import sys
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'benchmarks'))
-det_scenes = pytest.importorskip('det_scenes')
+det_scenes = pytest.importorskip('benchmarks.det_scenes')
 
 
 def _jobs(monkeypatch, tmp_path, *extra):
@@ -91,7 +89,7 @@ def test_variant_names_the_runs_and_keeps_the_recipe_grouping(monkeypatch, tmp_p
     # catches: a variant whose options never reach the runs, a run name that reuses the
     # plain runs' work dirs, and a name suffix that breaks summarize.py's reading of the
     # RoI budget from the tag (a variant row grouped with another recipe)
-    import summarize
+    from benchmarks import summarize
     jobs = _jobs(monkeypatch, tmp_path, '--rois', 'scenes', '--variant', 'ignore02',
                  'model.semi_train_cfg.ignore_score=0.2')
     for name, _, opts, row in jobs:

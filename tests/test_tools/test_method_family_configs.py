@@ -2,12 +2,10 @@
 
 import math
 import os.path as osp
-import sys
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 pytest.importorskip('sklearn')
 
@@ -42,8 +40,9 @@ def _options(split_file):
 
 @pytest.mark.parametrize('config', sorted(CONFIGS))
 def test_config_trains_three_iterations(config, split_file, tmp_path):
-    import train as train_tool
     from mmengine.logging import MessageHub
+
+    from ssvision.tools import train as train_tool
     work_dir = str(tmp_path / 'run')
     train_tool.main([osp.join(REPO, 'configs', config), '--work-dir', work_dir,
                      '--cfg-options', *_options(split_file)])

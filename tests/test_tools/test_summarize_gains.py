@@ -1,14 +1,12 @@
-"""``benchmarks/summarize.py --scenes``: gains over supervised are paired by seed."""
+"""``python -m benchmarks.summarize --scenes``: gains over supervised are paired by seed."""
 
 import json
 import os.path as osp
-import sys
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'benchmarks'))
-summarize = pytest.importorskip('summarize')
+summarize = pytest.importorskip('benchmarks.summarize')
 
 
 def _write(folder, rows):

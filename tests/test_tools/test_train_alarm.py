@@ -1,15 +1,13 @@
 """The one-class-teacher alarm fires in a real Runner run built to collapse."""
 
 import os.path as osp
-import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/fixmatch/fixmatch_wrn28-2_2k_mnist5k-4pc.py')
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
 def _run(tmp_path, teacher_bn, split_file, iters=30):
-    import train as train_tool
+    from ssvision.tools import train as train_tool
     opts = [
         f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
         f'param_scheduler.0.end={iters}', f'param_scheduler.0.T_max={iters}',

@@ -1,12 +1,19 @@
 """Semi-supervised detection end to end through the real Runner on built-in scenes."""
 
+import importlib.util
 import os.path as osp
-import sys
 
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+
+
+def _tool_script(name):
+    """``tools/<name>.py`` as a module (a script of the checkout, not of the package)."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _scenes(tmp_path):
@@ -41,8 +48,9 @@ CA_RETINANET = osp.join(REPO, 'configs/semi_det/classaware_retinanet-r18_2k_dets
 
 
 def test_class_aware_one_stage_detector_trains_and_validates(tmp_path):
-    import train as train_tool
     from mmengine.logging import MessageHub
+
+    from ssvision.tools import train as train_tool
 
     lab, unl, val_ann = _scenes(tmp_path)
     work_dir = str(tmp_path / 'work')
@@ -60,7 +68,7 @@ def test_class_aware_one_stage_detector_trains_and_validates(tmp_path):
 def test_resumed_detection_run_equals_uninterrupted_run(tmp_path, one_thread, capfd):
     """Resuming at iteration 2 of 4 reproduces the straight run's student, EMA teacher,
     class-aware thresholds and pseudo-box log exactly (sampler position and RNG included)."""
-    import train as train_tool
+    from ssvision.tools import train as train_tool
 
     lab, unl, val_ann = _scenes(tmp_path)
     opts = _options(tmp_path, lab, unl, val_ann, max_iters=4, interval=2)
@@ -84,7 +92,7 @@ def test_resumed_detection_run_equals_uninterrupted_run(tmp_path, one_thread, ca
 
 
 def test_show_det_views_draws_pseudo_boxes(tmp_path):
-    import show_det_views
+    show_det_views = _tool_script('show_det_views')
 
     from ssvision.datasets import write_coco_scenes, write_coco_split
     ann = write_coco_scenes(str(tmp_path / 'train'), 6, seed=0, items='mnist5k', size=64)

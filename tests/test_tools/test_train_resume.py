@@ -12,7 +12,6 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py')
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 pytest.importorskip('sklearn')
 
@@ -40,8 +39,9 @@ def _options(split_file, max_iters, workers=0, interval=None):
 
 
 def test_runner_trains_and_checkpoint_is_weights_only(split_file, tmp_path):
-    import train as train_tool
     from mmengine.logging import MessageHub
+
+    from ssvision.tools import train as train_tool
     work_dir = str(tmp_path / 'run')
     argv = [CONFIG, '--work-dir', work_dir, '--cfg-options',
             *_options(split_file, max_iters=4, interval=2)]
@@ -58,7 +58,7 @@ def test_runner_trains_and_checkpoint_is_weights_only(split_file, tmp_path):
     assert 'train/pl_acc_all' in hub.log_scalars
     assert 'val/teacher/top1' in hub.log_scalars
 
-    import test as test_tool
+    from ssvision.tools import test as test_tool
     metrics = test_tool.main([CONFIG, osp.join(work_dir, 'iter_4.pth'), '--model', 'student',
                               '--work-dir', str(tmp_path / 'test'), '--cfg-options',
                               *_options(split_file, 4)])

@@ -2,12 +2,10 @@
 
 import json
 import os.path as osp
-import sys
 
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
 import pytest  # noqa: E402
@@ -27,9 +25,8 @@ _DSSN_RUNS = {
 
 @pytest.mark.parametrize('config', list(_DSSN_RUNS))
 def test_dssn_segmentation_runs_and_checkpoints(tmp_path, config):
-    import train as train_tool
-
     from ssvision.datasets import save_seg_splits, write_voc_scenes
+    from ssvision.tools import train as train_tool
     train_root, val_root = str(tmp_path / 'train'), str(tmp_path / 'val')
     ids = write_voc_scenes(train_root, 12, seed=0, items='mnist5k', size=64)
     write_voc_scenes(val_root, 4, seed=1, items='mnist5k', size=64)

@@ -7,18 +7,16 @@ augmentation."""
 
 import os.path as osp
 import shlex
-import sys
 
 import pytest
 
 from ssvision import zoo
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'benchmarks'))
-det_scenes = pytest.importorskip('det_scenes')
-seg_scenes = pytest.importorskip('seg_scenes')
-DET = 'python benchmarks/det_scenes.py'
-SEG = 'python benchmarks/seg_scenes.py'
+det_scenes = pytest.importorskip('benchmarks.det_scenes')
+seg_scenes = pytest.importorskip('benchmarks.seg_scenes')
+DET = 'python -m benchmarks.det_scenes'
+SEG = 'python -m benchmarks.seg_scenes'
 
 
 def _entries(script):

@@ -1,7 +1,7 @@
 """tools/show_seg_views.py and ssvision.visualization.seg_views on tiny built-in scenes."""
 
+import importlib.util
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +16,14 @@ from ssvision.visualization.seg_views import (
 )
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+
+
+def _tool_script(name):
+    """``tools/<name>.py`` as a module (a script of the checkout, not of the package)."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
@@ -46,7 +53,7 @@ def test_colorize_labels_and_denormalize():
     ('dssn-topk_deeplabv3plus-r18_2k_scenes-1-16.py', ['model.selector.floor=0.0']),
 ])
 def test_show_seg_views_tool(tmp_path, monkeypatch, config, extra):
-    import show_seg_views
+    show_seg_views = _tool_script('show_seg_views')
 
     from ssvision.datasets import save_seg_splits, write_voc_scenes
     train_root = str(tmp_path / 'train')

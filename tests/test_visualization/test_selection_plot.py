@@ -1,7 +1,6 @@
 import json
 import os
 import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -283,8 +282,7 @@ def test_hook_through_real_runner(tmp_path):
 
     from ssvision.datasets import MNIST5k, make_split, save_split
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    sys.path.insert(0, osp.join(root, 'tools'))
-    import train as train_tool
+    from ssvision.tools import train as train_tool
 
     ds = MNIST5k()
     split = make_split(ds.labels, list(range(len(ds))), num_labels_per_class=4,
