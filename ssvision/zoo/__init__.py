@@ -6,6 +6,9 @@
 - ``checkpoint``: ``{'url': ..., 'sha256': ...}`` once published, ``null`` before;
 - ``metrics``: ``{'<metric>': value, 'date': ..., 'machine': ...}``;
 - ``command``: the command that produced the metrics;
+- ``needs_checkout``: ``true`` when ``command`` is a benchmark script
+  (``python -m benchmarks.<name>``), which runs from a source checkout's root only (a pip
+  install has no ``benchmarks``); ``build`` needs no checkout;
 - ``build``: how ``tools/zoo.py build NAME`` trains it here: ``{'cfg_options': [...],
   'keep': 'teacher' | 'student' | 'both', 'rename': {old key prefix: new}}``
   (``config`` is trained with ``tools/train.py``), optionally with ``weights_sha256``
@@ -183,7 +186,7 @@ def render_markdown() -> str:
         m = e.get('metrics', {})
         lines.append(f'| `{e["name"]}` | {e["task"]} | `{e["config"]}` | {_metric_cell(m)} | '
                      f'{m.get("date", "")}, {m.get("machine", "")} | {cell} | '
-                     f'`{e["command"]}` |')
+                     f'`{e["command"]}`{" (source checkout)" if e.get("needs_checkout") else ""} |')
     lines += [
         '',
         'Not in the index yet (no complete measurement): CIFAR-10 WRN-28-2, the timm '
