@@ -38,6 +38,7 @@ from torchvision.ops import box_iou
 
 from ssvision import checkpoints
 from ssvision.checkpoints import LoadReport, adapt_first_conv
+from ssvision.models.network import DetectorNetwork
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances
 
@@ -154,8 +155,9 @@ def _load_matching(module: nn.Module, state: dict, source: str, target: str) -> 
 
 
 @MODELS.register_module()
-class TorchvisionDetector(nn.Module):
-    """A torchvision detector, built without downloads.
+class TorchvisionDetector(DetectorNetwork):
+    """A torchvision detector as a :class:`~ssvision.models.network.DetectorNetwork`,
+    built without downloads.
 
     Args:
         arch: ``'fasterrcnn'`` (two-stage), ``'retinanet'`` or ``'fcos'`` (one-stage).
@@ -177,13 +179,15 @@ class TorchvisionDetector(nn.Module):
             Weights.COCO_V1``) for another ``num_classes``: tensors whose shape differs
             (the class-dependent box predictor) keep their fresh initialisation and are
             reported as re-initialised.
+        **kwargs: other arguments of the torchvision class (``score_thresh``,
+            ``detections_per_img``, ``box_score_thresh``, ``nms_thresh`` ...).
 
     Each load logs a :class:`~ssvision.checkpoints.LoadReport` table and keeps it in
     :attr:`load_reports` (``{'backbone': ..., 'detector': ...}``); one that matches
     nothing is an error.
-        **kwargs: other arguments of the torchvision class (``score_thresh``,
-            ``detections_per_img``, ``box_score_thresh``, ``nms_thresh`` ...).
     """
+
+    provides = DetectorNetwork.provides | {'instance_features'}
 
     def __init__(self, arch: str, num_classes: int, backbone: str = 'resnet50',
                  min_size: int = 800, max_size: int = 1333,
@@ -206,8 +210,9 @@ class TorchvisionDetector(nn.Module):
         if norm not in ('bn', 'frozen_bn'):
             raise ValueError(f"norm must be 'bn' or 'frozen_bn', got {norm!r}")
         self.arch, self.num_classes = arch, int(num_classes)
-        self.load_reports: dict[str, LoadReport] = {}
         self.one_stage = arch in _ONE_STAGE
+        self.provides = self.provides | ({'ignore_regions'} if arch in IGNORE_ARCHS else set()) \
+            | (set() if self.one_stage else {'refine_boxes'})
         self.label_offset = 0 if self.one_stage else 1
         norm_layer = nn.BatchNorm2d if norm == 'bn' else misc.FrozenBatchNorm2d
         if backbone.startswith('resnet'):
@@ -392,8 +397,3 @@ class TorchvisionDetector(nn.Module):
             return batch.tensors.new_zeros(0, self.feature_channels)
         pooled = pool(feats, scaled, batch.image_sizes)  # (K, C, s, s)
         return pooled.mean(dim=(2, 3))
-
-    def forward(self, images, instances=None):
-        if instances is not None:
-            return self.loss(images, instances)
-        return self.predict(images)
