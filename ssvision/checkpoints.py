@@ -50,9 +50,11 @@ from urllib.parse import urlparse
 
 import torch
 
+from ssvision import zoo
+
 __all__ = ['resolve', 'load_state_dict', 'load_checkpoint', 'ChecksumError', 'is_offline',
            'hash_prefix', 'sha256_of', 'cache_path', 'register_mmengine_schemes',
-           'LoadReport', 'adapt_first_conv']
+           'LoadReport', 'adapt_first_conv', 'find_cached_pretrained']
 
 SCHEMES = ('zoo://', 'timm://', 'torchvision://', 'http://', 'https://')
 _PREFIX = re.compile(r'-([0-9a-f]{8,64})\.(pth|pt|bin|ckpt|safetensors)$')
@@ -132,7 +134,6 @@ def _expected(url: str, sha256: str | None) -> tuple[str | None, str | None]:
     """``(full sha256, None)`` from the caller or the zoo index, else ``(None, prefix)``
     from the file name, else ``(None, None)``."""
     if sha256 is None:
-        from ssvision import zoo
         sha256 = zoo.sha256_for_url(url)
     if sha256:
         return sha256.lower(), None
@@ -309,10 +310,51 @@ def _download(url: str, sha256: str | None, timeout: float) -> str:
     return dest
 
 
+def _hf_cache_dir() -> str:
+    """The Hugging Face hub cache, read from the environment at call time."""
+    if os.environ.get('HF_HUB_CACHE'):
+        return os.environ['HF_HUB_CACHE']
+    hf_home = os.environ.get('HF_HOME') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
+        'huggingface')
+    return os.path.join(hf_home, 'hub')
+
+
+def find_cached_pretrained(model_name: str) -> str | None:
+    """Locate the pretrained weights of a timm model in the local caches, never downloading.
+
+    Looks in the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``) for the
+    model's ``hf_hub_id`` (weights timm serves by URL are left to
+    :func:`resolve`, which verifies them).
+
+    Args:
+        model_name: timm model name, optionally with a tag (``'resnet18.a1_in1k'``).
+
+    Returns:
+        The path of a cached weight file, or ``None``.
+    """
+    import timm
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is None:
+        return None
+    hf_hub_id = getattr(cfg, 'hf_hub_id', None)
+    if hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+        repo_id, _, revision = hf_hub_id.partition('@')
+        filename = getattr(cfg, 'hf_hub_filename', None)
+        candidates = [filename] if filename else ['model.safetensors', 'pytorch_model.bin']
+        for name in candidates:
+            path = try_to_load_from_cache(repo_id, name, cache_dir=_hf_cache_dir(),
+                                          revision=revision or None)
+            if isinstance(path, str) and os.path.isfile(path):
+                return path
+    # a file of timm's URL goes through resolve('timm://...'),
+    # whose cache is keyed by the URL and checks the file's hash
+    return None
+
+
 def _timm(name: str) -> str:
     import timm
-
-    from ssvision.models.classifiers.timm_classifier import find_cached_pretrained
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
         raise ValueError(f'timm has no pretrained weights named {name!r}')
@@ -365,6 +407,21 @@ def _torchvision(name: str) -> str:
     return _download(url, None, 60.0)  # torchvision file names carry the hash prefix
 
 
+def _zoo(name: str) -> str:
+    """A local file for ``zoo://name``: the entry's published URL, or the file that
+    ``tools/zoo.py build NAME`` wrote."""
+    entry = zoo.get(name)
+    ckpt = entry.get('checkpoint') or {}
+    if ckpt.get('url'):
+        return resolve(ckpt['url'], sha256=ckpt.get('sha256'))
+    path = zoo.built_path(name)
+    if osp.isfile(path):
+        return path
+    raise FileNotFoundError(f'zoo entry {name!r} has no published checkpoint yet and {path} '
+                            f'does not exist: run `python tools/zoo.py build {name}` (it '
+                            f'trains {entry["config"]} here and writes that file)')
+
+
 def resolve(source: str, sha256: str | None = None, timeout: float = 60.0) -> str:
     """A local file for a checkpoint ``source`` (see the module docstring).
 
@@ -376,8 +433,7 @@ def resolve(source: str, sha256: str | None = None, timeout: float = 60.0) -> st
     """
     source = str(source)
     if source.startswith('zoo://'):
-        from ssvision import zoo
-        return zoo.checkpoint_path(source[len('zoo://'):])
+        return _zoo(source[len('zoo://'):])
     if source.startswith(('http://', 'https://')):
         return _download(source, sha256, timeout)
     if source.startswith('timm://'):

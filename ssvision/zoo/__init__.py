@@ -19,9 +19,9 @@
   own sha256 cannot serve here: ``torch.save`` writes a fresh serialization id into
   every file, so two saves of the same tensors differ byte for byte.
 
-``zoo://NAME`` resolves (:func:`checkpoint_path`) to the published file (downloaded into
-torch hub's cache and checked against ``sha256``) or, without one, to the file
-``tools/zoo.py build NAME`` wrote into :func:`built_dir`. ``model_zoo.md`` is generated
+``zoo://NAME`` resolves (:func:`ssvision.checkpoints.resolve`) to the published file
+(downloaded into torch hub's cache and checked against ``sha256``) or, without one, to
+the file ``tools/zoo.py build NAME`` wrote into :func:`built_dir`. ``model_zoo.md`` is generated
 from the shipped index (:func:`render_markdown`, ``tools/zoo.py markdown``); a test keeps
 the two equal.
 
@@ -43,8 +43,8 @@ import os.path as osp
 
 import torch
 
-__all__ = ['entries', 'get', 'checkpoint_path', 'built_dir', 'built_path', 'sha256_for_url',
-           'render_markdown', 'weights_sha256']
+__all__ = ['entries', 'get', 'built_dir', 'built_path', 'sha256_for_url', 'render_markdown',
+           'weights_sha256']
 
 INDEX = osp.join(osp.dirname(osp.abspath(__file__)), 'index.json')
 INDEX_ENV = 'SSVISION_ZOO_INDEX'
@@ -117,21 +117,6 @@ def built_dir() -> str:
 
 def built_path(name: str) -> str:
     return osp.join(built_dir(), f'{name}.pth')
-
-
-def checkpoint_path(name: str) -> str:
-    """A local file for ``zoo://name`` (see the module docstring)."""
-    from ssvision.checkpoints import resolve
-    entry = get(name)
-    ckpt = entry.get('checkpoint') or {}
-    if ckpt.get('url'):
-        return resolve(ckpt['url'], sha256=ckpt.get('sha256'))
-    path = built_path(name)
-    if osp.isfile(path):
-        return path
-    raise FileNotFoundError(f'zoo entry {name!r} has no published checkpoint yet and {path} '
-                            f'does not exist: run `python tools/zoo.py build {name}` (it '
-                            f'trains {entry["config"]} here and writes that file)')
 
 
 def weights_sha256(state: dict) -> str:

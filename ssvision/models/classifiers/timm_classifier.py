@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 import timm
@@ -10,55 +9,13 @@ import torch
 from torch import nn
 
 from ssvision import checkpoints
-from ssvision.checkpoints import LoadReport, adapt_first_conv
+from ssvision.checkpoints import LoadReport, adapt_first_conv, find_cached_pretrained
 from ssvision.registry import MODELS
 
 from .base import PooledClassifier
 
 #: Key prefixes of classification heads in timm / torchvision state dicts.
 HEAD_PREFIXES = ('fc.', 'head.', 'classifier.')
-
-
-def _hf_cache_dir() -> str:
-    """The Hugging Face hub cache, read from the environment at call time."""
-    if os.environ.get('HF_HUB_CACHE'):
-        return os.environ['HF_HUB_CACHE']
-    hf_home = os.environ.get('HF_HOME') or os.path.join(
-        os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
-        'huggingface')
-    return os.path.join(hf_home, 'hub')
-
-
-def find_cached_pretrained(model_name: str) -> Optional[str]:
-    """Locate the pretrained weights of a timm model in the local caches, never downloading.
-
-    Looks in the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``) for the
-    model's ``hf_hub_id`` (weights timm serves by URL are left to
-    :func:`ssvision.checkpoints.resolve`, which verifies them).
-
-    Args:
-        model_name: timm model name, optionally with a tag (``'resnet18.a1_in1k'``).
-
-    Returns:
-        The path of a cached weight file, or ``None``.
-    """
-    cfg = timm.models.get_pretrained_cfg(model_name)
-    if cfg is None:
-        return None
-    hf_hub_id = getattr(cfg, 'hf_hub_id', None)
-    if hf_hub_id:
-        from huggingface_hub import try_to_load_from_cache
-        repo_id, _, revision = hf_hub_id.partition('@')
-        filename = getattr(cfg, 'hf_hub_filename', None)
-        candidates = [filename] if filename else ['model.safetensors', 'pytorch_model.bin']
-        for name in candidates:
-            path = try_to_load_from_cache(repo_id, name, cache_dir=_hf_cache_dir(),
-                                          revision=revision or None)
-            if isinstance(path, str) and os.path.isfile(path):
-                return path
-    # a file of timm's URL goes through ssvision.checkpoints.resolve('timm://...'),
-    # whose cache is keyed by the URL and checks the file's hash
-    return None
 
 
 @MODELS.register_module()

@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ssvision import checkpoints
-from ssvision.models.classifiers.timm_classifier import find_cached_pretrained
+from ssvision.checkpoints import find_cached_pretrained
 from ssvision.models.network import StudentNetwork
 from ssvision.registry import MODELS
 
