@@ -77,11 +77,11 @@ class BaseAuxHead(nn.Module):
         self.loss_weight = float(loss_weight)
 
     def setup(self, student: nn.Module) -> None:
-        """Called once by the algorithm after the student is built: size layers from it.
-
-        Heads whose layer sizes depend on the student (feature width, stage channels)
-        build them here, so no lazy parameters reach mmengine's ``init_weights``, DDP
-        or the optimizer. The default does nothing.
+        """Called once by the algorithm after the student is built: check what the head
+        needs of it (:func:`~ssvision.models.network.require`) and size layers from it
+        (feature width, stage channels), so a missing member fails at build time and no
+        lazy parameters reach mmengine's ``init_weights``, DDP or the optimizer. The
+        default does nothing.
         """
 
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
@@ -89,8 +89,6 @@ class BaseAuxHead(nn.Module):
 
 
 def head_forward(student: nn.Module, feat: torch.Tensor, size) -> torch.Tensor:
-    """``student.forward_head`` on ``feat``: dense students (``(N, C, h, w)`` features)
-    also take the output size ``size`` (their logits are upsampled to the input)."""
-    if feat.dim() == 4:
-        return student.forward_head(feat, tuple(size))
-    return student.forward_head(feat)
+    """``student.forward_head(feat, size)``; kept for callers not yet moved to the
+    contract's own call (:class:`~ssvision.models.network.StudentNetwork`)."""
+    return student.forward_head(feat, tuple(size))

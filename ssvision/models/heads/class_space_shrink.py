@@ -8,6 +8,7 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from ..network import require
 from ..selectors._dist import sum_across_ranks
 from .base import AuxContext, BaseAuxHead
 
@@ -132,11 +133,8 @@ class ClassSpaceShrinkHead(BaseAuxHead):
         """Build the auxiliary classifier from ``student.feat_dim`` and ``num_classes``."""
         if not self.use_mlp:
             return
-        dim, classes = getattr(student, 'feat_dim', None), getattr(student, 'num_classes', None)
-        if not dim or not classes:
-            raise TypeError(f'{type(self).__name__}(mlp=True) needs a student with feat_dim '
-                            f'and num_classes; {type(student).__name__} lacks them '
-                            '(or use mlp=False)')
+        require(student, 'feat_dim', f'{type(self).__name__}(mlp=True)')
+        dim, classes = student.feat_dim, student.num_classes
         hidden = max(int(dim) // MLP_REDUCTION, 1)
         self.mlp = nn.Sequential(
             nn.Linear(int(dim), hidden), nn.BatchNorm1d(hidden),

@@ -10,6 +10,7 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from ..network import require
 from .base import AuxContext, BaseAuxHead
 
 
@@ -71,10 +72,8 @@ class DeepSupervisionContrastHead(BaseAuxHead):
         proj_dim (int): hidden and output size of the projection MLPs. Default 64.
         temperature (float): SupCon temperature. Default 0.2.
         loss_weight (float): multiplier. Default 0.5.
-        in_channels (Sequence[int] | None): channels of each listed stage; None builds
-            the first layer with ``nn.LazyLinear`` (materialised on the first call: run
-            one forward before wrapping the model in DistributedDataParallel, or give
-            the channels). Default None.
+        in_channels (Sequence[int] | None): channels of each listed stage; None takes
+            them from the student at :meth:`setup`. Default None.
         use_labels (bool): also use selected pseudo-labelled unlabeled images.
             Default True.
     """
@@ -106,19 +105,17 @@ class DeepSupervisionContrastHead(BaseAuxHead):
         """Size the projectors from the student's stage channels when not given.
 
         Runs ``forward_stages`` once on a ``(2, in_channels, 32, 32)`` zero batch in eval
-        mode (BatchNorm statistics untouched); leaves the lazy layers if the student
-        has no ``in_channels`` or the probe fails.
+        mode (BatchNorm statistics untouched); leaves the lazy layers (sized on the first
+        call) if that fails.
         """
+        require(student, 'forward_stages', type(self).__name__)
         if not any(isinstance(p[0], nn.LazyLinear) for p in self.projectors):
-            return
-        in_ch = getattr(student, 'in_channels', None)
-        if not in_ch or not hasattr(student, 'forward_stages'):
             return
         was_training = student.training
         student.eval()
         try:
             with torch.no_grad():
-                feats = student.forward_stages(torch.zeros(2, int(in_ch), 32, 32))
+                feats = student.forward_stages(torch.zeros(2, student.in_channels, 32, 32))
             channels = [int(feats[s].shape[1]) for s in self.stages]
         except Exception:  # noqa: BLE001 - fall back to lazy sizing
             return
@@ -146,9 +143,6 @@ class DeepSupervisionContrastHead(BaseAuxHead):
         return x, y
 
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
-        if not callable(getattr(ctx.student, 'forward_stages', None)):
-            raise TypeError(f'{type(self).__name__} needs a student with forward_stages(); '
-                            f'{type(ctx.student).__name__} has none')
         x, y = self._batch(ctx)
         feats = ctx.student.forward_stages(x)
         bad = [s for s in self.stages if not -len(feats) <= s < len(feats)]

@@ -10,6 +10,7 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from ..network import require
 from .base import AuxContext, BaseAuxHead
 from .rotation import NUM_ROTATIONS
 
@@ -87,7 +88,7 @@ class LocalRotationHead(BaseAuxHead):
         patch_range (tuple[float, float]): LoRot-I's patch side as fractions of
             ``min(H, W)``. Default ``(1/16, 1/2)``.
         in_features (int | None): size of ``extract_feat``'s output; None takes
-            ``student.feat_dim`` (then a lazy layer if the student has none).
+            ``student.feat_dim`` at :meth:`setup`.
     """
 
     def __init__(self, loss_weight: float = 0.1, variant: str = 'E',
@@ -116,9 +117,9 @@ class LocalRotationHead(BaseAuxHead):
 
     def setup(self, student: nn.Module) -> None:
         """Size the classifier from ``student.feat_dim`` when not given."""
-        feat_dim = getattr(student, 'feat_dim', None)
-        if isinstance(self.classifier, nn.LazyLinear) and feat_dim:
-            self.classifier = nn.Linear(int(feat_dim), self.num_labels)
+        require(student, 'extract_feat', type(self).__name__)
+        if isinstance(self.classifier, nn.LazyLinear):
+            self.classifier = nn.Linear(int(student.feat_dim), self.num_labels)
 
     def sample(self, n: int, height: int, width: int, device) -> tuple[torch.Tensor, ...]:
         """Random patches and labels for ``n`` images: ``(top, left, size, k, label)``."""
@@ -147,9 +148,6 @@ class LocalRotationHead(BaseAuxHead):
                 if not isinstance(p, nn.parameter.UninitializedParameter):
                     zero = zero + 0.0 * p.sum()
             return {'aux_lorot_loss': zero, 'aux_lorot_acc': zero.detach()}
-        if not callable(getattr(ctx.student, 'extract_feat', None)):
-            raise TypeError(f'{type(self).__name__} needs a student with extract_feat(); '
-                            f'{type(ctx.student).__name__} has none')
         if min(x.shape[-2:]) < 2:
             raise ValueError(f'{type(self).__name__} needs images of at least 2 x 2 pixels, '
                              f'got {tuple(x.shape[-2:])}')

@@ -10,6 +10,7 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from ..network import require
 from .base import AuxContext, BaseAuxHead
 
 #: Rotations by 0, 90, 180 and 270 degrees.
@@ -59,8 +60,8 @@ class RotationHead(BaseAuxHead):
         views (Sequence[str]): ``ctx.inputs`` keys to take images from (missing ones are
             skipped). Default ``('sup', 'unsup_teacher')``.
         max_images (int): at most this many images per iteration. Default 64.
-        in_features (int | None): size of ``extract_feat``'s output; None uses
-            ``nn.LazyLinear`` (materialised on the first call). Default None.
+        in_features (int | None): size of ``extract_feat``'s output; None takes
+            ``student.feat_dim`` at :meth:`setup`. Default None.
     """
 
     def __init__(self, loss_weight: float = 0.5, views: Sequence[str] = ('sup', 'unsup_teacher'),
@@ -79,9 +80,9 @@ class RotationHead(BaseAuxHead):
 
     def setup(self, student: nn.Module) -> None:
         """Size the rotation classifier from ``student.feat_dim`` when not given."""
-        feat_dim = getattr(student, 'feat_dim', None)
-        if isinstance(self.classifier, nn.LazyLinear) and feat_dim:
-            self.classifier = nn.Linear(int(feat_dim), NUM_ROTATIONS)
+        require(student, 'extract_feat', type(self).__name__)
+        if isinstance(self.classifier, nn.LazyLinear):
+            self.classifier = nn.Linear(int(student.feat_dim), NUM_ROTATIONS)
 
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
         images = [ctx.inputs[v] for v in self.views if v in ctx.inputs]
@@ -90,9 +91,6 @@ class RotationHead(BaseAuxHead):
                            f'batch (views: {sorted(ctx.inputs)})')
         x = torch.cat(images, dim=0)[:self.max_images]
         k = torch.randint(0, NUM_ROTATIONS, (x.shape[0],), device=x.device)
-        if not callable(getattr(ctx.student, 'extract_feat', None)):
-            raise TypeError(f'{type(self).__name__} needs a student with extract_feat(); '
-                            f'{type(ctx.student).__name__} has none')
         feat = ctx.student.extract_feat(rotate_batch(x, k))
         if feat.dim() != 2:
             raise TypeError(f'{type(self).__name__} needs pooled (N, D) features, got '

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from ssvision.registry import MODELS
 
-from .base import AuxContext, BaseAuxHead, head_forward
+from ..network import require
+from .base import AuxContext, BaseAuxHead
 
 #: Added to the standard deviation so constant logit vectors do not divide by 0.
 _STD_EPS = 1e-6
@@ -84,8 +85,7 @@ class DualSiameseConsistencyHead(BaseAuxHead):
       forward into ``extract_feat`` + ``forward_head``), as UniMatch's ``need_fp`` takes
       its perturbed prediction from the forward that gives the plain one: no second
       encoder pass, and BatchNorm sees the view once. ``shared_features=False`` runs
-      ``student.extract_feat(x)`` again inside the head (the behaviour before
-      2026-12-01, kept to reproduce older figures).
+      ``student.extract_feat(x)`` again inside the head (the earlier behaviour).
 
     Per-sample (per-pixel for dense outputs) term ``l_i`` for a pair ``(a, b)``:
 
@@ -97,9 +97,7 @@ class DualSiameseConsistencyHead(BaseAuxHead):
       ``K = 2``. A standardized 2-vector is ``(1, -1)`` or ``(-1, 1)``: it keeps only
       which logit is larger, so the loss is a step (4 where the views disagree, 0
       elsewhere) whose gradient is 0 almost everywhere and grows as ``1 / |a_1 - a_2|``
-      near a tie. On a binary segmentation task that wrecked training (supervised
-      loss up several-fold, the teacher predicting background only; BENCHMARKS.md,
-      "Binary scenes").
+      near a tie, which wrecks training on binary segmentation.
     - ``'contrastive'``: ``l_i`` = symmetric InfoNCE (see :func:`info_nce`) of the
       L2-normalised outputs with ``temperature``. Classification-only ``(N, K)``.
 
@@ -166,6 +164,12 @@ class DualSiameseConsistencyHead(BaseAuxHead):
         if self.shared_features and self.feature_weight > 0:
             self.feature_views = (feature_view,)
 
+    def setup(self, student: torch.nn.Module) -> None:
+        """The feature level needs the student's ``extract_feat`` / ``forward_head``."""
+        if self.feature_weight > 0:
+            require(student, 'extract_feat',
+                    f'{type(self).__name__} feature level (feature_weight > 0)')
+
     # ----------------------------------------------------------------- pieces
     def pair_loss(self, a: torch.Tensor, b: torch.Tensor,
                   weight: torch.Tensor | None) -> torch.Tensor:
@@ -204,16 +208,11 @@ class DualSiameseConsistencyHead(BaseAuxHead):
                      feat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Two head outputs of the features ``feat`` of ``x`` (``student.extract_feat(x)``
         when not given) under independent feature-dropout masks."""
-        if not (callable(getattr(student, 'extract_feat', None))
-                and callable(getattr(student, 'forward_head', None))):
-            raise TypeError(f'{type(self).__name__} feature level needs a student with '
-                            f'extract_feat() and forward_head(); {type(student).__name__} '
-                            'has not both (set feature_weight=0 to use the image level only)')
         if feat is None:
             feat = student.extract_feat(x)
-        size = x.shape[-2:]  # dense students upsample their logits to the input size
-        return (head_forward(student, self._dropout(feat), size),
-                head_forward(student, self._dropout(feat), size))
+        size = tuple(x.shape[-2:])  # dense students upsample their logits to the input size
+        return (student.forward_head(self._dropout(feat), size),
+                student.forward_head(self._dropout(feat), size))
 
     # ----------------------------------------------------------------- loss
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:

@@ -48,6 +48,7 @@ from torch import nn
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances, transfer_boxes
 
+from ..network import require
 from .base import AuxContext, BaseAuxHead
 
 
@@ -91,9 +92,7 @@ class WeakStrongContrastHead(BaseAuxHead):
         self.mapper: nn.Module | None = None
 
     def setup(self, student: nn.Module) -> None:
-        if not hasattr(student, 'instance_features'):
-            raise TypeError(f'{type(self).__name__} needs a detector with instance_features '
-                            f'(TorchvisionDetector), got {type(student).__name__}')
+        require(student, 'instance_features', type(self).__name__)
         c = int(student.feature_channels)
         hidden = int(self.hidden_dim or c)
         self.mapper = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(inplace=True),
