@@ -182,9 +182,10 @@ def test_contrastive_aligned_views_beat_shuffled():
 
 
 def test_siamese_feature_level_needs_extract_feat():
-    head = DualSiameseConsistencyHead()
-    with pytest.raises(TypeError, match='extract_feat'):
-        head.feature_pair(torch.nn.Linear(3, 3), torch.randn(2, 3))
+    # checked when the head is built (setup), not when the loss runs
+    with pytest.raises(TypeError, match='extract_feat.*Linear'):
+        DualSiameseConsistencyHead().setup(torch.nn.Linear(3, 3))
+    DualSiameseConsistencyHead(feature_weight=0.0).setup(torch.nn.Linear(3, 3))
     with pytest.raises(ValueError, match='consistency'):
         DualSiameseConsistencyHead(consistency='l1')
 

@@ -72,19 +72,24 @@ def test_dense_predict_packs_maps_for_the_iou_metric():
 def test_cutmix_mixes_views_and_pseudo_labels_alike():
     from torch import nn
 
+    from ssvision.models.network import StudentNetwork
     from ssvision.registry import MODELS
 
     @MODELS.register_module(name='_PixelwiseSeg', force=True)
-    class _PixelwiseSeg(nn.Module):
+    class _PixelwiseSeg(StudentNetwork):
         """A 1x1-conv segmentor: its prediction at a pixel depends on that pixel only."""
 
         def __init__(self, num_classes=3):
             super().__init__()
-            self.num_classes = num_classes
+            self.num_classes = self.feat_dim = num_classes
+            self.in_channels = 3
             self.conv = nn.Conv2d(3, num_classes, 1)
 
-        def forward(self, x):
+        def extract_feat(self, x):
             return self.conv(x)
+
+        def forward_head(self, feat, size=None):
+            return feat
 
     torch.manual_seed(0)
     model = FixMatch(model=dict(type='_PixelwiseSeg'), task=dict(type='SegmentationTask'),
