@@ -287,9 +287,7 @@ def load_config(name: str):
     ``'${NAME}'`` placeholders resolved."""
     from mmengine.config import Config
 
-    import ssvision  # noqa: F401  (registers the ssvision:: prefix for _base_ entries)
-
-    from .config import config_path
+    from .config import config_path  # importing ssvision registered the ssvision:: prefix
     cfg = Config.fromfile(config_path(name))
     resolve_knobs(cfg)  # '${NAME}' placeholders from the top-level values
     return cfg
