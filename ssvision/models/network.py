@@ -35,8 +35,7 @@ class StudentNetwork(nn.Module):
         """``(N, in_channels, H, W)`` -> ``(N, feat_dim)`` or ``(N, feat_dim, h, w)``."""
         raise NotImplementedError
 
-    def forward_head(self, feat: torch.Tensor, size: Sequence[int] | None = None
-                     ) -> torch.Tensor:
+    def forward_head(self, feat: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
         """Logits from :meth:`extract_feat`'s output; dense heads upsample to ``size``."""
         raise NotImplementedError
 
@@ -70,8 +69,7 @@ class DetectorNetwork(nn.Module):
         super().__init__()
         self.load_reports: dict = {}
 
-    def loss(self, images: list[torch.Tensor], instances: Sequence,
-             ignore: Sequence[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, images: list, instances: Sequence, ignore: Sequence | None = None) -> dict:
         raise NotImplementedError
 
     def predict(self, images: list[torch.Tensor]) -> list:
@@ -92,9 +90,6 @@ def provides(net: nn.Module, member: str) -> bool:
 def require(net: nn.Module, member: str, who: str) -> None:
     """Raise a ``TypeError`` naming ``who``, ``member`` and the network's class unless
     ``net`` provides ``member``; heads and recipes call it when they are built."""
-    if provides(net, member):
-        return
-    why = ('not in its provides' if isinstance(net, (StudentNetwork, DetectorNetwork))
-           else 'it is neither a StudentNetwork nor a DetectorNetwork')
-    raise TypeError(f'{who} needs a network that provides {member}; '
-                    f'{type(net).__name__} does not ({why})')
+    if not provides(net, member):
+        raise TypeError(f'{who} needs a network that provides {member} (see '
+                        f'ssvision.models.network); {type(net).__name__} does not')

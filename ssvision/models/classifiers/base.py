@@ -23,7 +23,6 @@ class PooledClassifier(StudentNetwork):
         """``(N, in_channels, H, W)`` -> ``(N, feat_dim)`` averaged last-stage features."""
         return self.forward_stages(x)[-1].mean(dim=(2, 3))
 
-    def forward_head(self, feat: torch.Tensor, size: Sequence[int] | None = None
-                     ) -> torch.Tensor:
+    def forward_head(self, feat: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
         """``(N, feat_dim)`` -> ``(N, num_classes)`` logits (``size`` is not used)."""
         return self.head(self.dropout(feat))
