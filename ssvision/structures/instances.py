@@ -23,7 +23,7 @@ class DetInstances:
     field as ``None`` (ground truth has no scores), so every reader would test for the
     field instead. The native detection pipeline (augmentations, collate, policy,
     metric) reads exactly these three typed fields; the mmdetection plug-in converts at
-    its border (``ssvision.integrations.mmdet.semi_detector._dets``), in one place.
+    its border, in one place.
     """
 
     bboxes: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 4))

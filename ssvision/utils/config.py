@@ -10,8 +10,8 @@ The configs live in ``ssvision/configs`` (a checkout also shows them as the top-
     train_cfg = dict(max_iters=500)
 
 ``_base_`` entries with the ``ssvision::`` prefix are resolved once ``ssvision`` is
-imported (the tools import it first): see
-:func:`ssvision.engine.mmengine_compat.register_config_prefix`. mmengine's own
+imported (the tools import it first; importing it wraps mmengine's config lookup with
+:func:`config_path`). mmengine's own
 ``package::`` lookup expects an OpenMMLab ``.mim`` folder and a model index, which
 ssvision does not ship.
 """

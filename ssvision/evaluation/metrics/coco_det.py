@@ -20,7 +20,7 @@ __all__ = ['CocoDetMetric']
 class CocoDetMetric(BaseMetric):
     """COCO bbox mAP, AP50, AP75, AP small / medium / large and per-class AP, per source.
 
-    Reads the outputs of :meth:`ssvision.models.SemiDetector.predict` (``img_id``,
+    Reads a semi-supervised detector's ``predict`` outputs (``img_id``,
     ``pred: {name: DetInstances}`` in original-image pixels, ``gt_instances``). Ground
     truth is ``ann_file`` (or the dataset's ``metainfo['ann_file']``) restricted to the
     evaluated images, or, with neither, the packed ``gt_instances``. Labels map to

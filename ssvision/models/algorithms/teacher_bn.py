@@ -91,7 +91,7 @@ def teacher_steps_until_running_stats(model: nn.Module, ema_momentum: float,
     The student's running statistics after ``t`` training forwards keep
     ``a_t = (1 - b)^t`` of their start (``b``: the smallest BN momentum). The teacher's
     are an average of the student's: after each EMA update (every ``interval``
-    iterations, teacher weight ``m_k`` of :func:`~ssvision.engine.hooks.ema_momentum`)
+    iterations, teacher weight ``m_k`` of :func:`~ssvision.models.algorithms.ema.ema_momentum`)
     ``T <- m_k * T + (1 - m_k) * a_t`` (``T = a_t`` with ``buffers='copy'``), from
     ``T = 1``. Returns the first iteration ``i`` (0-based) whose teacher, after the
     updates of iterations ``0 .. i - 1``, has ``T < left`` (0 without BatchNorm).
