@@ -74,48 +74,23 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
 class DualSiameseConsistencyHead(BaseAuxHead):
     """Dual-level Siamese consistency (DSSN): pull together two perturbed outputs.
 
-    - **Image level**: the student's outputs on two strong views of the same unlabeled
-      images, ``a = ctx.logits['unsup_student']``, ``b = ctx.logits['unsup_student2']``.
-    - **Feature level**: ``f`` = the student's encoder features of
-      ``x = ctx.inputs[feature_view]``, then ``a = student.forward_head(drop(f))``,
-      ``b = student.forward_head(drop'(f))`` with two independent dropout masks
-      (``F.dropout`` elementwise for ``(N, D)`` features, channel-wise ``F.dropout2d``
-      for ``(N, C, H, W)`` maps). With ``shared_features=True`` (the default) ``f``
-      comes from the student's main forward (``ctx.features``: the recipe splits that
-      forward into ``extract_feat`` + ``forward_head``), as UniMatch's ``need_fp`` takes
-      its perturbed prediction from the forward that gives the plain one: no second
-      encoder pass, and BatchNorm sees the view once. ``shared_features=False`` runs
-      ``student.extract_feat(x)`` again inside the head (the earlier behaviour).
+    Image level: the student's outputs on two strong views of the same unlabeled images
+    (``unsup_student``, ``unsup_student2``). Feature level: two head outputs of the
+    features of ``feature_view`` under independent dropout masks (channel-wise for
+    maps); with ``shared_features`` those features come from the student's main forward
+    (UniMatch's ``need_fp``: no second encoder pass, BatchNorm sees the view once),
+    else from an ``extract_feat`` of the head's own.
 
-    Per-sample (per-pixel for dense outputs) term ``l_i`` for a pair ``(a, b)``:
-
-    - ``'standardized_mse'``: ``l_i = mean_k (z(a)_ik - z(b)_ik)^2`` with
-      ``z(x) = (x - mean_k x) / (std_k x + 1e-6)`` (population std). Works on
-      ``(N, K, *)``; ``l`` has shape ``(N, *)``.
-    - ``'prob_mse'``: ``l_i = mean_k (softmax(a)_ik - softmax(b)_ik)^2``, for any ``K``.
-    - ``'auto'`` (default): ``'standardized_mse'`` when ``K >= 3``, ``'prob_mse'`` when
-      ``K = 2``. A standardized 2-vector is ``(1, -1)`` or ``(-1, 1)``: it keeps only
-      which logit is larger, so the loss is a step (4 where the views disagree, 0
-      elsewhere) whose gradient is 0 almost everywhere and grows as ``1 / |a_1 - a_2|``
-      near a tie, which wrecks training on binary segmentation.
-    - ``'contrastive'``: ``l_i`` = symmetric InfoNCE (see :func:`info_nce`) of the
-      L2-normalised outputs with ``temperature``. Classification-only ``(N, K)``.
-
-    Both sides receive gradients (symmetric, no stop-gradient), as in a Siamese pair.
-    The reduced loss is ``sum_i w_i * l_i / numel(l)`` where ``w`` is ``ctx.weight``
-    (detached) when ``use_selection`` and the selector ran, else all ones; so it is
-    exactly 0 when nothing is selected. Returned (times ``loss_weight``)::
+    The per-sample (per-pixel) term is :func:`standardized_mse`, :func:`prob_mse` or
+    :func:`info_nce` (classification only); ``'auto'`` takes ``prob_mse`` for two
+    classes, where a standardized vector keeps only a sign and the loss is a step with
+    no useful gradient. Both sides get gradients; a pair's loss is
+    ``sum_i w_i l_i / numel(l)`` with ``w`` the selection weights (``use_selection``),
+    so it is 0 when nothing is selected. A term whose views are missing (burn-in, a
+    batch without them) is an exact 0; both keys are always returned::
 
         aux_siamese_img_loss  = loss_weight * image_weight   * L_img
         aux_siamese_feat_loss = loss_weight * feature_weight * L_feat
-
-    Missing inputs: when ``unsup_student`` / ``unsup_student2`` are not in
-    ``ctx.logits`` (a batch without them) the image term is ``0 * sum(ctx.logits['sup'])``,
-    and likewise the feature term when the teacher has not run (burn-in,
-    ``SupervisedOnly``: ``ctx.probs is None``) or ``feature_view`` was not run through
-    the student; the keys are always returned so logs keep the same columns. The
-    algorithm runs unlabeled views through the student only when unlabeled training is
-    on, so neither term touches unlabeled images during burn-in.
 
     Args:
         loss_weight (float): multiplier of both terms. Default 1.0.
