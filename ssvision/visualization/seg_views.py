@@ -9,10 +9,10 @@ and draws one row per unlabeled image::
 - *weak view*: ``unsup_teacher``, the teacher's input.
 - *pseudo-label*: ``argmax`` of ``task.predict(teacher, weak)``; pixels the selector
   drops (``weight == 0``) are greyed out; ``valid_mask`` padding is drawn as ignore.
-  (The mixing carries one extra channel through ``cutmix_unlabeled``'s ``probs``, the
+  (The mixing carries one extra channel through the mixer's ``probs``, the
   index of each pixel's source image, to move padding and truth with the boxes.)
 - *strong view*: the first student view (``model.student_views[0]``), after the
-  algorithm's own CutMix (:meth:`SemiBase.cutmix_unlabeled`) when
+  algorithm's own CutMix (:class:`~ssvision.models.algorithms.mixing.UnlabeledCutMix`) when
   ``semi_train_cfg['cutmix_prob'] > 0``; pasted boxes are outlined in white.
 - *mixed pseudo-label*: the pseudo-labels and weights mixed alike (what the student is
   trained on; unselected pixels greyed out).
@@ -40,6 +40,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from ssvision.models.algorithms.mixing import UnlabeledCutMix
 
 __all__ = ['IGNORE_COLOR', 'PALETTE', 'UNSELECTED_GREY', 'colorize_labels', 'denormalize',
            'palette', 'render_seg_views']
@@ -178,8 +180,9 @@ def _compute(model, batch: dict, max_images: int) -> dict:
     mixed_inputs, m_labels, m_weight = inputs, labels, weight
     m_src = src[:, 0]
     if model.semi_train_cfg.get('cutmix_prob', 0) > 0:
-        mixed_inputs, m_probs, m_labels, m_weight = model.cutmix_unlabeled(
-            inputs, torch.cat([probs, src], dim=1), labels, weight)
+        mixer = model.mixer or UnlabeledCutMix(model.semi_train_cfg['cutmix_prob'])
+        mixed_inputs, m_probs, m_labels, m_weight = mixer(
+            inputs, model.student_views, torch.cat([probs, src], dim=1), labels, weight)
         m_src = m_probs[:, num_classes]
     strong = mixed_inputs[strong_name]
     student = model.task.predict(model.student, strong).argmax(dim=1)

@@ -178,8 +178,10 @@ def test_dssn_step_equals_the_authors(monkeypatch, first_step, confident):
     samples = dict(sup=dict(gt_seg=mask_x),
                    unsup_teacher=dict(valid_mask=(ignore != IGNORE).float()))
     monkeypatch.setattr(F, 'dropout2d', _Drops(5))
-    pseudo = model.pseudo_labels(inputs, samples, 7)
-    losses, _, _ = model.student_losses(pseudo.inputs, samples, pseudo, 1.0)
+    pseudo = model.project_pseudo_labels(model.get_pseudo_labels(inputs, samples, 7), samples)
+    out = model.forward_student(pseudo.inputs, samples, pseudo)
+    losses = {**model.loss_by_gt(out, samples),
+              **model.loss_by_pseudo_labels(out, pseudo, samples)}
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
 

@@ -24,6 +24,7 @@ threshold in the student's view.
 """
 
 import copy
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -44,6 +45,7 @@ from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 import ssvision.integrations.mmdet  # noqa: E402,F401  (registers SsvSemiDetector)
+from ssvision.models.algorithms import pseudo_boxes  # noqa: E402
 from ssvision.models.algorithms.pseudo_boxes import (  # noqa: E402
     PseudoBoxPolicy,
     jitter_uncertainty,
@@ -447,8 +449,8 @@ def _ssvision_jitter(head, dets, reg_thr=REG_THR, seed=0):
     images = [torch.zeros(3, *t_shape) for _, t_shape, _, _ in VIEWS]
     uncs = []
 
-    def jitter(kept):  # as SemiDetector calls it: the teacher's weak views and kept boxes
-        out = jitter_uncertainty(refiner, images, kept, JITTER_TIMES, JITTER_SCALE)
+    def spy(*args, **kwargs):  # records the kept boxes' uncertainties the policy computes
+        out = jitter_uncertainty(*args, **kwargs)
         uncs.extend(out)
         return out
 
@@ -458,7 +460,9 @@ def _ssvision_jitter(head, dets, reg_thr=REG_THR, seed=0):
     moves = [(torch.tensor(h_t), torch.tensor(h_s), s_shape)
              for h_t, _, h_s, s_shape in VIEWS]
     torch.manual_seed(seed)
-    return policy(dets, moves, jitter=jitter), uncs
+    with mock.patch.object(pseudo_boxes, 'jitter_uncertainty', spy):
+        # as SemiDetector calls it: the teacher and its weak views
+        return policy(dets, moves, teacher=refiner, images=images), uncs
 
 
 def _jitter_dets(seed=1):

@@ -311,7 +311,8 @@ def test_plugin_and_native_detector_share_one_pseudo_box_policy():
     samples = {'unsup_teacher': {'homography': torch.eye(3).expand(2, 3, 3),
                                  'true_instances': true},
                'unsup_student': {'homography': torch.stack(h_student)}}
-    ours = native.pseudo_labels(inputs, samples, it=0).boxes
+    ours = native.project_pseudo_labels(native.get_pseudo_labels(inputs, samples, 0),
+                                        samples).boxes
     plugin._detect = teacher_output
     t_samples, s_samples = [], []
     for i in range(2):

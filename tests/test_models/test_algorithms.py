@@ -10,6 +10,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from ssvision.models.algorithms import DSSNTopK, FixMatch, FreeMatch, MeanTeacher, SupervisedOnly
+from ssvision.models.algorithms.student_forward import forward_views
 from ssvision.models.algorithms.teacher_bn import batch_stats_bn
 
 NET = dict(type='TinyCNN', num_classes=10, in_channels=1, width=8)
@@ -21,6 +22,12 @@ ALGORITHMS = {
     'FixMatch+look_ahead': (FixMatch, {'semi_train_cfg': {'look_ahead': True}}),
 }
 
+
+
+def _outputs(model, views):
+    """The student's outputs on ``views`` in the model's ``student_forward`` mode."""
+    return forward_views(model.student, model.task, model.semi_train_cfg['student_forward'],
+                         views)[0]
 
 def _digits(n, offset=0):
     d = load_digits()
@@ -107,9 +114,9 @@ def test_concat_forward_matches_separate_in_eval_statistics():
     model = FixMatch(model=NET)
     model.eval()
     views = [torch.randn(3, 1, 16, 16), torch.randn(5, 1, 16, 16)]
-    joint = model.student_logits(views)
+    joint = _outputs(model, views)
     model.semi_train_cfg['student_forward'] = 'separate'
-    sep = model.student_logits(views)
+    sep = _outputs(model, views)
     for a, b in zip(joint, sep):
         assert torch.allclose(a, b, atol=1e-5)
 
@@ -124,10 +131,10 @@ def test_concat_forward_shares_batch_statistics_in_training_mode():
     model.train()
     views = [torch.randn(3, 1, 16, 16), torch.randn(5, 1, 16, 16) * 3 + 1]
     with torch.no_grad():
-        joint = model.student_logits(views)
+        joint = _outputs(model, views)
         expected = model.student(torch.cat(views)).split([3, 5])
         model.semi_train_cfg['student_forward'] = 'separate'
-        sep = model.student_logits(views)
+        sep = _outputs(model, views)
         expected_sep = [model.student(v) for v in views]
     for a, b, c, d in zip(joint, expected, sep, expected_sep):
         assert torch.allclose(a, b, atol=1e-5) and torch.allclose(c, d, atol=1e-5)
@@ -143,7 +150,7 @@ def test_clean_stats_forward_keeps_strong_views_out_of_running_statistics():
     model.train()
     sup, strong = torch.randn(3, 1, 16, 16), torch.randn(5, 1, 16, 16) * 3 + 1
     reference = copy.deepcopy(model.student)
-    out_sup, out_strong = model.student_logits([sup, strong])
+    out_sup, out_strong = _outputs(model, [sup, strong])
     with torch.no_grad():
         expected_sup = reference(sup)  # updates reference's running stats with sup only
         expected_strong = copy.deepcopy(reference)(strong)

@@ -10,6 +10,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from ssvision.models.algorithms import FixMatch, SupervisedOnly
+from ssvision.models.algorithms.base import PseudoLabels
 from ssvision.models.heads import (
     DeepSupervisionContrastHead,
     DualSiameseConsistencyHead,
@@ -119,8 +120,8 @@ def test_siamese_loss_weights_multiply():
     assert losses['aux_siamese_feat_loss'].item() == 0.0
     head = model.aux_heads[0]
     # Recompute the image term from the student's concatenated forward (same BN batch).
-    names = model.views_for_student(data['inputs'], True)
-    logits = dict(zip(names, model.student_logits([data['inputs'][n] for n in names])))
+    logits = model.forward_student(data['inputs'], data['data_samples'],
+                                   PseudoLabels(data['inputs'])).logits
     expected = 6.0 * head.pair_loss(logits['unsup_student'], logits['unsup_student2'], None)
     assert losses['aux_siamese_img_loss'].item() == pytest.approx(expected.item(), rel=1e-5)
 
@@ -331,7 +332,7 @@ def test_siamese_feature_level_reuses_the_main_forward():
         losses = model(**data, mode='loss')
         assert losses['aux_siamese_feat_loss'].item() > 0
         if shared:
-            names = model.views_for_student(data['inputs'], True)
+            names = model._student_view_names(data['inputs'], True)
             with torch.no_grad():
                 full = extract(torch.cat([data['inputs'][n] for n in names]))
             i = names.index('unsup_student')

@@ -8,6 +8,8 @@ import torch
 from test_seg_recipe import SEG_NET, _batch
 
 from ssvision.models.algorithms import DSSNTopK, FixMatch
+from ssvision.models.algorithms.base import PseudoLabels
+from ssvision.models.algorithms.student_forward import StudentOutputs
 from ssvision.models.heads import AuxContext, DualSiameseConsistencyHead
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -53,8 +55,9 @@ def test_topk_variant_trains_both_strong_views():
     s1, s2 = (torch.randn(2, 3, 8, 8, generator=g) for _ in range(2))
     labels = torch.randint(0, 3, (2, 8, 8), generator=g)
     weight = torch.rand(2, 8, 8, generator=g)
-    out = model.unsup_loss({'unsup_student': s1, 'unsup_student2': s2}, None, labels, weight,
-                           {}, {})
+    out = model.loss_by_pseudo_labels(
+        StudentOutputs({'unsup_student': s1, 'unsup_student2': s2}),
+        PseudoLabels({}, labels=labels, weight=weight), {})
     task = model.task
     expected = (task.hard_loss(s1, labels, weight) + task.hard_loss(s2, labels, weight)) / 2
     torch.testing.assert_close(out['unsup_loss'], expected)
@@ -74,7 +77,7 @@ def test_cutmix_mixes_every_student_view_the_losses_read(cls, heads):
     data = model.data_preprocessor(_batch(), True)
     inputs, samples = data['inputs'], data['data_samples']
     torch.manual_seed(3)
-    pseudo = model.pseudo_labels(inputs, samples, 5)
+    pseudo = model.project_pseudo_labels(model.get_pseudo_labels(inputs, samples, 5), samples)
     changed = {v: (pseudo.inputs[v] != inputs[v]).any(dim=1)
                for v in ('unsup_student', 'unsup_student2')}
     assert changed['unsup_student'].any()
@@ -90,7 +93,8 @@ def test_padding_is_never_a_pseudo_label_target():
     valid = torch.ones(n, h, w)
     valid[:, :, w // 2:] = 0  # the right half is padding
     data['data_samples']['unsup_teacher']['valid_mask'] = valid
-    pseudo = model.pseudo_labels(data['inputs'], data['data_samples'], 5)
+    pseudo = model.project_pseudo_labels(
+        model.get_pseudo_labels(data['inputs'], data['data_samples'], 5), data['data_samples'])
     assert pseudo.weight[valid == 0].abs().sum() == 0
     assert (pseudo.weight[valid == 1] > 0).all()
     student = copy.deepcopy(model.student)  # before the step's forward moves its BN buffers

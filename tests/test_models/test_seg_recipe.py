@@ -101,7 +101,8 @@ def test_cutmix_mixes_views_and_pseudo_labels_alike():
     inputs = data['inputs']
     probs = model.task.predict(model.teacher, inputs['unsup_teacher'])
     labels, weight = model.selector(probs)
-    mixed, m_probs, m_labels, m_weight = model.cutmix_unlabeled(inputs, probs, labels, weight)
+    mixed, m_probs, m_labels, m_weight = model.mixer(
+        inputs, model.student_views, probs, labels, weight)
     assert not torch.equal(mixed['unsup_student'], inputs['unsup_student'])  # boxes pasted
     # the teacher's labels on the mixed view equal the mixed pseudo-labels, pixel by pixel
     relabel = model.task.predict(model.teacher, mixed['unsup_student']).argmax(1)
@@ -110,7 +111,8 @@ def test_cutmix_mixes_views_and_pseudo_labels_alike():
                           atol=1e-6)
     assert inputs['unsup_student'] is data['inputs']['unsup_student']  # input dict untouched
     with pytest.raises(ValueError, match='dense'):
-        model.cutmix_unlabeled(inputs, probs[:, :, 0, 0], labels[:, 0, 0], weight[:, 0, 0])
+        model.mixer(
+            inputs, model.student_views, probs[:, :, 0, 0], labels[:, 0, 0], weight[:, 0, 0])
 
 
 def test_health_per_class_pixel_selection_on_a_hand_made_map():
@@ -152,12 +154,14 @@ def test_rest_loss_leaves_padding_out_and_follows_cutmix():
     batch['data_samples']['unsup_teacher']['valid_mask'] = valid
     data = model.data_preprocessor(batch, True)
     torch.manual_seed(1)
-    pseudo = model.pseudo_labels(data['inputs'], data['data_samples'], 0)
+    pseudo = model.project_pseudo_labels(
+        model.get_pseudo_labels(data['inputs'], data['data_samples'], 0), data['data_samples'])
     assert pseudo.valid is not None and pseudo.valid.sum() < 2 * 32 * 32
     assert not torch.equal(pseudo.valid, valid.float())  # boxes of padding moved
     # the mixed mask is the unmixed one moved by the same boxes as the labels
     torch.manual_seed(1)
-    again = model.pseudo_labels(data['inputs'], data['data_samples'], 0)
+    again = model.project_pseudo_labels(
+        model.get_pseudo_labels(data['inputs'], data['data_samples'], 0), data['data_samples'])
     assert torch.equal(pseudo.valid, again.valid)
     logits = {'unsup_student': model.student(pseudo.inputs['unsup_student'])}
     got = model.rest_loss(logits, pseudo)

@@ -176,17 +176,16 @@ class SsvSemiDetector(SemiBaseDetector):
         the images with pseudo-boxes, box terms over those with reliable ones; the
         health figures ride along."""
         zero = batch_inputs.new_zeros(())
-
-        def student_loss(part: str, idx: list[int]) -> dict:
+        terms = {}
+        for part, idx in self.policy.forwards(pseudo):
             samples = []
             for i in idx:
                 s = batch_data_samples[i].clone()
                 b = getattr(pseudo, part)[i]
                 s.gt_instances = InstanceData(bboxes=b.bboxes, labels=b.labels)
                 samples.append(s)
-            return self.student.loss(batch_inputs[idx], samples)
-
-        cls_terms, reg_terms = self.policy.loss_terms(pseudo, student_loss)
+            terms[part] = self.student.loss(batch_inputs[idx], samples)
+        cls_terms, reg_terms = self.policy.split_terms(terms)
         losses = {**cls_terms, **reg_terms}
         if not losses:
             losses = {'loss': zero}

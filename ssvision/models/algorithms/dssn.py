@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from ssvision.datasets.transforms.cutmix import apply_cutmix, cutmix_box_masks, cutmix_partners
 from ssvision.registry import MODELS
 
+from ..network import require
 from .base import PseudoLabels, SemiBase
 from .fixmatch import FixMatch
 from .health import selection_health
+from .student_forward import StudentOutputs
 
 
 def standardize_logits(x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +100,7 @@ class DSSN(SemiBase):
                          'siamese_weight': 0.01, 'feature_dropout': 0.5,
                          'strong_start_iter': 1}
     student_views = ('unsup_student', 'unsup_student2')
-    student_forwards = ('concat',)
+    forward_modes = ('concat',)
     default_task = dict(type='SegmentationTask')
 
     def __init__(self, model: dict, selector: dict | None = None, **kwargs) -> None:
@@ -110,12 +112,8 @@ class DSSN(SemiBase):
             raise ValueError('DSSN as published is a segmentation method (its selection '
                              'and feature perturbation are per pixel); for '
                              f'{type(self.task).__name__} use DSSNTopK, ssvision\'s variant')
-        if not all(callable(getattr(self.student, name, None))
-                   for name in ('extract_levels', 'decode_levels')):
-            raise TypeError('DSSN perturbs the low- and high-level encoder features and '
-                            'decodes them again: the student needs extract_levels() and '
-                            f'decode_levels() (DeepLabV3Plus); {type(self.student).__name__} '
-                            'has not both')
+        for member in ('extract_levels', 'decode_levels'):  # its feature perturbation
+            require(self.student, member, 'DSSN')
         if cfg['pseudo_label_source'] != 'teacher':
             raise ValueError("DSSN takes pseudo-labels from its EMA teacher "
                              "(pseudo_label_source='teacher')")
@@ -126,14 +124,16 @@ class DSSN(SemiBase):
                              'encoder features (feature_views) are not supported')
         self.mixer = None  # DSSN mixes each strong view with its own box (pseudo_labels)
 
-    # ------------------------------------------------------------ teacher side
-    def pseudo_labels(self, inputs: dict, data_samples: dict, it: int) -> PseudoLabels:
-        """Teacher probabilities on the weak views, then per strong view its own CutMix
-        box (one partner per image for both views) applied to the view, the
-        probabilities and the valid mask, and the selector on the mixed probabilities.
-        Health figures come from the first view's mixed targets."""
-        probs = self.teacher_predict(inputs['unsup_teacher'], it)
-        meta = data_samples.get('unsup_teacher', {}) or {}
+    # ------------------------------------------------------------ the four steps
+    def get_pseudo_labels(self, inputs: dict, data_samples: dict, it: int) -> PseudoLabels:
+        """The teacher's probabilities on the weak views (selection follows the mixing)."""
+        return PseudoLabels(inputs, self.teacher_predict(inputs['unsup_teacher'], it))
+
+    def project_pseudo_labels(self, pseudo: PseudoLabels, data_samples: dict) -> PseudoLabels:
+        """Per strong view its own CutMix box (one partner per image for both views)
+        applied to the view, the probabilities and the valid mask, then the selector on
+        the mixed probabilities. Health comes from the first view's mixed targets."""
+        probs, meta = pseudo.probs, data_samples.get('unsup_teacher', {}) or {}
         n, _, h, w = probs.shape
         valid = meta.get('valid_mask')
         if not (isinstance(valid, torch.Tensor) and valid.shape == (n, h, w)):
@@ -142,7 +142,7 @@ class DSSN(SemiBase):
         true = meta.get('true_seg')
         extra = [true] if isinstance(true, torch.Tensor) and true.shape == (n, h, w) else []
         perm = cutmix_partners(n, device=probs.device)
-        inputs, targets, health = dict(inputs), {}, {}
+        inputs, targets, health = dict(pseudo.inputs), {}, {}
         for k, view in enumerate(self.student_views):
             masks = cutmix_box_masks(n, h, w, prob=self.semi_train_cfg['cutmix_prob'],
                                      device=probs.device)
@@ -158,54 +158,56 @@ class DSSN(SemiBase):
         return PseudoLabels(inputs, probs, first[0], first[1], valid=first[2], health=health,
                             targets=targets)
 
-    # ------------------------------------------------------------ student side
-    def _weak_forward(self, sup: torch.Tensor, weak: torch.Tensor):
-        """Forward 1: labeled logits, clean weak logits and the two feature-perturbed
-        weak predictions (the encoder once, the decoder on clean + 2 dropped copies)."""
+    def forward_student(self, inputs: dict, data_samples: dict,
+                        pseudo: PseudoLabels | None) -> StudentOutputs:
+        """Without pseudo-labels the labeled view alone. With them, forward 1 on
+        ``cat(sup, w)``: the encoder once, the decoder on the clean features and two
+        ``Dropout2d`` copies (``unsup_teacher_fp1`` / ``_fp2``); forward 2 on
+        ``cat(s1, s2)``."""
+        if pseudo is None:
+            return StudentOutputs({'sup': self.task.forward(self.student, inputs['sup'])})
         p = self.semi_train_cfg['feature_dropout']
-        x = torch.cat([sup, weak])
+        x = torch.cat([inputs['sup'], inputs['unsup_teacher']])
         low, high = self.student.extract_levels(x)
         low = torch.cat([low, F.dropout2d(low, p, True), F.dropout2d(low, p, True)])
         high = torch.cat([high, F.dropout2d(high, p, True), F.dropout2d(high, p, True)])
         clean, fp1, fp2 = self.student.decode_levels(low, high, x.shape[-2:]).chunk(3)
-        n = sup.shape[0]
-        return clean[:n], clean[n:], fp1[n:], fp2[n:]
-
-    def student_losses(self, inputs: dict, data_samples: dict, pseudo: PseudoLabels | None,
-                       factor: float) -> tuple[dict[str, torch.Tensor], dict, dict]:
-        cfg = self.semi_train_cfg
-        scale = cfg['loss_scale']
-        if pseudo is None:  # labeled only (burn-in, no unlabeled views)
-            logits = {'sup': self.task.forward(self.student, inputs['sup'])}
-            return ({'sup_loss': scale * self.task.sup_loss(logits['sup'], data_samples['sup'])},
-                    logits, {})
-        pred_x, pred_w, fp1, fp2 = self._weak_forward(inputs['sup'], inputs['unsup_teacher'])
+        n = inputs['sup'].shape[0]
         s1, s2 = self.task.forward(
             self.student, torch.cat([inputs[v] for v in self.student_views])).chunk(2)
-        logits = {'sup': pred_x, 'unsup_teacher': pred_w, 'unsup_student': s1,
-                  'unsup_student2': s2}
+        return StudentOutputs({'sup': clean[:n], 'unsup_teacher': clean[n:],
+                               'unsup_student': s1, 'unsup_student2': s2,
+                               'unsup_teacher_fp1': fp1[n:], 'unsup_teacher_fp2': fp2[n:]})
+
+    def loss_by_gt(self, out: StudentOutputs, data_samples: dict) -> dict[str, torch.Tensor]:
+        sup = self.task.sup_loss(out.logits['sup'], data_samples['sup'])
+        return {'sup_loss': self.semi_train_cfg['loss_scale'] * sup}
+
+    def loss_by_pseudo_labels(self, out: StudentOutputs, pseudo: PseudoLabels,
+                              data_samples: dict) -> dict[str, torch.Tensor]:
+        cfg, logits = self.semi_train_cfg, out.logits
+        s1, s2 = logits['unsup_student'], logits['unsup_student2']
+        fp1, fp2 = logits['unsup_teacher_fp1'], logits['unsup_teacher_fp2']
         # the feature level learns from the student's own clean weak prediction
-        own = pred_w.detach().float().softmax(dim=1)
-        own_labels, own_weight = self.selector(own)
+        own_labels, own_weight = self.selector(
+            logits['unsup_teacher'].detach().float().softmax(dim=1))
         valid = self._unmixed_valid(data_samples, own_labels)
-        strong = sum(masked_ce(out, *pseudo.targets[v])
-                     for out, v in zip((s1, s2), self.student_views))
+        strong = sum(masked_ce(o, *pseudo.targets[v])
+                     for o, v in zip((s1, s2), self.student_views))
         if self.current_iter() < cfg['strong_start_iter']:
             strong = 0.0 * strong  # the authors' first step(s) train no strong view
         feat = (masked_ce(fp1, own_labels, own_weight * valid, valid)
                 + masked_ce(fp2, own_labels, own_weight * valid, valid))
         mse_img = F.mse_loss(standardize_logits(s1), standardize_logits(s2))
         mse_feat = F.mse_loss(standardize_logits(fp1), standardize_logits(fp2))
-        w = scale * factor
-        losses = {
-            'sup_loss': scale * self.task.sup_loss(pred_x, data_samples['sup']),
-            'unsup_strong_loss': w * cfg['strong_weight'] * strong,
-            'unsup_feat_loss': w * cfg['feature_weight'] * feat,
-            'unsup_siamese_img_loss': w * cfg['siamese_weight'] * mse_img,
-            'unsup_siamese_feat_loss': w * cfg['siamese_weight'] * mse_feat,
+        scale = cfg['loss_scale']
+        return {
+            'unsup_strong_loss': scale * cfg['strong_weight'] * strong,
+            'unsup_feat_loss': scale * cfg['feature_weight'] * feat,
+            'unsup_siamese_img_loss': scale * cfg['siamese_weight'] * mse_img,
+            'unsup_siamese_feat_loss': scale * cfg['siamese_weight'] * mse_feat,
             'sel_frac_own': ((own_weight * valid).sum() / valid.sum().clamp_min(1.0)).detach(),
         }
-        return losses, logits, {}
 
     @staticmethod
     def _unmixed_valid(data_samples: dict, like: torch.Tensor) -> torch.Tensor:
@@ -248,7 +250,3 @@ class DSSNTopK(FixMatch):
             aux_heads = [dict(type='DualSiameseConsistencyHead')]
         super().__init__(model, selector=selector, aux_heads=aux_heads, **kwargs)
 
-    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
-        loss = sum(self.task.hard_loss(student_out[v], labels, weight)
-                   for v in self.student_views) / len(self.student_views)
-        return {'unsup_loss': loss}

@@ -41,10 +41,11 @@ class FreeMatch(FixMatch):
             raise TypeError('fairness_weight > 0 needs a selector with fairness_loss '
                             f'(FreeMatchSelector), got {type(self.selector).__name__}')
 
-    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
-        losses = super().unsup_loss(student_out, probs, labels, weight, inputs, data_samples)
+    def loss_by_pseudo_labels(self, out, pseudo, data_samples):
+        losses = super().loss_by_pseudo_labels(out, pseudo, data_samples)
         fw = self.semi_train_cfg['fairness_weight']
         if fw > 0:
-            strong_probs = student_out['unsup_student'].float().softmax(dim=1)
-            losses['unsup_fair_loss'] = fw * self.selector.fairness_loss(strong_probs, weight)
+            strong_probs = out.logits['unsup_student'].float().softmax(dim=1)
+            losses['unsup_fair_loss'] = fw * self.selector.fairness_loss(strong_probs,
+                                                                         pseudo.weight)
         return losses

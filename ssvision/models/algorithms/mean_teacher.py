@@ -92,9 +92,9 @@ class MeanTeacher(SemiBase):
             target = target / target.sum(dim=1, keepdim=True)
         return target.detach()
 
-    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
-        kind = self.semi_train_cfg['consistency']
-        logits = student_out['unsup_student']
+    def loss_by_pseudo_labels(self, out, pseudo, data_samples):
+        kind, probs, weight = self.semi_train_cfg['consistency'], pseudo.probs, pseudo.weight
+        logits = out.logits['unsup_student']
         target = self.teacher_target(probs)
         if kind == 'kl':
             return {'unsup_loss': self.task.soft_loss(logits, target, weight, kind='kl')}

@@ -42,7 +42,7 @@ weighting, which scales each background anchor's loss by the teacher's backgroun
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -189,22 +189,20 @@ class PseudoBoxPolicy:
         """Whether the caller must pass the teacher's detections on the flipped view."""
         return self.reg_uncertainty is not None and self.mode == 'flip'
 
-    def __call__(self, dets: Sequence[DetInstances], moves: Sequence[tuple], *,
-                 flipped: Sequence[DetInstances] | None = None,
-                 widths: Sequence[float] | None = None,
-                 jitter: Callable[[list[DetInstances]], list[torch.Tensor]] | None = None,
-                 true: Sequence[DetInstances] | None = None) -> PseudoBoxes:
-        """Pseudo-boxes from the teacher's detections ``dets`` (teacher-view pixels).
+    @property
+    def gated(self) -> bool:
+        """Whether only reliable boxes train the box-regression terms."""
+        return self.reg_uncertainty is not None
 
-        Args:
-            dets: per image, the teacher's detections (scores set).
-            moves: per image ``(h_teacher, h_student, student_shape)``: original ->
-                view matrices and the student view's ``(H, W)``.
-            flipped / widths: the teacher's detections on the flipped weak views (in
-                flipped coordinates) and the views' widths (``mode='flip'``).
-            jitter: kept boxes -> their uncertainties (``mode='jitter'``).
-            true: per image, true boxes in the teacher's view (health only).
-        """
+    def gate(self, dets: Sequence[DetInstances], *,
+             flipped: Sequence[DetInstances] | None = None,
+             widths: Sequence[float] | None = None, teacher=None,
+             images: Sequence[torch.Tensor] | None = None) -> tuple[list, list]:
+        """``(keep, reliable)`` boolean masks per image over the teacher's detections
+        ``dets`` (teacher-view pixels): the selector's choice, and which boxes pass the
+        uncertainty gate (``mode='flip'``: from the detections ``flipped`` on the
+        flipped weak views of ``widths``; ``'jitter'``: the ``teacher``'s second stage
+        on the weak ``images``, kept boxes only)."""
         keep = self.selector(dets)
         reliable = [torch.ones(len(d), dtype=torch.bool, device=d.bboxes.device)
                     for d in dets]
@@ -213,13 +211,23 @@ class PseudoBoxPolicy:
                 raise ValueError("reg_uncertainty_mode='flip' needs the flipped detections")
             reliable = [flip_uncertainty(d, f, w) < self.reg_uncertainty
                         for d, f, w in zip(dets, flipped, widths)]
-        elif self.reg_uncertainty is not None:  # box jitter, on the kept boxes only
-            if jitter is None:
-                raise ValueError("reg_uncertainty_mode='jitter' needs the jitter function")
-            unc = jitter([d[k] for d, k in zip(dets, keep)])
+        elif self.gated:  # box jitter, on the kept boxes only
+            if teacher is None or images is None:
+                raise ValueError("reg_uncertainty_mode='jitter' needs the teacher and images")
+            unc = jitter_uncertainty(teacher, list(images), [d[k] for d, k in zip(dets, keep)],
+                                     self.jitter_times, self.jitter_scale)
             for r, k, u in zip(reliable, keep, unc):
                 r[:] = False
                 r[k] = u < self.reg_uncertainty
+        return keep, reliable
+
+    def move(self, dets: Sequence[DetInstances], keep: Sequence[torch.Tensor],
+             reliable: Sequence[torch.Tensor], moves: Sequence[tuple],
+             true: Sequence[DetInstances] | None = None) -> PseudoBoxes:
+        """The kept boxes moved into the student's views (``moves``: per image
+        ``(h_teacher, h_student, student_shape)``, original -> view matrices), small ones
+        dropped; ignore regions alike; health figures (``true``: true boxes in the
+        teacher's view, health only)."""
         cls, reg, weak, ignore = [], [], [], []
         for d, k, r, (h_from, h_to, shape) in zip(dets, keep, reliable, moves):
             moved, ok = transfer_boxes(d[k], h_from, h_to, shape, self.min_box_size)
@@ -235,28 +243,27 @@ class PseudoBoxPolicy:
         self._count_empty(pseudo, dets)
         return pseudo
 
-    def loss_terms(self, pseudo: PseudoBoxes,
-                   student_loss: Callable[[str, list[int]], dict]) -> tuple[dict, dict]:
-        """The student's loss terms on the pseudo-boxes: ``(classification terms,
-        regression terms)``.
+    def __call__(self, dets: Sequence[DetInstances], moves: Sequence[tuple], *,
+                 true: Sequence[DetInstances] | None = None, **gate_inputs) -> PseudoBoxes:
+        """:meth:`gate` then :meth:`move`, in one call."""
+        return self.move(dets, *self.gate(dets, **gate_inputs), moves, true)
 
-        ``student_loss(part, idx)`` runs the detector's loss on the images ``idx`` with
-        their ``pseudo.cls`` (``part='cls'``, with ``pseudo.ignore`` as ignore regions
-        when there are any) or ``pseudo.reg`` boxes. Classification
-        terms come from the images with any pseudo-box; regression terms from the images
-        with a reliable one (a second forward), or, without a gate
-        (``reg_uncertainty=None``), from the first forward. Empty dicts when no image
-        qualifies.
-        """
-        cls, reg = {}, {}
-        idx = pseudo.images('cls')
-        if idx:
-            cls, reg = split_loss_terms(student_loss('cls', idx))
-            if self.reg_uncertainty is not None:
-                reg = {}
-        idx = pseudo.images('reg')
-        if self.reg_uncertainty is not None and idx:
-            reg = split_loss_terms(student_loss('reg', idx))[1]
+    def forwards(self, pseudo: PseudoBoxes) -> list[tuple[str, list[int]]]:
+        """The student forwards the pseudo-boxes need, in order, as ``(part, images)``:
+        ``'cls'`` on the images with any pseudo-box (with ``pseudo.ignore`` as ignore
+        regions), then, with the gate, ``'reg'`` on those with a reliable one."""
+        parts = [('cls', pseudo.images('cls'))]
+        if self.gated:
+            parts.append(('reg', pseudo.images('reg')))
+        return [(part, idx) for part, idx in parts if idx]
+
+    def split_terms(self, terms: dict[str, dict]) -> tuple[dict, dict]:
+        """``(classification terms, regression terms)`` from the loss dicts of the
+        :meth:`forwards` (``{part: loss dict}``): regression from the ``'reg'`` forward
+        with the gate, else from the ``'cls'`` one; empty when no image qualifies."""
+        cls, reg = split_loss_terms(terms['cls']) if 'cls' in terms else ({}, {})
+        if self.gated:
+            reg = split_loss_terms(terms['reg'])[1] if 'reg' in terms else {}
         return cls, reg
 
     def _count_empty(self, pseudo: PseudoBoxes, dets) -> None:

@@ -70,8 +70,9 @@ class ShrinkMatch(FixMatch):
             raise ValueError(f"certain_targets='soft' is defined for ClassificationTask, "
                              f'not {type(self.task).__name__}')
 
-    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
+    def loss_by_pseudo_labels(self, out, pseudo, data_samples):
         if self.semi_train_cfg['certain_targets'] == 'soft':
-            return {'unsup_loss': self.task.soft_loss(student_out['unsup_student'],
-                                                      probs.detach(), weight, kind='ce')}
-        return super().unsup_loss(student_out, probs, labels, weight, inputs, data_samples)
+            return {'unsup_loss': self.task.soft_loss(out.logits['unsup_student'],
+                                                      pseudo.probs.detach(), pseudo.weight,
+                                                      kind='ce')}
+        return super().loss_by_pseudo_labels(out, pseudo, data_samples)

@@ -124,18 +124,18 @@ class UDA(MeanTeacher):
                                '(outside a Runner); set tsa_iters')
         return int(n)
 
-    def unsup_loss(self, student_out, probs, labels, weight, inputs, data_samples):
+    def loss_by_pseudo_labels(self, out, pseudo, data_samples):
         if self.semi_train_cfg['variant'] == 'usb':
-            loss = self.task.soft_loss(student_out['unsup_student'], probs.detach(), weight,
-                                       kind='ce')
+            loss = self.task.soft_loss(out.logits['unsup_student'], pseudo.probs.detach(),
+                                       pseudo.weight, kind='ce')
             return {'unsup_loss': loss}
-        return super().unsup_loss(student_out, probs, labels, weight, inputs, data_samples)
+        return super().loss_by_pseudo_labels(out, pseudo, data_samples)
 
-    def sup_losses(self, logits: torch.Tensor, data_samples: dict) -> dict[str, torch.Tensor]:
+    def loss_by_gt(self, out, data_samples: dict) -> dict[str, torch.Tensor]:
         schedule = self.semi_train_cfg['tsa']
         if schedule == 'none':
-            return super().sup_losses(logits, data_samples)
-        labels = data_samples['gt_label']
+            return super().loss_by_gt(out, data_samples)
+        logits, labels = out.logits['sup'], data_samples['sup']['gt_label']
         if (labels < 0).any():
             raise ValueError('labeled batch contains gt_label < 0 (unlabeled samples)')
         logits = logits.float()

@@ -1,4 +1,6 @@
 from .batch_augment import BatchColorAugment, BatchRandAugment
+from .det_preprocessor import DetDataPreprocessor
 from .semi_preprocessor import SemiDataPreprocessor
 
-__all__ = ['BatchColorAugment', 'BatchRandAugment', 'SemiDataPreprocessor']
+__all__ = ['BatchColorAugment', 'BatchRandAugment', 'DetDataPreprocessor',
+           'SemiDataPreprocessor']
