@@ -6,12 +6,16 @@ import logging
 
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
-from mmengine.runner.base_loop import BaseLoop
-from mmengine.runner.utils import calc_dynamic_intervals
 
 from ssvision.registry import LOOPS
 
-from .mmengine_compat import built_loop, infinite_iterator, unwrap
+from .mmengine_compat import (
+    built_loop,
+    infinite_iterator,
+    init_iter_train_loop,
+    unwrap,
+    update_val_interval,
+)
 from .rng import preserved_rng
 
 
@@ -40,26 +44,13 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
 
     def __init__(self, runner, dataloader, max_iters: int, val_begin: int = 1,
                  val_interval: int = 1000, dynamic_intervals=None) -> None:
-        BaseLoop.__init__(self, runner, dataloader)
-        self._max_iters = int(max_iters)
-        if self._max_iters != max_iters:
-            raise ValueError(f'max_iters must be an integer, got {max_iters}')
-        self._max_epochs = 1
-        self._epoch = 0
-        self._iter = 0
-        self.val_begin = val_begin
-        self.val_interval = val_interval
-        self.stop_training = False
-        if hasattr(self.dataloader.dataset, 'metainfo'):
-            self.runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
-        self.dataloader_iterator = None
+        init_iter_train_loop(self, runner, dataloader, max_iters, val_begin, val_interval,
+                             dynamic_intervals)
         # Size data-dependent model state (e.g. FlexMatch's per-sample buffer) before
         # a checkpoint is loaded into it.
         model = unwrap(self.runner.model)
         if hasattr(model, 'bind_data'):  # ssvision recipes; mmdetection models have none
             model.bind_data(self.dataloader.dataset)
-        self.dynamic_milestones, self.dynamic_intervals = calc_dynamic_intervals(
-            self.val_interval, dynamic_intervals)
 
     def _check(self) -> None:
         sampler = getattr(self.dataloader, 'sampler', None)
@@ -86,20 +77,20 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
 
     def _start_iterator(self) -> None:
         sampler = getattr(self.dataloader, 'sampler', None)
-        if self._iter > 0:
+        if self.iter > 0:
             if hasattr(sampler, 'set_position'):
-                sampler.set_position(self._iter * sampler.batch_size)
-                print_log(f'Resumed the data stream at iteration {self._iter} '
-                          f'(item {self._iter * sampler.batch_size})', logger='current')
+                sampler.set_position(self.iter * sampler.batch_size)
+                print_log(f'Resumed the data stream at iteration {self.iter} '
+                          f'(item {self.iter * sampler.batch_size})', logger='current')
             else:
-                print_log(f'Advance dataloader {self._iter} steps (the sampler cannot '
+                print_log(f'Advance dataloader {self.iter} steps (the sampler cannot '
                           'be repositioned)', logger='current', level=logging.WARNING)
         # Creating the iterator draws worker seeds from torch's global generator;
         # keep that draw out of the training RNG stream so resumed runs match.
         with preserved_rng():
             self.dataloader_iterator = infinite_iterator(self.dataloader)
-        if self._iter > 0 and not hasattr(sampler, 'set_position'):
-            for _ in range(self._iter):
+        if self.iter > 0 and not hasattr(sampler, 'set_position'):
+            for _ in range(self.iter):
                 next(self.dataloader_iterator)
 
     def run(self):
@@ -108,14 +99,14 @@ class SemiIterBasedTrainLoop(IterBasedTrainLoop):
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
         self._start_iterator()
-        while self._iter < self._max_iters and not self.stop_training:
+        while self.iter < self.max_iters and not self.stop_training:
             self.runner.model.train()
             data_batch = next(self.dataloader_iterator)
             self.run_iter(data_batch)
-            self._decide_current_val_interval()
-            if (self.runner.val_loop is not None and self._iter >= self.val_begin
-                    and (self._iter % self.val_interval == 0
-                         or self._iter == self._max_iters)):
+            update_val_interval(self)
+            if (self.runner.val_loop is not None and self.iter >= self.val_begin
+                    and (self.iter % self.val_interval == 0
+                         or self.iter == self.max_iters)):
                 with preserved_rng():
                     self.runner.val_loop.run()
         self.runner.call_hook('after_train_epoch')

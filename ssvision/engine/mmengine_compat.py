@@ -75,6 +75,38 @@ def built_loop(runner, name: str):
     return None if loop is None or isinstance(loop, dict) else loop
 
 
+def init_iter_train_loop(loop, runner, dataloader, max_iters: int, val_begin: int,
+                         val_interval: int, dynamic_intervals) -> None:
+    """``IterBasedTrainLoop.__init__`` without its dataloader iterator: the state
+    mmengine keeps in the loop's private ``_max_iters`` / ``_max_epochs`` / ``_epoch`` /
+    ``_iter`` and its public fields; the caller creates the iterator when training
+    starts (creating it draws worker seeds from the global RNG)."""
+    from mmengine.runner.base_loop import BaseLoop
+    from mmengine.runner.utils import calc_dynamic_intervals
+
+    BaseLoop.__init__(loop, runner, dataloader)
+    loop._max_iters = int(max_iters)
+    if loop._max_iters != max_iters:
+        raise ValueError(f'max_iters must be an integer, got {max_iters}')
+    loop._max_epochs = 1
+    loop._epoch = 0
+    loop._iter = 0
+    loop.val_begin = val_begin
+    loop.val_interval = val_interval
+    loop.stop_training = False
+    if hasattr(loop.dataloader.dataset, 'metainfo'):
+        loop.runner.visualizer.dataset_meta = loop.dataloader.dataset.metainfo
+    loop.dataloader_iterator = None
+    loop.dynamic_milestones, loop.dynamic_intervals = calc_dynamic_intervals(
+        loop.val_interval, dynamic_intervals)
+
+
+def update_val_interval(loop) -> None:
+    """Switch ``loop.val_interval`` at a ``dynamic_intervals`` milestone (mmengine's
+    private ``_decide_current_val_interval``)."""
+    loop._decide_current_val_interval()
+
+
 def register_config_prefix() -> None:
     """Let config files inherit ssvision's packaged configs (``ssvision::...``).
 

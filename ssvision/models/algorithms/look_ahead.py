@@ -106,7 +106,7 @@ class LookAhead:
         accumulation counters are untouched."""
         optimizer = optim_wrapper.optimizer
         with optim_wrapper.optim_context(model):
-            losses = model._run_forward(data, mode='loss')
+            losses = model(**data, mode='loss')  # mmengine's _run_forward of a dict
         parsed, _ = model.parse_losses(losses)
         optimizer.zero_grad()
         parsed.backward()
@@ -186,7 +186,7 @@ class LookAhead:
         self.active = True
         try:
             with optim_wrapper.optim_context(model):
-                losses = model._run_forward(data, mode='loss')
+                losses = model(**data, mode='loss')  # mmengine's _run_forward of a dict
         finally:
             self.active = False
         parsed, log_vars = model.parse_losses(losses)
