@@ -56,24 +56,15 @@ class DetectorNetwork(nn.Module):
     Optional members, listed in ``provides``: ``instance_features`` (one vector of
     ``feature_channels`` per box, for box-level heads), ``refine_boxes`` (a second stage
     that regresses given boxes) and ``ignore_regions`` (``loss`` takes ``ignore``).
-    Subclasses set ``arch``, ``num_classes`` and ``one_stage``; weight loads are kept in
-    ``load_reports``.
+    Subclasses implement ``loss`` and ``predict``, set ``arch``, ``num_classes`` and
+    ``one_stage``, and keep their weight loads in ``load_reports``.
     """
 
     provides: frozenset[str] = frozenset()
     arch: str
     num_classes: int
     one_stage: bool
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.load_reports: dict = {}
-
-    def loss(self, images: list, instances: Sequence, ignore: Sequence | None = None) -> dict:
-        raise NotImplementedError
-
-    def predict(self, images: list[torch.Tensor]) -> list:
-        raise NotImplementedError
+    load_reports: dict
 
     def forward(self, images, instances=None):
         """``loss(images, instances)`` when given instances, else ``predict(images)``."""

@@ -210,6 +210,7 @@ class TorchvisionDetector(DetectorNetwork):
         if norm not in ('bn', 'frozen_bn'):
             raise ValueError(f"norm must be 'bn' or 'frozen_bn', got {norm!r}")
         self.arch, self.num_classes = arch, int(num_classes)
+        self.load_reports: dict[str, LoadReport] = {}
         self.one_stage = arch in _ONE_STAGE
         self.provides = self.provides | ({'ignore_regions'} if arch in IGNORE_ARCHS else set()) \
             | (set() if self.one_stage else {'refine_boxes'})
