@@ -41,7 +41,6 @@ import os
 import os.path as osp
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections import OrderedDict
@@ -51,6 +50,7 @@ from urllib.parse import urlparse
 import torch
 
 from ssvision import zoo
+from ssvision.utils.atomic import AtomicFile, atomic_write
 
 __all__ = ['resolve', 'load_state_dict', 'load_checkpoint', 'ChecksumError', 'is_offline',
            'hash_prefix', 'sha256_of', 'cache_path', 'register_mmengine_schemes',
@@ -172,16 +172,8 @@ def _recorded_sha256(path: str) -> str | None:
 def _record(path: str, digest: str) -> None:
     """Write the record of ``path`` (atomically; a cache that cannot be written only
     costs hashing again next time)."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix='.record.', suffix='.part')
-        with os.fdopen(fd, 'w') as f:
-            json.dump({'sha256': digest, 'stat': _stat_key(path)}, f)
-        os.replace(tmp, path + _RECORD)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
+    with contextlib.suppress(OSError), AtomicFile(path + _RECORD, 'w', fsync=False) as f:
+        json.dump({'sha256': digest, 'stat': _stat_key(path)}, f)
 
 
 def _file_sha256(path: str) -> str:
@@ -283,28 +275,18 @@ def _download(url: str, sha256: str | None, timeout: float) -> str:
     if unreachable:
         raise FileNotFoundError(f'cannot reach {unreachable} (no network?) and {dest} is not '
                                 f'cached: {where}; with HF_HUB_OFFLINE=1 nothing is tried')
-    folder = osp.dirname(dest)
-    os.makedirs(folder, exist_ok=True)
-    name = osp.basename(dest)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + '.', suffix='.part')
     try:
-        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r:
-            shutil.copyfileobj(r, out, 1 << 20)
-        digest = _check(tmp, sha256, prefix, url)
-        if sha256 is None and prefix is None:
-            from mmengine.logging import print_log
-            print_log(f'{url}: no sha256 known (not in the zoo index, no -<hash> in the file '
-                      'name); downloaded unchecked', logger='current', level=30)
-        os.replace(tmp, dest)
+        with atomic_write(dest, fsync=False) as tmp:
+            with open(tmp, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                shutil.copyfileobj(r, out, 1 << 20)
+            digest = _check(tmp, sha256, prefix, url)
+            if sha256 is None and prefix is None:
+                from mmengine.logging import print_log
+                print_log(f'{url}: no sha256 known (not in the zoo index, no -<hash> in the '
+                          'file name); downloaded unchecked', logger='current', level=30)
     except (urllib.error.URLError, OSError) as err:
-        if osp.exists(tmp):
-            os.remove(tmp)
         raise FileNotFoundError(f'could not download {url} ({err}); {dest} is not cached: '
                                 + where) from err
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
     if digest is not None:
         _record(dest, digest)
     return dest

@@ -67,7 +67,7 @@ probabilities resized *bilinearly* (``align_corners=False``) to the image's size
 the argmax, with the config's test mode (a sliding window is not part of an export).
 
 Every file is written under a temporary name and renamed into place when complete
-(:func:`~ssvision.engine.mmengine_compat.atomic_write`); the manifest comes last.
+(:func:`~ssvision.utils.atomic.atomic_write`); the manifest comes last.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from ssvision.engine.mmengine_compat import AtomicFile, atomic_write
+from ssvision.utils.atomic import AtomicFile, atomic_write
 
 from .inference import InferenceModel, network_config
 

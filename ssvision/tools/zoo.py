@@ -36,9 +36,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 from ssvision import checkpoints, zoo
+from ssvision.utils.atomic import AtomicFile, temporary_path
 from ssvision.utils.config import PACKAGE_PREFIX
 
 KEEP = ('teacher', 'student', 'both')
@@ -68,8 +68,7 @@ def publish(ckpt: str, name: str, keep: str, out_dir: str,
     state = checkpoints.load_state_dict(ckpt)
     kept = weights(state, keep, rename)
     os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.pth')
-    os.close(fd)
+    tmp = temporary_path(osp.join(out_dir, f'{name}.pth'))  # permissions as open gives
     torch.save(kept, tmp)
     digest = checkpoints.sha256_of(tmp)
     path = osp.join(out_dir, f'{name}-{digest[:8]}.pth')
@@ -144,11 +143,9 @@ def write_team_entry(index: str, name: str, checkpoint: dict) -> None:
     entry = dict(entry, checkpoint=checkpoint)
     data = zoo.read_index(index) if osp.isfile(index) else []
     data = [e for e in data if e['name'] != name] + [entry]
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(index)), suffix='.json')
-    with os.fdopen(fd, 'w') as f:
+    with AtomicFile(index, 'w') as f:
         json.dump(data, f, indent=1)
         f.write('\n')
-    os.replace(tmp, index)
 
 
 def run_child(cmd: list[str], env: dict | None = None) -> int:
