@@ -56,6 +56,7 @@ from ssvision.datasets.base import build_pipeline, read_image
 from ssvision.engine.hooks.bn_recalibration_hook import META_KEY as BN_META_KEY
 from ssvision.engine.hooks.bn_recalibration_hook import apply_recalibrated
 from ssvision.models.algorithms.checkpoint_keys import expand_plain_state_dict
+from ssvision.models.network import StudentNetwork
 
 __all__ = ['InferenceModel', 'init_model', 'inference', 'iter_inference', 'load_image',
            'read_image_file', 'UnreadableImageError', 'NETWORKS', 'TASKS']
@@ -275,7 +276,9 @@ def _color_type(cfg: Config, algorithm: nn.Module, library: str) -> str:
     # gray images that the preprocessor repeats to RGB, or a 1-channel network
     if getattr(algorithm.data_preprocessor, 'gray_to_rgb', False):
         return 'grayscale'
-    return 'grayscale' if getattr(algorithm.student, 'in_channels', 3) == 1 else 'color'
+    student = algorithm.student
+    return ('grayscale' if isinstance(student, StudentNetwork) and student.in_channels == 1
+            else 'color')
 
 
 def _pipeline(cfg: Config, task: str, library: str) -> Callable:

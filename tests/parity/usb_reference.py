@@ -40,6 +40,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ssvision.models.network import StudentNetwork
+
 #: Top-level packages semilearn imports that no compared piece uses (audio, NLP,
 #: experiment logging).
 STAND_INS = ('torchaudio', 'transformers', 'wandb', 'aim')
@@ -272,9 +274,9 @@ def record(alg) -> dict:
 
 
 # ----------------------------------------------------------------- ssvision side
-class IdentityNet(nn.Module):
+class IdentityNet(StudentNetwork):
     """A "network" whose outputs are its inputs: ssvision's recipe then runs on logits
-    (a classifier interface: ``num_classes``)."""
+    (the classifier contract, ``num_classes``, with forward overridden)."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

@@ -13,6 +13,7 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
+from ..network import DetectorNetwork, StudentNetwork
 from .checkpoint_keys import expand_plain_state_dict
 from .health import selection_health
 from .look_ahead import LookAhead
@@ -96,6 +97,10 @@ class SemiBase(BaseModel):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.task = MODELS.build(task if task is not None else dict(self.default_task))
+        contract = StudentNetwork if self.task.has_logits else DetectorNetwork
+        if not isinstance(self.student, contract):
+            raise TypeError(f'{type(self.task).__name__} trains a {contract.__name__} '
+                            f'(ssvision.models.network); {type(self.student).__name__} is not')
         self.selector = MODELS.build(selector) if selector is not None else None
         self.aux_heads = nn.ModuleList([MODELS.build(h) for h in (aux_heads or [])])
         for head in self.aux_heads:

@@ -77,7 +77,7 @@ class SemiDetector(SemiBase):
         if cfg['ignore_score'] is not None and not provides(self.student, 'ignore_regions'):
             raise ValueError(f'semi_train_cfg.ignore_score needs a detector whose loss takes '
                              f'ignore regions, not {type(self.student).__name__} '
-                             f'({getattr(self.student, "arch", "")})')
+                             f'({self.student.arch})')
         self.unlabeled_only = bool(cfg['source_free'])
         self._random_start = None
         if self.unlabeled_only:

@@ -28,9 +28,8 @@ def _run(student: nn.Module, task, x: torch.Tensor, with_feat: bool):
     (``extract_feat`` then ``forward_head``: the same computation as ``forward``)."""
     if not with_feat:
         return task.forward(student, x), None
-    from ssvision.models.heads import head_forward
     feat = student.extract_feat(x)
-    return head_forward(student, feat, x.shape[-2:]), feat
+    return student.forward_head(feat, x.shape[-2:]), feat
 
 
 def _together(student: nn.Module, task, views: list, wants: list[bool]):

@@ -1,4 +1,4 @@
-from .base import AuxContext, BaseAuxHead, head_forward
+from .base import AuxContext, BaseAuxHead
 from .class_space_shrink import ClassSpaceShrinkHead, shrink_class_space
 from .deep_supervision import DeepSupervisionContrastHead
 from .local_rotation import LocalRotationHead, rotate_patches
@@ -9,5 +9,5 @@ from .weak_strong_contrast import WeakStrongContrastHead
 __all__ = [
     'AuxContext', 'BaseAuxHead', 'DeepSupervisionContrastHead', 'DualSiameseConsistencyHead',
     'ClassSpaceShrinkHead', 'LocalRotationHead', 'rotate_patches', 'shrink_class_space',
-    'RotationHead', 'WeakStrongContrastHead', 'head_forward', 'rotate_batch'
+    'RotationHead', 'WeakStrongContrastHead', 'rotate_batch'
 ]

@@ -87,8 +87,3 @@ class BaseAuxHead(nn.Module):
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-
-def head_forward(student: nn.Module, feat: torch.Tensor, size) -> torch.Tensor:
-    """``student.forward_head(feat, size)``; kept for callers not yet moved to the
-    contract's own call (:class:`~ssvision.models.network.StudentNetwork`)."""
-    return student.forward_head(feat, tuple(size))
