@@ -2,7 +2,7 @@
 # FixMatch and USB), on MNIST-5k with 4 labels per class; B = 16, mu = 7 (USB's setting).
 # The teacher takes pseudo-labels with batch statistics (semi_train_cfg.teacher_bn='auto'
 # does so for the first 2,995 iterations at momentum 0.001): with running statistics it
-# collapses to one class (BENCHMARKS.md, "Teacher BatchNorm").
+# collapses to one class (BENCHMARKS.md, "WRN-28-2 FixMatch beside USB").
 _base_ = ['./fixmatch_tinycnn_2k_mnist5k-4pc.py']
 labeled_batch_size = 16
 unlabeled_ratio = 7

@@ -37,68 +37,36 @@ def masked_ce(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
 
 @MODELS.register_module()
 class DSSN(SemiBase):
-    """DSSN as in its authors' code (kunzhan/DSSN, ``voc/DSSN.py``), on the shared
-    recipe. Semantic segmentation.
+    """DSSN as in its authors' code (kunzhan/DSSN, ``voc/DSSN.py``): semantic
+    segmentation with a weak view ``w`` and two strong views ``s1``, ``s2`` per
+    unlabeled image. The teacher's probabilities ``P`` on ``w`` are CutMixed per strong
+    view with its own box and selected by ``ClassPeakSelector`` (the authors' adaptive
+    mask); the student decodes ``cat(sup, w)``'s low- and high-level features clean and
+    under two ``Dropout2d`` (``fp1``, ``fp2``), then runs ``cat(s1, s2)``::
 
-    Per iteration, with a weak view ``w`` and two strong views ``s1``, ``s2`` (colour
-    changes of ``w``) of each unlabeled image:
+        strong = CE_m(s1 | P_1) + CE_m(s2 | P_2)       # masked_ce, teacher's mixed targets
+        feat   = CE_m(fp1 | q) + CE_m(fp2 | q)          # q: the student's own clean w
+        total  = loss_scale * (sup + strong_weight * strong + feature_weight * feat
+                               + siamese_weight * (MSE(z(s1), z(s2)) + MSE(z(fp1), z(fp2))))
 
-    - **Teacher** (EMA, ``teacher_bn``): probabilities ``P`` on ``w``. Each strong view
-      gets its own CutMix box (probability ``cutmix_prob``) from one partner image of
-      the batch, and ``P`` and the valid (non-padding) mask are mixed the same way per
-      view; the selector (:class:`~ssvision.models.selectors.ClassPeakSelector`, the
-      authors' adaptive binary mask) runs on each mixed ``P_k``.
-    - **Student**, forward 1 on ``cat(sup, w)``: the encoder once, the decoder three
-      times on ``cat(f, D(f), D'(f))`` for the low- and the high-level features
-      (``D``: independent ``Dropout2d(feature_dropout)``), giving the labeled logits,
-      the clean weak logits ``q`` and two perturbed weak predictions ``fp1``, ``fp2``.
-      Forward 2 on ``cat(s1, s2)``.
-    - **Losses** (``z``: :func:`standardize_logits`, ``valid``: image pixels)::
-
-          strong = CE_m(s1 | P_1) + CE_m(s2 | P_2)          # teacher's mixed targets
-          feat   = CE_m(fp1 | q) + CE_m(fp2 | q)             # the student's own q, its mask
-          total  = loss_scale * (sup + strong_weight * strong + feature_weight * feat
-                                 + siamese_weight * (MSE(z(s1), z(s2)) + MSE(z(fp1), z(fp2))))
-
-      ``CE_m`` is :func:`masked_ce` under the selector's mask of the target map.
-      Iterations before ``strong_start_iter`` leave out ``strong`` (the authors train
-      no strong view in their first step, VOC, or first five epochs, Cityscapes, while
-      the teacher copies the student: ``EMATeacherHook(copy_steps=...)``).
-
-    The authors' defaults: ``loss_scale`` 0.5, ``strong_weight`` 0.25,
-    ``feature_weight`` 0.25, ``siamese_weight`` 0.01, ``feature_dropout`` 0.5,
-    ``cutmix_prob`` 0.5, ``strong_start_iter`` 1, EMA keep rate 0.996 over parameters
-    and BatchNorm buffers after one copy
-    (``EMATeacherHook(momentum=0.996, ramp=False, copy_steps=1)`` in ``configs/dssn/``),
-    SGD with poly decay 0.9 and a 10x learning rate on the decoder (VOC). ``unsup_weight`` and
-    burn-in multiply / delay every unlabeled term as in every algorithm (1 and 0 here).
-
-    Deliberate differences, each for a stated reason:
-
-    - The CutMix partner is another image of the same batch (one cyclic partner for
-      both views, an independent box per view). The authors' code draws a "second
-      unlabeled batch" from a second iterator over the same sampler, which in practice
-      is the same images in another random crop; UniMatch's author (whose loader DSSN
-      reuses) calls mixing different images the more correct form, with no difference
-      in accuracy (LiheYoung/UniMatch issue 85).
-    - The teacher's BatchNorm: the authors' teacher runs in training mode (batch
-      statistics) until their first evaluation, one epoch, and in eval mode (running
-      statistics) after. ``teacher_bn='auto'`` follows that intent: batch statistics
-      until the teacher's running statistics keep less than 5 % of their start, then
-      running statistics.
-    - ``std = 0`` standardises to 0, not NaN; ``num_batches_tracked`` is copied by the
-      EMA, not averaged.
-
-    Knobs (``semi_train_cfg``), besides :class:`SemiBase`'s: ``loss_scale``,
-    ``strong_weight``, ``feature_weight``, ``siamese_weight``, ``feature_dropout``,
-    ``strong_start_iter`` (see above). The student must give ``extract_levels`` / ``decode_levels``
-    (:class:`~ssvision.models.segmentors.DeepLabV3Plus`).
+    (``z``: :func:`standardize_logits`). The configs add the authors' EMA (0.996 after
+    one copy) and SGD with poly decay and a 10x decoder learning rate. Deliberate
+    differences: the CutMix partner is another image of the same batch (the authors
+    draw a second batch from the same sampler, in practice the same images recropped;
+    UniMatch's author calls mixing different images the more correct form); the
+    teacher uses batch statistics until its running ones are trustworthy
+    (``teacher_bn='auto'``; the authors' stays in train mode until its first
+    evaluation); ``std = 0`` standardises to 0, not NaN.
     """
 
-    default_train_cfg = {**SemiBase.default_train_cfg, 'cutmix_prob': 0.5,
-                         'loss_scale': 0.5, 'strong_weight': 0.25, 'feature_weight': 0.25,
-                         'siamese_weight': 0.01, 'feature_dropout': 0.5,
-                         'strong_start_iter': 1}
+    default_train_cfg = {**SemiBase.default_train_cfg,
+                         'cutmix_prob': 0.5,        # per strong view, its own box
+                         'loss_scale': 0.5,         # multiplies every term
+                         'strong_weight': 0.25,     # the strong views' CE
+                         'feature_weight': 0.25,    # the feature-perturbed CE
+                         'siamese_weight': 0.01,    # each standardised-logit MSE
+                         'feature_dropout': 0.5,    # Dropout2d of the encoder levels
+                         'strong_start_iter': 1}    # no strong term before (teacher copying)
     student_views = ('unsup_student', 'unsup_student2')
     forward_modes = ('concat',)
     default_task = dict(type='SegmentationTask')
@@ -220,24 +188,13 @@ class DSSN(SemiBase):
 
 @MODELS.register_module()
 class DSSNTopK(FixMatch):
-    """ssvision's DSSN variant: class-top-k selection, one CutMix box for both strong
-    views, and the Siamese terms as an auxiliary head. Not the authors' recipe (that is
-    :class:`DSSN`); kept for the figures measured with it and for classification.
-
-    Each unlabeled image has one weak view (teacher) and two strong views
-    (``unsup_student``, ``unsup_student2``). The teacher's pseudo-labels, chosen by a
-    class-aware selector (each class keeps its own top-confidence predictions,
-    ``ClassAwareTopKSelector(ratio=0.5, floor=0.5)`` by default), supervise both strong
-    views::
-
-        unsup_loss = (CE_w(s1, y_hat) + CE_w(s2, y_hat)) / 2
-
-    The dual-level Siamese consistency (image level between the two strong views,
-    feature level between two feature-dropout perturbations of the first strong view's
-    decoder feature) is the auxiliary head ``DualSiameseConsistencyHead``, added by
-    default unless ``aux_heads`` is given. ssvision's settings (not the authors'):
-    unsup weight 1, Siamese weights 1 (image) and 1 (feature), feature dropout 0.5,
-    EMA 0.999 with the ramp. Knobs: those of :class:`FixMatch`.
+    """ssvision's DSSN variant, not the authors' recipe (:class:`DSSN`): a class-aware
+    selector (``ClassAwareTopKSelector(ratio=0.5, floor=0.5)``: each class keeps its own
+    top-confidence predictions) supervises both strong views,
+    ``unsup_loss = (CE_w(s1, y) + CE_w(s2, y)) / 2``, with one CutMix box for both, and
+    the Siamese terms come from the ``DualSiameseConsistencyHead`` aux head (added
+    unless ``aux_heads`` is given). Kept for the figures measured with it and for
+    classification.
     """
 
     student_views = ('unsup_student', 'unsup_student2')

@@ -9,26 +9,15 @@ from .fixmatch import FixMatch
 
 @MODELS.register_module()
 class FreeMatch(FixMatch):
-    """FixMatch's loss with a ``FreeMatchSelector`` (self-adaptive class thresholds).
-
-    Adds FreeMatch's self-adaptive fairness term when ``fairness_weight > 0``::
-
-        unsup_fair_loss = fairness_weight * selector.fairness_loss(softmax(s), w)
-
-    over the student's strong-view probabilities of the selected samples (see
-    :meth:`FreeMatchSelector.fairness_loss`). With the default selector and weights
-    this is USB 0.3.2's ``FreeMatch.train_step`` (``tests/parity`` compares the masks,
-    the state, both losses and their gradients step by step). Like every ``unsup_*``
-    loss the term follows the unsup weight's burn-in and warm-up; USB adds it unscaled
-    (the two agree with the defaults, ``unsup_weight=1`` and no warm-up).
-
-    Knobs (``semi_train_cfg``), besides :class:`SemiBase`'s:
-
-    - ``fairness_weight`` (float, 0.01): weight of the fairness term (USB 0.3.2's
-      default ``ent_loss_ratio``, what the parity test runs; USB's CIFAR-10 configs,
-      the paper's runs, set 0.001; 0 disables it).
+    """FixMatch's loss with a ``FreeMatchSelector`` (self-adaptive class thresholds) and
+    FreeMatch's fairness term ``fairness_weight * selector.fairness_loss(softmax(s), w)``
+    on the strong view; USB 0.3.2's ``FreeMatch.train_step`` with the defaults. The term
+    follows the unsup weight's burn-in and warm-up like every ``unsup_*`` loss (USB adds
+    it unscaled; the two agree with ``unsup_weight=1`` and no warm-up).
     """
 
+    # 0.01: USB 0.3.2's default ent_loss_ratio (the parity test's); its CIFAR-10 configs
+    # use 0.001; 0 disables the term
     default_train_cfg = {**FixMatch.default_train_cfg, 'fairness_weight': 0.01}
 
     def __init__(self, model: dict, selector: dict | None = None, **kwargs) -> None:

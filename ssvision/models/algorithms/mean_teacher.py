@@ -18,42 +18,23 @@ SIGMOID_RAMPUP_SCALE = 5.0
 
 @MODELS.register_module()
 class MeanTeacher(SemiBase):
-    """Student's class distribution on its view follows the teacher's on the weak view
-    (Tarvainen & Valpola, NeurIPS 2017).
+    """The student's class distribution on its view follows the teacher's on the weak
+    view (Tarvainen & Valpola, NeurIPS 2017); ``p`` teacher probabilities, ``s`` student
+    logits, ``w`` the selector's weights (by default every sample)::
 
-    With ``p`` the teacher's probabilities, ``s`` the student's logits, ``C`` classes and
-    ``w`` the selector's weights (the default selector, a threshold of 0, keeps every
-    sample)::
+        'mse'     : sum_i w_i * mean_c (softmax(s_i)_c - p_ic)^2 / N   (the authors', USB's)
+        'mse_sum' : sum_i w_i * sum_c  (softmax(s_i)_c - p_ic)^2 / N   (older configs)
+        'kl'      : sum_i w_i * KL(p_i || softmax(s_i)) / N
 
-        'mse'     : unsup_loss = sum_i w_i * mean_c (softmax(s_i)_c - p_ic)^2 / N
-        'mse_sum' : unsup_loss = sum_i w_i * sum_c  (softmax(s_i)_c - p_ic)^2 / N  (= C x 'mse')
-        'kl'      : unsup_loss = sum_i w_i * KL(p_i || softmax(s_i)) / N
-
-    ``'mse'`` averages over the classes as the authors' ``softmax_mse_loss``
-    (CuriousAI/mean-teacher: summed squares divided by the number of classes) and USB
-    0.3.2's ``consistency_loss(..., 'mse')`` do; ``'mse_sum'`` is this project's earlier
-    form, kept so older configs can be reproduced (multiply their ``unsup_weight`` by
-    ``C`` to get the same loss with ``'mse'``).
-
-    The unsup weight ramps up over ``unsup_warmup_iters`` after burn-in: with
-    ``t = iter - burn_in_iters`` and ``r = min(t / unsup_warmup_iters, 1)`` it is
-    ``unsup_weight * exp(-5 (1 - r)^2)`` (``rampup='sigmoid'``: the authors'
-    ``sigmoid_rampup``, which they evaluate once per epoch, here per iteration) or
-    ``unsup_weight * r`` (``'linear'``: USB 0.3.2's
-    ``clip(it / (unsup_warm_up * num_train_iter), 0, 1)``; USB's default is
-    ``unsup_warmup_iters = 0.4 * max_iters``). ``unsup_warmup_iters = 0`` means the full
-    weight from the first iteration.
-
-    Knobs (``semi_train_cfg``), besides :class:`SemiBase`'s:
-
-    - ``consistency`` (str, ``'mse'``): ``'mse'``, ``'mse_sum'`` or ``'kl'``.
-    - ``temperature`` (float, 1.0): teacher probabilities are sharpened as
-      ``p^(1/T)`` renormalised before the loss (1.0 = unchanged).
-    - ``rampup`` (str, ``'sigmoid'``): ``'sigmoid'`` or ``'linear'``, see above.
+    The unsup weight ramps over ``unsup_warmup_iters`` after burn-in, with
+    ``r = min(t / unsup_warmup_iters, 1)``: ``exp(-5 (1 - r)^2)`` (the authors'
+    ``sigmoid_rampup``) or ``r`` (USB's linear ramp).
     """
 
-    default_train_cfg = {**SemiBase.default_train_cfg, 'consistency': 'mse', 'temperature': 1.0,
-                         'rampup': 'sigmoid'}
+    default_train_cfg = {**SemiBase.default_train_cfg,
+                         'consistency': 'mse',  # one of CONSISTENCIES, see above
+                         'temperature': 1.0,    # sharpen p as p^(1/T), renormalised
+                         'rampup': 'sigmoid'}   # one of RAMPUPS, see above
 
     def __init__(self, model: dict, selector: dict | None = None, **kwargs) -> None:
         if selector is None:

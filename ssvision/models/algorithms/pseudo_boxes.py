@@ -1,42 +1,19 @@
-"""The one pseudo-box policy: which teacher boxes train the student, and on what.
+"""The one pseudo-box policy, shared by :class:`SemiDetector` and the mmdetection
+plug-in: which teacher boxes train the student, and on what. Per batch::
 
-Both semi-supervised detectors, ssvision's own :class:`SemiDetector` and the mmdetection
-plug-in ``SsvSemiDetector``, turn the teacher's detections into pseudo-boxes here, so a
-change to the policy reaches both. Per batch of unlabeled images::
+    keep      = selector(dets)                                   # gate()
+    reliable  = uncertainty(kept boxes) < reg_uncertainty        # flip or box jitter
+    moved     = transfer_boxes(dets[keep], H_teacher -> H_student)  # move(): clip, drop small
+    cls boxes = moved;  reg boxes = moved[reliable]
+    ignore    = transfer_boxes(dets[~keep & score >= ignore_score])  # optional
 
-    keep      = selector(dets)                       # per-class score thresholds
-    reliable  = uncertainty(kept boxes) < reg_uncertainty     # flip or box jitter
-    moved, ok = transfer_boxes(dets[keep], H_teacher -> H_student)  # clip, drop small
-    cls boxes = moved                               # train classification terms
-    reg boxes = moved[reliable]                     # also train box-regression terms
-    ignore    = transfer_boxes(dets[~keep & score >= ignore_score])   # optional
-
-and the health figures of the batch (:meth:`PseudoBoxPolicy.health`). The detector's
-loss dict is split into classification and regression terms by
-:func:`split_loss_terms` (one table of term names for torchvision and mmdetection).
-
-Box uncertainty, detector-agnostic (one-stage detectors get it too): the teacher also
-predicts on the horizontally flipped weak view; a box's uncertainty is the mean absolute
-difference of its four sides from its best-overlapping same-class box there (flipped
-back), divided by its width / height; no match at IoU >= 0.5 counts as uncertain.
-Two-stage detectors may use Soft Teacher's box jitter instead (``mode='jitter'``): each
-kept box is jittered ``jitter_times`` times (Gaussian offsets of ``jitter_scale`` times
-its width / height per side), the teacher's second stage regresses every copy, and the
-uncertainty is the standard deviation of the regressed sides over the copies divided by
-the width / height of their mean box, averaged over the four sides (Soft Teacher's
-``compute_uncertainty_with_aug``). Its scale differs from the flip
-measure (Soft Teacher keeps boxes under 0.02), so ``reg_uncertainty`` is set with the
-mode.
-
-Ignore regions (``ignore_score``, off by default): the teacher's detections that score at
-least ``ignore_score`` but are not kept are uncertain objects. Without ignore regions a
-pseudo-labeled image trains every anchor away from its kept boxes as background,
-including those objects, and a teacher whose scores sit below the threshold (a
-detector on a new domain) learns to call them background, round after round. With
-them the classification terms leave those anchors out (detectors that support it:
-``TorchvisionDetector`` RetinaNet and Faster R-CNN, whose RPN anchors and box-head
-proposals near a region are never sampled): a hard form of Soft Teacher's background
-weighting, which scales each background anchor's loss by the teacher's background score.
+Flip uncertainty (any detector): each side's distance to the best same-class match on
+the flipped view, relative to the box size (``structures.flip_uncertainty``). Box jitter
+(two-stage, Soft Teacher's): the spread of the second stage's refinements of jittered
+copies, relative to their mean box (:func:`jitter_uncertainty`); its scale differs, so
+``reg_uncertainty`` is set with the mode. Ignore regions keep uncertain objects out of
+the classification terms instead of training them as background. A detector's loss
+dict splits into classification and regression terms by :func:`split_loss_terms`.
 """
 
 from __future__ import annotations

@@ -42,60 +42,29 @@ VARIANTS = ('original', 'usb')
 
 @MODELS.register_module()
 class UDA(MeanTeacher):
-    """Unsupervised Data Augmentation (Xie et al., NeurIPS 2020) on the shared recipe.
+    """Unsupervised Data Augmentation (Xie et al., NeurIPS 2020), as google-research/uda's
+    ``image/main.py``: KL from the teacher's sharpened weak-view distribution to the
+    student's strong one, on confident samples, and training-signal annealing (TSA) of
+    the supervised loss::
 
-    Unlabeled loss: KL from the teacher's sharpened weak-view distribution to the
-    student's strong-view distribution, on confident samples only::
+        unsup_loss = sum_i w_i KL(softmax(log p_i / T) || softmax(s_i)) / N
+        w_i        = [max_c p_ic >= threshold]           (the selector, on unsharpened p)
+        sup_loss   = sum_i m_i CE(x_i, y_i) / max(sum_i m_i, 1),  m_i = [p_i,y_i <= eta_r]
 
-        q_i        = softmax(log p_i / T)           (= softmax(z_i / T), p = softmax(z))
-        unsup_loss = sum_i w_i * KL(q_i || softmax(s_i)) / N
-        w_i        = [max_c p_ic >= threshold]      (the selector, on unsharpened p)
-
-    Supervised loss with training-signal annealing (TSA): at training progress
-    ``r = iter / tsa_iters`` a labeled sample whose probability of its true class
-    exceeds ``eta_r = alpha(r) (1 - 1/K) + 1/K`` (:func:`tsa_threshold`) is left out::
-
-        sup_loss = sum_i m_i CE(x_i, y_i) / max(sum_i m_i, 1),  m_i = [p_i,y_i <= eta_r]
-
-    and ``sup_tsa_frac`` (fraction of labeled samples kept) and ``sup_tsa_thr`` are
-    logged. This is google-research/uda's ``image/main.py`` (``anneal_sup_loss``, the
-    sharpened KL with its confidence mask). Published defaults (the paper and its
-    CIFAR-10 / SVHN scripts): ``T = 0.4``, confidence threshold 0.8, unsup weight 1,
-    unlabeled ratio 7, no TSA (the paper suggests ``'exp'`` when few labels make
-    overfitting likely, ``'log'`` when many). Pseudo-targets come from the EMA teacher
-    (in eval mode); with ``EMATeacherHook(momentum=0)`` the teacher is the current
-    student, as in UDA. UDA keeps samples with ``max p > 0.8`` (strict); the selector
-    keeps ``>=``, as USB does.
-
-    ``variant='usb'`` reproduces USB 0.3.2's ``UDA.train_step`` instead (checked by
-    ``tests/parity``), which departs from the authors' code in four places:
-
-    - TSA thresholds the *top* probability ``max_c p_ic``, not the true class's;
-    - the TSA loss is averaged over all ``N`` labeled samples: ``sum_i m_i CE_i / N``;
-    - the target is the unsharpened ``p`` (USB passes probabilities with
-      ``softmax=False``, so its ``T`` is never applied; ``temperature`` is ignored);
-    - the consistency is the soft-target cross entropy ``-sum_c p_ic log softmax(s_i)_c``
-      (the KL plus the target's entropy: the same gradient, another value;
-      ``consistency`` is ignored).
-
-    Knobs (``semi_train_cfg``), besides :class:`MeanTeacher`'s (``consistency``
-    ``'kl'``, ``temperature`` 0.4 here; the unsup weight ramp applies only with
-    ``unsup_warmup_iters > 0``, ``rampup`` is ``'linear'`` here):
-
-    - ``tsa`` (str, ``'none'``): ``'none'``, ``'linear'``, ``'log'`` or ``'exp'``.
-    - ``tsa_iters`` (int | None, None): iterations over which ``r`` goes from 0 to 1;
-      None reads the run's ``max_iters`` from mmengine's MessageHub.
-    - ``variant`` (str, ``'original'``): ``'original'`` (the authors') or ``'usb'``
-      (classification only).
-
-    Args:
-        model (dict): network config.
-        selector (dict | None): default ``FixedThresholdSelector(0.8)``.
+    with ``eta_r`` from :func:`tsa_threshold` at progress ``r = iter / tsa_iters``
+    (``sup_tsa_frac`` and ``sup_tsa_thr`` are logged). ``variant='usb'`` is USB 0.3.2's
+    ``UDA.train_step`` instead: TSA on the top probability, averaged over all ``N``, the
+    unsharpened target and the soft-target cross entropy (the KL plus the target's
+    entropy: the same gradient, another value).
     """
 
-    default_train_cfg = {**MeanTeacher.default_train_cfg, 'consistency': 'kl',
-                         'temperature': 0.4, 'rampup': 'linear', 'tsa': 'none',
-                         'tsa_iters': None, 'variant': 'original'}
+    default_train_cfg = {**MeanTeacher.default_train_cfg,
+                         'consistency': 'kl',  # the authors' KL
+                         'temperature': 0.4,   # the authors' T (ignored by variant='usb')
+                         'rampup': 'linear',   # the ramp applies only with unsup_warmup_iters
+                         'tsa': 'none',        # one of TSA_SCHEDULES ('exp' for few labels)
+                         'tsa_iters': None,    # TSA's length; None: the run's max_iters
+                         'variant': 'original'}  # or 'usb' (classification only)
 
     def __init__(self, model: dict, selector: dict | None = None, **kwargs) -> None:
         if selector is None:

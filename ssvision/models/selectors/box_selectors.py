@@ -81,8 +81,7 @@ class ClassAwareBoxSelector(BaseBoxSelector):
     Before any labeled batch was observed, the quantile rule is used.
     ``mode='quantile'``: ``q_c`` is the ``1 - ratio`` quantile of the class's candidate
     scores, so the count kept grows with the candidates the detector emits per image
-    (BENCHMARKS.md: 15-18 boxes per image at 5 % precision for a RetinaNet teacher
-    emitting 50 detections per image).
+    (many boxes at low precision for a teacher that emits many detections).
 
     A class the teacher is unsure of (a rare class; every class of a one-stage detector
     early on, whose sigmoid scores stay far below 0.9) still gets its best boxes, while a

@@ -17,9 +17,8 @@ test_evaluator = val_evaluator
 # Strong views without colour changes (blur only; CutMix is the algorithm's): here an
 # item and the photo around it differ mostly in colour, and colour jitter / grayscale
 # make flat photo regions look like items. With them FixMatch's student drifted to
-# false-positive foreground (29 % of the validation pixels against 18 % true) and DSSN
-# ended 8 points below supervised-only; without them DSSN is above it with 4 labeled
-# scenes and level with 8, 3 seeds (BENCHMARKS.md, binary scenes, 2026-12-02). The
+# false-positive foreground and DSSNTopK ended below supervised-only; without them it is
+# above it (BENCHMARKS.md, "Binary scenes"). The
 # 11-class scenes keep colour jitter.
 strong = [dict(type='SegStrongAugment', color_jitter_prob=0.0, grayscale_prob=0.0,
                blur_prob=0.5)]
