@@ -92,7 +92,16 @@ def build_pipeline(pipeline: Sequence[dict | Callable] | None) -> Compose:
     return Compose(transforms)
 
 
-class BaseClsDataset(Dataset):
+class PipelineDataset(Dataset):
+    """A dataset whose item is ``pipeline(prepare_results(index, sample_seed))``; the
+    index may be ``(index, sample_seed)`` as ``SemiSampler`` yields it."""
+
+    def __getitem__(self, idx: int | tuple[int, int]) -> Any:
+        idx, sample_seed = parse_index(idx, len(self), type(self).__name__)
+        return self.pipeline(self.prepare_results(idx, sample_seed))
+
+
+class BaseClsDataset(PipelineDataset):
     """Classification dataset over an in-memory image array or a list of image files.
 
     Subclasses implement :meth:`load_source` (and may override :attr:`source`, the
@@ -117,11 +126,8 @@ class BaseClsDataset(Dataset):
         names (list): ids of the kept samples (ints or relative paths).
     """
 
-    def __init__(self,
-                 split_file: str | None = None,
-                 subset: str | None = None,
-                 pipeline: Sequence[dict | Callable] = (),
-                 num_classes: int | None = None) -> None:
+    def __init__(self, split_file: str | None = None, subset: str | None = None,
+                 pipeline: Sequence[dict | Callable] = (), num_classes: int | None = None) -> None:
         if subset is not None and subset not in SUBSETS:
             raise ValueError(f'subset must be one of {SUBSETS} or None, got {subset!r}')
         if split_file is not None and subset is None:
@@ -270,15 +276,6 @@ class BaseClsDataset(Dataset):
         if sample_seed is not None:
             results['sample_seed'] = int(sample_seed)
         return results
-
-    def __getitem__(self, idx: int | tuple[int, int]) -> Any:
-        """Run the pipeline on one sample.
-
-        Args:
-            idx: index, or ``(index, sample_seed)`` as yielded by ``SemiSampler``.
-        """
-        idx, sample_seed = parse_index(idx, len(self), type(self).__name__)
-        return self.pipeline(self.prepare_results(idx, sample_seed))
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(source={self.source}, subset={self.subset}, '

@@ -64,11 +64,10 @@ from typing import Any
 
 import numpy as np
 from mmengine.logging import print_log
-from torch.utils.data import Dataset
 
 from ssvision.registry import DATASETS
 
-from .base import build_pipeline, parse_index, read_image
+from .base import PipelineDataset, build_pipeline, read_image
 from .image_files import (
     decode_files,
     describe_files,
@@ -109,7 +108,7 @@ def load_json(path: str) -> Any:
 
 
 @DATASETS.register_module()
-class CocoDetDataset(Dataset):
+class CocoDetDataset(PipelineDataset):
     """COCO detection dataset; images are read on access.
 
     Args:
@@ -349,10 +348,6 @@ class CocoDetDataset(Dataset):
         if sample_seed is not None:
             results['sample_seed'] = int(sample_seed)
         return results
-
-    def __getitem__(self, idx: int | tuple[int, int]) -> Any:
-        index, seed = parse_index(idx, len(self), type(self).__name__)
-        return self.pipeline(self.prepare_results(index, seed))
 
     def __repr__(self) -> str:
         return (f'CocoDetDataset(ann_file={self.ann_file!r}, subset={self.subset!r}, '

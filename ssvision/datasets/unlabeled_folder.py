@@ -38,11 +38,10 @@ from typing import Any
 
 import numpy as np
 from mmengine.logging import print_log
-from torch.utils.data import Dataset
 
 from ssvision.registry import DATASETS
 
-from .base import build_pipeline, parse_index, read_image
+from .base import PipelineDataset, build_pipeline, read_image
 from .image_files import (
     IMG_EXTENSIONS,
     NAMED_FILES,
@@ -64,7 +63,7 @@ def _is_power_of_ten(n: int) -> bool:
     return digits[0] == '1' and set(digits[1:]) <= {'0'}
 
 
-class UnlabeledImages(Dataset):
+class UnlabeledImages(PipelineDataset):
     """Every image file under ``root`` (any depth), sorted by path, without labels.
 
     Args:
@@ -164,15 +163,6 @@ class UnlabeledImages(Dataset):
         if sample_seed is not None:
             results['sample_seed'] = int(sample_seed)
         return results
-
-    def __getitem__(self, idx: int | tuple[int, int]) -> Any:
-        """Run the pipeline on one image.
-
-        Args:
-            idx: index, or ``(index, sample_seed)`` as yielded by ``SemiSampler``.
-        """
-        idx, sample_seed = parse_index(idx, len(self), type(self).__name__)
-        return self.pipeline(self.prepare_results(idx, sample_seed))
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(root={self.root}, len={len(self)}, '

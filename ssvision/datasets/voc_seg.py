@@ -41,11 +41,10 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from ssvision.registry import DATASETS
 
-from .base import build_pipeline, parse_index, read_image
+from .base import PipelineDataset, build_pipeline, read_image
 from .image_files import (
     check_images,
     decode_files,
@@ -115,7 +114,7 @@ def _read_ids(path: str) -> list[str]:
 
 
 @DATASETS.register_module()
-class VOCSegDataset(Dataset):
+class VOCSegDataset(PipelineDataset):
     """Semantic segmentation dataset in VOC layout; images and masks are read on access.
 
     Which ids, in this order of precedence:
@@ -176,22 +175,13 @@ class VOCSegDataset(Dataset):
             masks without ``label_map`` (the file and the fix are named).
     """
 
-    def __init__(self,
-                 data_root: str,
-                 split_file: str | None = None,
-                 img_dir: str = 'JPEGImages',
+    def __init__(self, data_root: str, split_file: str | None = None, img_dir: str = 'JPEGImages',
                  ann_dir: str = 'SegmentationClass',
-                 img_suffix: str | Sequence[str] = ('.jpg', '.png'),
-                 ann_suffix: str = '.png',
-                 ids: Sequence[str] | None = None,
-                 subset: str | None = None,
-                 num_classes: int = 21,
-                 ignore_index: int = IGNORE_INDEX,
-                 label_map: dict[int, int] | None = None,
-                 classes: Sequence[str] | None = None,
-                 pipeline: Sequence[dict | Callable] = (),
-                 check: str | None = None,
-                 check_masks: bool = False) -> None:
+                 img_suffix: str | Sequence[str] = ('.jpg', '.png'), ann_suffix: str = '.png',
+                 ids: Sequence[str] | None = None, subset: str | None = None, num_classes: int = 21,
+                 ignore_index: int = IGNORE_INDEX, label_map: dict[int, int] | None = None,
+                 classes: Sequence[str] | None = None, pipeline: Sequence[dict | Callable] = (),
+                 check: str | None = None, check_masks: bool = False) -> None:
         if subset is not None and subset not in SEG_SUBSETS:
             raise ValueError(f'subset must be one of {SEG_SUBSETS} or None, got {subset!r}')
         if num_classes < 1:
@@ -462,15 +452,6 @@ class VOCSegDataset(Dataset):
         if sample_seed is not None:
             results['sample_seed'] = int(sample_seed)
         return results
-
-    def __getitem__(self, idx: int | tuple[int, int]) -> Any:
-        """Run the pipeline on one sample.
-
-        Args:
-            idx: index, or ``(index, sample_seed)`` as yielded by ``SemiSampler``.
-        """
-        idx, sample_seed = parse_index(idx, len(self), type(self).__name__)
-        return self.pipeline(self.prepare_results(idx, sample_seed))
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(data_root={self.data_root}, subset={self.subset}, '

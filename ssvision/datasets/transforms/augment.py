@@ -177,10 +177,7 @@ class WeakAugment(ConfigMixin, RandomTransformMixin):
             no ``sample_seed``. Defaults to None (fresh entropy).
     """
 
-    def __init__(self,
-                 flip_prob: float = 0.5,
-                 pad_ratio: float = 0.125,
-                 pad_mode: str = 'reflect',
+    def __init__(self, flip_prob: float = 0.5, pad_ratio: float = 0.125, pad_mode: str = 'reflect',
                  seed: Optional[int] = None) -> None:
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f'flip_prob must be in [0, 1], got {flip_prob}')
@@ -252,10 +249,7 @@ class Cutout(ConfigMixin, RandomTransformMixin):
             no ``sample_seed``. Defaults to None.
     """
 
-    def __init__(self,
-                 ratio: float = 0.5,
-                 fill: Union[int, Sequence[int]] = 128,
-                 prob: float = 1.0,
+    def __init__(self, ratio: float = 0.5, fill: Union[int, Sequence[int]] = 128, prob: float = 1.0,
                  seed: Optional[int] = None) -> None:
         if not 0.0 <= ratio <= 1.0:
             raise ValueError(f'ratio must be in [0, 1], got {ratio}')
@@ -347,14 +341,9 @@ class RandAugment(ConfigMixin, RandomTransformMixin):
             no ``sample_seed``. Defaults to None.
     """
 
-    def __init__(self,
-                 num_ops: int = 2,
-                 magnitude: float = 10,
-                 max_magnitude: float = 10,
-                 ops: Optional[Sequence[str]] = None,
-                 cutout_ratio: Optional[float] = 0.5,
-                 fill: int = 128,
-                 seed: Optional[int] = None) -> None:
+    def __init__(self, num_ops: int = 2, magnitude: float = 10, max_magnitude: float = 10,
+                 ops: Optional[Sequence[str]] = None, cutout_ratio: Optional[float] = 0.5,
+                 fill: int = 128, seed: Optional[int] = None) -> None:
         if num_ops < 0:
             raise ValueError(f'num_ops must be >= 0, got {num_ops}')
         if max_magnitude <= 0 or not 0 <= magnitude <= max_magnitude:

@@ -39,8 +39,7 @@ class PackClsInputs(ConfigMixin):
         ``{'inputs': Tensor (C, H, W) uint8, 'data_samples': {key: value}}``.
     """
 
-    def __init__(self,
-                 meta_keys: Sequence[str] = ('gt_label', 'true_label', 'sample_idx')) -> None:
+    def __init__(self, meta_keys: Sequence[str] = ('gt_label', 'true_label', 'sample_idx')) -> None:
         self.meta_keys = tuple(meta_keys)
         self._set_cfg_args(meta_keys=self.meta_keys)
 

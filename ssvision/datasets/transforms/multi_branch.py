@@ -83,8 +83,7 @@ class MultiBranch(ConfigMixin, RandomTransformMixin):
         branch's pipeline returns None.
     """
 
-    def __init__(self,
-                 branches: dict[str, list[Union[dict, Callable]]],
+    def __init__(self, branches: dict[str, list[Union[dict, Callable]]],
                  seed: Optional[int] = None) -> None:
         if not isinstance(branches, dict) or not branches:
             raise ValueError('branches must be a non-empty dict of name -> transform list')

@@ -120,14 +120,10 @@ class SegWeakAugment(ConfigMixin, RandomTransformMixin):
             ``sample_seed``. Defaults to None.
     """
 
-    def __init__(self,
-                 scale_range: Sequence[float] = (0.5, 2.0),
-                 crop_size: Union[int, Sequence[int]] = (64, 64),
-                 flip_prob: float = 0.5,
-                 ignore_index: int = IGNORE_INDEX,
-                 pad_value: Union[int, Sequence[int]] = 0,
-                 interpolation: str = 'bilinear',
-                 seed: Optional[int] = None) -> None:
+    def __init__(self, scale_range: Sequence[float] = (0.5, 2.0),
+                 crop_size: Union[int, Sequence[int]] = (64, 64), flip_prob: float = 0.5,
+                 ignore_index: int = IGNORE_INDEX, pad_value: Union[int, Sequence[int]] = 0,
+                 interpolation: str = 'bilinear', seed: Optional[int] = None) -> None:
         scale_range = tuple(float(s) for s in scale_range)
         if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f'scale_range must be (low, high), 0 < low <= high, got '
@@ -231,16 +227,10 @@ class SegStrongAugment(ConfigMixin, RandomTransformMixin):
         seed (int, optional): Seed used without ``sample_seed``. Defaults to None.
     """
 
-    def __init__(self,
-                 color_jitter_prob: float = 0.8,
-                 grayscale_prob: float = 0.2,
-                 blur_prob: float = 0.5,
-                 brightness: float = 0.5,
-                 contrast: float = 0.5,
-                 saturation: float = 0.5,
-                 hue: float = 0.25,
-                 blur_sigma: Sequence[float] = (0.1, 2.0),
-                 seed: Optional[int] = None) -> None:
+    def __init__(self, color_jitter_prob: float = 0.8, grayscale_prob: float = 0.2,
+                 blur_prob: float = 0.5, brightness: float = 0.5, contrast: float = 0.5,
+                 saturation: float = 0.5, hue: float = 0.25,
+                 blur_sigma: Sequence[float] = (0.1, 2.0), seed: Optional[int] = None) -> None:
         blur_sigma = check_photometric_args(color_jitter_prob, grayscale_prob, blur_prob,
                                             brightness, contrast, saturation, hue, blur_sigma)
         self.color_jitter_prob = color_jitter_prob

@@ -65,17 +65,6 @@ class TinyCNN(PooledClassifier):
         self.head = nn.Linear(self.feat_dim, num_classes)
         self._init_weights()
 
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
-
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps after each stage.
 

@@ -112,19 +112,7 @@ class WideResNet(PooledClassifier):
         self.act_out = nn.LeakyReLU(leaky_slope, inplace=True)
         self.dropout = nn.Identity()  # FixMatch's WRN has no dropout before its head
         self.head = nn.Linear(self.feat_dim, num_classes)
-        self._init_weights(leaky_slope)
-
-    def _init_weights(self, leaky_slope: float) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, a=leaky_slope, mode='fan_out',
-                                        nonlinearity='leaky_relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._init_weights(a=leaky_slope, nonlinearity='leaky_relu')
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps after each of the three groups.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -44,6 +45,25 @@ class BaseTask:
 
     def sup_loss(self, logits: Any, data_samples: dict) -> Any:
         raise NotImplementedError
+
+    @staticmethod
+    def soft_loss(logits: torch.Tensor, target_probs: torch.Tensor,
+                  weight: torch.Tensor, kind: str = 'mse') -> torch.Tensor:
+        """Weighted consistency between ``softmax(logits)`` ``(N, C, *)`` and
+        ``target_probs``, per sample or pixel ``i`` (``weight`` ``(N, *)``), over the
+        ``M`` samples or pixels: ``'mse'`` ``sum_i w_i sum_c (p_ic - q_ic)^2 / M`` (Mean
+        Teacher), ``'kl'`` ``sum_i w_i KL(q_i || p_i) / M``, ``'ce'``
+        ``sum_i w_i (-sum_c q_ic log p_ic) / M`` (``KL + H(q)``: the gradient of ``'kl'``)."""
+        if kind == 'mse':
+            per = ((logits.float().softmax(dim=1) - target_probs) ** 2).sum(dim=1)
+        elif kind == 'kl':
+            logp = logits.float().log_softmax(dim=1)
+            per = (target_probs * (target_probs.clamp_min(1e-12).log() - logp)).sum(dim=1)
+        elif kind == 'ce':
+            per = -(target_probs * logits.float().log_softmax(dim=1)).sum(dim=1)
+        else:
+            raise ValueError(f"kind must be 'mse', 'kl' or 'ce', got {kind!r}")
+        return (per * weight).sum() / max(per.numel(), 1)
 
     def pack_predictions(self, outputs: dict, data_samples: dict,
                          inputs: Any = None) -> list[dict]:

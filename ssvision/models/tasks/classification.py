@@ -62,27 +62,6 @@ class ClassificationTask(BaseTask):
         return (ce * weight).sum() / max(logits.shape[0], 1)
 
     @staticmethod
-    def soft_loss(logits: torch.Tensor, target_probs: torch.Tensor,
-                  weight: torch.Tensor, kind: str = 'mse') -> torch.Tensor:
-        """Weighted consistency between ``softmax(logits)`` and ``target_probs``.
-
-        ``kind='mse'``: ``sum_i w_i * sum_c (p_ic - q_ic)^2 / N`` (Mean Teacher);
-        ``kind='kl'``: ``sum_i w_i * KL(q_i || p_i) / N``;
-        ``kind='ce'``: ``sum_i w_i * (-sum_c q_ic log p_ic) / N``, the cross entropy with
-        soft targets (``KL + H(q)``: the same gradient as ``'kl'``, a different value).
-        """
-        if kind == 'mse':
-            per = ((logits.float().softmax(dim=1) - target_probs) ** 2).sum(dim=1)
-        elif kind == 'kl':
-            logp = logits.float().log_softmax(dim=1)
-            per = (target_probs * (target_probs.clamp_min(1e-12).log() - logp)).sum(dim=1)
-        elif kind == 'ce':
-            per = -(target_probs * logits.float().log_softmax(dim=1)).sum(dim=1)
-        else:
-            raise ValueError(f"kind must be 'mse', 'kl' or 'ce', got {kind!r}")
-        return (per * weight).sum() / max(logits.shape[0], 1)
-
-    @staticmethod
     def pack_predictions(scores: dict[str, torch.Tensor], data_samples: dict,
                          inputs: torch.Tensor | None = None) -> list[dict]:
         """Per image ``{'gt_label': int, 'scores': {name: (C,) probs}}`` for ``SemiAccuracy``.

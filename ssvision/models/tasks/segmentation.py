@@ -137,29 +137,6 @@ class SegmentationTask(BaseTask):
                              reduction='none')
         return (ce * weight).sum() / max(labels.numel(), 1)
 
-    @staticmethod
-    def soft_loss(logits: torch.Tensor, target_probs: torch.Tensor,
-                  weight: torch.Tensor, kind: str = 'mse') -> torch.Tensor:
-        """Weighted per-pixel consistency between ``softmax(logits)`` and ``target_probs``.
-
-        ``kind='mse'``: ``sum_p w_p * sum_c (p_pc - q_pc)^2 / (N * H * W)``;
-        ``kind='kl'``: ``sum_p w_p * KL(q_p || p_p) / (N * H * W)``.
-
-        Args:
-            logits: ``(N, K, H, W)``.
-            target_probs: ``(N, K, H, W)``.
-            weight: ``(N, H, W)``.
-        """
-        if kind == 'mse':
-            per = ((logits.float().softmax(dim=1) - target_probs) ** 2).sum(dim=1)
-        elif kind == 'kl':
-            logp = logits.float().log_softmax(dim=1)
-            per = (target_probs * (target_probs.clamp_min(1e-12).log() - logp)).sum(dim=1)
-        else:
-            raise ValueError(f"kind must be 'mse' or 'kl', got {kind!r}")
-        return (per * weight).sum() / max(per.numel(), 1)
-
-
     @torch.no_grad()
     def sliding_window_predict(self, model: nn.Module, inputs: torch.Tensor,
                                window: _Size, stride: _Size) -> torch.Tensor:
