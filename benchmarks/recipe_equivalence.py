@@ -53,6 +53,31 @@ RUNS = {
         'configs/semi_det/classaware_fasterrcnn-r18_2k_detscenes-10pc.py',
         ['model.semi_train_cfg.burn_in_iters=0', 'model.selector.floor=0.0',
          'model.selector.min_score=0.0']),
+    # added before the recipe restructuring (issue 28): every algorithm, every student
+    # forward mode, the online pseudo-label source, aux heads, FST-W, supervised baselines
+    'freematch_tinycnn': ('configs/freematch/freematch_tinycnn_2k_mnist5k-4pc.py', []),
+    'uda_tinycnn': ('configs/uda/uda_tinycnn_2k_mnist5k-4pc.py', []),
+    'meanteacher_tinycnn': ('configs/mean_teacher/meanteacher_tinycnn_2k_mnist5k-4pc.py', []),
+    'shrinkmatch_tinycnn': ('configs/shrinkmatch/shrinkmatch_tinycnn_2k_mnist5k-4pc.py', []),
+    'supervised_tinycnn': ('configs/supervised/supervised_tinycnn_2k_mnist5k-4pc.py', []),
+    'fixmatch_online': ('configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
+                        ['model.semi_train_cfg.pseudo_label_source=online']),
+    'fixmatch_separate': ('configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
+                          ['model.semi_train_cfg.student_forward=separate']),
+    'fixmatch_clean_stats': ('configs/fixmatch/fixmatch_tinycnn_2k_mnist5k-4pc.py',
+                             ['model.semi_train_cfg.student_forward=clean_stats']),
+    'fixmatch_rotnet': ('configs/fixmatch/fixmatch-rotnet_tinycnn_2k_mnist5k-4pc.py', []),
+    'fixmatch_lorot': ('configs/fixmatch/fixmatch-lorot_tinycnn_2k_mnist5k-4pc.py', []),
+    'fixmatch_fstw': ('configs/fixmatch/fixmatch-fstw_tinycnn_2k_mnist5k-4pc.py', []),
+    'fixmatch_classaware_binscenes': (
+        'configs/fixmatch/fixmatch-classaware_deeplabv3plus-r18_300_binscenes-n4.py', []),
+    'supervised_binscenes': (
+        'configs/supervised/supervised_deeplabv3plus-r18_300_binscenes-n4.py', []),
+    'det_retinanet_fixed': (
+        'configs/semi_det/fixed_retinanet-r18_2k_detscenes-10pc.py',
+        ['model.semi_train_cfg.burn_in_iters=0']),
+    'det_retinanet_supervised': (
+        'configs/semi_det/supervised_retinanet-r18_2k_detscenes-10pc.py', []),
 }
 KEYS = ('loss', 'sup_loss', 'sel_frac', 'pb_per_img', 'pb_reg_frac')
 
