@@ -8,10 +8,12 @@ instead of probing the network when a loss runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class StudentNetwork(nn.Module):
@@ -84,3 +86,50 @@ def require(net: nn.Module, member: str, who: str) -> None:
     if not provides(net, member):
         raise TypeError(f'{who} needs a network that provides {member} (see '
                         f'ssvision.models.network); {type(net).__name__} does not')
+
+
+@contextlib.contextmanager
+def batch_stats_bn(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block every BatchNorm layer of ``model`` normalises with the
+    statistics of the current batch and leaves its running buffers untouched.
+
+    PyTorch's BatchNorm uses batch statistics when ``training`` is set, and writes
+    nothing back when ``track_running_stats`` is off. Both flags are set on the BN
+    layers only (dropout and every other layer keep their mode) and restored on exit,
+    also after an exception. This is how FixMatch's and Mean Teacher's reference code
+    take pseudo-labels (a train-mode forward), without the side effect on the running
+    mean / var and ``num_batches_tracked``.
+
+    Args:
+        model: any module; layers other than ``_BatchNorm`` subclasses are untouched.
+
+    Yields:
+        ``model``.
+    """
+    saved = [(m, m.training, m.track_running_stats) for m in model.modules()
+             if isinstance(m, _BatchNorm)]
+    try:
+        for m, _, _ in saved:
+            m.training = True
+            m.track_running_stats = False
+        yield model
+    finally:
+        for m, training, track in saved:
+            m.training = training
+            m.track_running_stats = track
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block BatchNorm layers in training mode still normalise with batch
+    statistics (and pass gradients through them) but leave their running mean / var
+    as they are: their momentum is 0 (``running = (1 - 0) * running + 0 * batch``).
+    Momenta are restored on exit."""
+    saved = [(m, m.momentum) for m in model.modules() if isinstance(m, _BatchNorm)]
+    try:
+        for m, _ in saved:
+            m.momentum = 0.0
+        yield model
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum

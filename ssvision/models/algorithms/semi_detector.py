@@ -25,11 +25,10 @@ from torch import nn
 
 from ssvision.registry import MODELS
 
-from ..network import provides
+from ..network import frozen_bn_stats, provides
 from .base import PseudoLabels, SemiBase
 from .pseudo_boxes import PseudoBoxPolicy
 from .student_forward import StudentOutputs
-from .teacher_bn import frozen_bn_stats
 
 __all__ = ['SemiDetector']
 

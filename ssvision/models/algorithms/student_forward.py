@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .teacher_bn import frozen_bn_stats
+from ..network import frozen_bn_stats
 
 
 @dataclass

@@ -48,7 +48,7 @@ from torch import nn
 from ssvision.registry import MODELS
 from ssvision.structures import DetInstances, transfer_boxes
 
-from ..network import require
+from ..network import frozen_bn_stats, require
 from .base import AuxContext, BaseAuxHead
 
 
@@ -171,7 +171,6 @@ class WeakStrongContrastHead(BaseAuxHead):
 
     # ------------------------------------------------------------------- loss
     def loss(self, ctx: AuxContext) -> dict[str, torch.Tensor]:
-        from ssvision.models.algorithms.teacher_bn import frozen_bn_stats
 
         zero = sum(p.sum() for p in self.mapper.parameters()) * 0.0
         boxes = ctx.boxes
