@@ -110,8 +110,6 @@ _DENSE_TRACE_SIZE = (128, 128)
 _CHECK_ATOL = 1e-4
 #: Largest batch of a torch.export program.
 _MAX_BATCH = 4096
-#: Output stride assumed for a segmentor that does not state its own.
-_DEFAULT_OUTPUT_STRIDE = 32
 
 
 # ------------------------------------------------------------------------ helpers
@@ -601,12 +599,12 @@ def export_plain(model: InferenceModel, out_dir: str, name: str | None = None,
 
 def min_input_side(net: nn.Module) -> int:
     """Smallest height / width a segmentor's ``torch.export`` program takes:
-    ``output_stride + 1`` (32 + 1 when the network does not say).
+    ``output_stride + 1`` (the contract's, 32 unless the network sets its own).
 
     torch.export treats a size-1 axis as a special case it cannot keep symbolic, so the
     deepest feature map (``H / output_stride``) must be at least 2 x 2.
     """
-    return int(getattr(net, 'output_stride', _DEFAULT_OUTPUT_STRIDE)) + 1
+    return int(net.output_stride) + 1
 
 
 def _save_program(model: InferenceModel, path: str, size) -> dict:

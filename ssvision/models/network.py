@@ -32,6 +32,8 @@ class StudentNetwork(nn.Module):
     num_classes: int
     in_channels: int
     feat_dim: int
+    #: Input pixels per pixel of the deepest feature map (segmentors that change it say so).
+    output_stride: int = 32
 
     def extract_feat(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` -> ``(N, feat_dim)`` or ``(N, feat_dim, h, w)``."""
