@@ -136,7 +136,29 @@ def compare(args) -> None:
                              default=0.0)
         worst = max(worst, diffs.get('loss', 0.0))
         print(f'{name}: ' + ', '.join(f'{k} max rel diff {v:.2e}' for k, v in diffs.items()))
+        if args.table:
+            _record(args, name, diffs)
     print(f'worst loss difference: {worst:.2e}')
+
+
+#: how a compared figure is named in BENCHMARKS.md's rows
+_METRICS = {'loss': 'total loss', 'sup_loss': 'sup_loss', 'sel_frac': 'selection figure',
+            'pb_per_img': 'selection figure'}
+
+
+def _record(args, name: str, diffs: dict) -> None:
+    """The run's largest relative differences as rows of ``recipe_equivalence.jsonl``."""
+    from benchmarks.harness import record_row, this_command
+    config, extra = RUNS[name]
+    method = name + (f' ({" ".join(extra)})' if extra else '')
+    for key, metric in _METRICS.items():
+        if key in diffs and not (key == 'pb_per_img' and 'sel_frac' in diffs):
+            command = ('python -m benchmarks.recipe_equivalence record --out before.json '
+                       f'(at {args.before_rev}); ... record --out after.json; '
+                       + this_command('recipe_equivalence'))
+            record_row('recipe_equivalence', f'{args.iters} iterations, seed 0', method,
+                       f'{metric}, largest relative difference', diffs[key], 0,
+                       command=command, table=args.table, config=config)
 
 
 def main(argv=None) -> None:
@@ -149,6 +171,11 @@ def main(argv=None) -> None:
     c = sub.add_parser('compare')
     c.add_argument('before')
     c.add_argument('after')
+    c.add_argument('--table', default='', help='also write the differences as result rows '
+                   'of this table (run as python -m benchmarks.recipe_equivalence)')
+    c.add_argument('--iters', type=int, default=12, help='iterations the records ran')
+    c.add_argument('--before-rev', default='the parent commit',
+                   help='the revision the before record ran at (for the rows)')
     args = p.parse_args(argv)
     record(args) if args.cmd == 'record' else compare(args)
 
