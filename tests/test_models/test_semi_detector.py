@@ -394,7 +394,7 @@ def test_split_loss_terms_knows_both_libraries_and_refuses_unknown_losses():
     """One table for torchvision's and mmdetection's loss names. Catches a substring rule
     that files mmdetection's 'loss_rpn_bbox' or a DETR decoder layer's 'd0.loss_iou' as
     classification, and one that trains an unknown loss on every pseudo-box silently."""
-    from ssvision.models.algorithms.pseudo_boxes import split_loss_terms
+    from ssvision.models.detectors.loss_terms import split_loss_terms
     terms = {'loss_classifier': 1, 'loss_box_reg': 2, 'loss_rpn_cls': 3, 'loss_rpn_bbox': 4,
              'd0.loss_cls': 5, 'd0.loss_iou': 6, 'bbox_ctrness': 7, 'acc': 8}
     cls, reg = split_loss_terms(terms)

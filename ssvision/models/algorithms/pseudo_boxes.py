@@ -13,7 +13,8 @@ the flipped view, relative to the box size (``structures.flip_uncertainty``). Bo
 copies, relative to their mean box (:func:`jitter_uncertainty`); its scale differs, so
 ``reg_uncertainty`` is set with the mode. Ignore regions keep uncertain objects out of
 the classification terms instead of training them as background. A detector's loss
-dict splits into classification and regression terms by :func:`split_loss_terms`.
+dict splits into classification and regression terms by
+:func:`~ssvision.models.detectors.loss_terms.split_loss_terms`.
 """
 
 from __future__ import annotations
@@ -26,46 +27,11 @@ import torch
 
 from ssvision.structures import DetInstances, box_precision, flip_uncertainty, transfer_boxes
 
-__all__ = ['PseudoBoxPolicy', 'PseudoBoxes', 'split_loss_terms', 'jitter_uncertainty',
-           'CLS_TERMS', 'REG_TERMS', 'UNCERTAINTY_MODES']
+from ..detectors.loss_terms import split_loss_terms
+
+__all__ = ['PseudoBoxPolicy', 'PseudoBoxes', 'jitter_uncertainty', 'UNCERTAINTY_MODES']
 
 UNCERTAINTY_MODES = ('flip', 'jitter')
-
-#: Classification-type loss terms (learn from every pseudo-box): torchvision's Faster
-#: R-CNN / RetinaNet / FCOS and mmdetection's heads.
-CLS_TERMS = frozenset({
-    'loss_classifier', 'loss_objectness', 'classification',           # torchvision
-    'loss_cls', 'loss_rpn_cls', 'loss_obj', 'loss_center_heatmap',   # mmdetection
-})
-#: Box-regression loss terms (learn only from boxes that pass the uncertainty gate).
-REG_TERMS = frozenset({
-    'loss_box_reg', 'loss_rpn_box_reg', 'bbox_regression', 'bbox_ctrness',  # torchvision
-    'loss_bbox', 'loss_rpn_bbox', 'loss_iou', 'loss_centerness', 'loss_dfl',  # mmdetection
-    'loss_l1', 'loss_wh', 'loss_offset',
-})
-
-
-def split_loss_terms(terms: dict) -> tuple[dict, dict]:
-    """``(classification terms, regression terms)`` of a detector's loss dict.
-
-    A decoder-layer prefix (``d0.loss_cls``) is ignored for the lookup. Entries that are
-    not losses (no ``loss`` in the name and not a known term, e.g. mmdetection's ``acc``)
-    are dropped. An unknown loss term is an error: silently training it on every
-    pseudo-box, or on none, would change the method.
-    """
-    cls, reg = {}, {}
-    for name, value in terms.items():
-        base = name.rsplit('.', 1)[-1]
-        if base in CLS_TERMS:
-            cls[name] = value
-        elif base in REG_TERMS:
-            reg[name] = value
-        elif 'loss' in base:
-            raise KeyError(f'detector loss term {name!r} is neither a classification '
-                           f'term {sorted(CLS_TERMS)} nor a box-regression term '
-                           f'{sorted(REG_TERMS)}; add it to one of them')
-    return cls, reg
-
 
 def jitter_uncertainty(detector, images: list[torch.Tensor], dets: Sequence[DetInstances],
                        times: int = 10, scale: float = 0.06) -> list[torch.Tensor]:

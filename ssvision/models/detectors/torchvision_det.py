@@ -8,7 +8,7 @@ is background, so its labels are shifted by one inside; the one-stage heads scor
 sigmoid classes directly). It exposes:
 
 * ``loss(images, instances) -> dict`` of torchvision's losses, every key listed in
-  :data:`~ssvision.models.algorithms.pseudo_boxes.CLS_TERMS` or ``REG_TERMS`` (so a
+  :data:`~.loss_terms.CLS_TERMS` or ``REG_TERMS`` (so a
   semi-supervised detector can use the classification and regression parts of a
   pseudo-box loss separately);
 * ``predict(images) -> list[DetInstances]`` (scores set), boxes in input pixels.
