@@ -46,10 +46,24 @@ def git_commit() -> str:
         return 'unknown'
 
 
+def _proc_field(path: str, key: str) -> str:
+    """The value of ``key:`` in a ``/proc`` file (Linux), '' elsewhere."""
+    try:
+        with open(path) as f:
+            return next((line.split(':', 1)[1].strip() for line in f
+                         if line.startswith(key)), '')
+    except OSError:
+        return ''
+
+
 def machine() -> str:
-    """This machine in a few words: CPU cores and model, and the CUDA device if any."""
-    cpu = platform.processor() or platform.machine()
+    """This machine in a few words: CPU cores and model, memory, the CUDA device if any."""
+    cpu = (_proc_field('/proc/cpuinfo', 'model name') or platform.processor()
+           or platform.machine())
     text = f'{os.cpu_count()} cores, {cpu}'
+    mem_kb = _proc_field('/proc/meminfo', 'MemTotal').split(' ')[0]
+    if mem_kb.isdigit():
+        text += f', {round(int(mem_kb) / 2**20)} GiB'
     try:
         import torch
         if torch.cuda.is_available():
