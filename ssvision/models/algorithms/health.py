@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ssvision.structures import box_precision
+
 
 @torch.no_grad()
 def selection_health(probs: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
@@ -59,3 +61,41 @@ def selection_health(probs: torch.Tensor, labels: torch.Tensor, weight: torch.Te
                 for c in torch.nonzero(kept_c).flatten().tolist():
                     out[f'pl_prec_{c}'] = right_c[c].float() / kept_c[c].float()
     return out
+
+
+@torch.no_grad()
+def box_health(dets, keep, cls, reg, num_classes: int | None, ignore=None, true=None,
+               extra: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """Pseudo-box figures of one batch: ``pb_per_img``, ``pb_n_<c>`` (the boxes ``cls``
+    the student trains on, in its view), ``cand_per_img`` (teacher detections ``dets``),
+    ``pb_reg_frac`` (share in ``reg``, trusted for regression), ``teacher_conf`` (mean
+    detection score), ``pb_ignore_per_img`` (with ``ignore`` regions) and, when the true
+    boxes are known, ``pb_prec`` / ``pb_recall`` of the kept boxes ``dets[keep]`` (in the
+    teacher's view); plus the selector's ``extra`` figures."""
+    k = num_classes or 0
+    dev = dets[0].bboxes.device if len(dets) else torch.device('cpu')
+    n = max(len(dets), 1)
+    kept_labels = [p.labels for p in cls]
+    counts = torch.bincount(torch.cat(kept_labels), minlength=k) if kept_labels else \
+        torch.zeros(k, dtype=torch.long)
+    n_kept = sum(len(p) for p in cls)
+    log = {'pb_per_img': torch.tensor(n_kept / n, device=dev),
+           'cand_per_img': torch.tensor(sum(len(d) for d in dets) / n, device=dev),
+           'pb_reg_frac': torch.tensor(sum(len(p) for p in reg) / max(n_kept, 1), device=dev),
+           'teacher_conf': torch.cat([d.scores for d in dets]).mean() if any(
+               len(d) for d in dets) else torch.tensor(0.0, device=dev)}
+    for c in range(k):
+        log[f'pb_n_{c}'] = counts[c].float()
+    if ignore is not None:
+        log['pb_ignore_per_img'] = torch.tensor(sum(len(b) for b in ignore) / n, device=dev)
+    if true is not None and any(len(t) for t in true):
+        tp = npred = ntrue = 0
+        for d, m, t in zip(dets, keep, true):
+            a, b = box_precision(d[m], t.to(d.bboxes.device))
+            tp, npred, ntrue = tp + a, npred + b, ntrue + len(t)
+        if npred:
+            log['pb_prec'] = torch.tensor(tp / npred, device=dev)
+        log['pb_recall'] = torch.tensor(tp / max(ntrue, 1), device=dev)
+    for key, value in (extra or {}).items():
+        log[key] = torch.as_tensor(value, dtype=torch.float32)
+    return log

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ssvision.structures import DetInstances, box_precision, flip_uncertainty, transfer_boxes
+from ssvision.structures import DetInstances, flip_uncertainty, transfer_boxes
 
 from ..detectors.loss_terms import split_loss_terms
+from .health import box_health
 
 __all__ = ['PseudoBoxPolicy', 'PseudoBoxes', 'jitter_uncertainty', 'UNCERTAINTY_MODES']
 
@@ -67,7 +68,7 @@ class PseudoBoxes:
     Attributes:
         cls: per image, the boxes that train the classification terms.
         reg: per image, the subset that also trains the box-regression terms.
-        health: scalar figures of the selection (see :meth:`PseudoBoxPolicy.health`).
+        health: scalar figures of the selection (:func:`~.health.box_health`).
         weak: per image, the boxes of ``cls`` in the teacher's (weak) view, row for row
             (box-level auxiliary heads pair weak and strong instances with them).
         dets: per image, all the teacher's detections (teacher-view pixels).
@@ -182,7 +183,9 @@ class PseudoBoxPolicy:
                 ignore.append(transfer_boxes(d[unsure], h_from, h_to, shape,
                                              self.min_box_size)[0].bboxes)
         pseudo = PseudoBoxes(cls, reg, weak=weak, dets=list(dets), ignore=ignore)
-        pseudo.health = self.health(dets, keep, pseudo, true)
+        pseudo.health = box_health(dets, keep, pseudo.cls, pseudo.reg, self.num_classes,
+                                   pseudo.ignore if self.ignore_score is not None else None,
+                                   true, self.selector.extra_log())
         self._count_empty(pseudo, dets)
         return pseudo
 
@@ -219,41 +222,3 @@ class PseudoBoxPolicy:
                 f'(teacher candidates this iteration: {n_cand}); the unsup loss is 0. For a '
                 'one-stage teacher lower its score threshold and use ClassAwareBoxSelector.',
                 stacklevel=3)
-
-    @torch.no_grad()
-    def health(self, dets, keep, pseudo: PseudoBoxes, true=None) -> dict[str, torch.Tensor]:
-        """``pb_per_img``, ``pb_n_<c>`` (the boxes the student trains on, after the move
-        into its view), ``cand_per_img`` (teacher detections), ``pb_ignore_per_img``
-        (ignore regions, with ``ignore_score``), ``pb_reg_frac`` (share
-        trusted for regression), ``teacher_conf`` (mean detection score) and, when the
-        true boxes are known, ``pb_prec`` / ``pb_recall`` of the kept boxes (in the
-        teacher's view); plus the selector's ``extra_log``."""
-        k = self.num_classes or 0
-        dev = dets[0].bboxes.device if len(dets) else torch.device('cpu')
-        n = max(len(dets), 1)
-        kept_labels = [p.labels for p in pseudo.cls]
-        counts = torch.bincount(torch.cat(kept_labels), minlength=k) if kept_labels else \
-            torch.zeros(k, dtype=torch.long)
-        n_kept = sum(len(p) for p in pseudo.cls)
-        log = {'pb_per_img': torch.tensor(n_kept / n, device=dev),
-               'cand_per_img': torch.tensor(sum(len(d) for d in dets) / n, device=dev),
-               'pb_reg_frac': torch.tensor(sum(len(p) for p in pseudo.reg) / max(n_kept, 1),
-                                           device=dev),
-               'teacher_conf': torch.cat([d.scores for d in dets]).mean() if any(
-                   len(d) for d in dets) else torch.tensor(0.0, device=dev)}
-        for c in range(k):
-            log[f'pb_n_{c}'] = counts[c].float()
-        if self.ignore_score is not None:
-            log['pb_ignore_per_img'] = torch.tensor(sum(len(b) for b in pseudo.ignore) / n,
-                                                    device=dev)
-        if true is not None and any(len(t) for t in true):
-            tp = npred = ntrue = 0
-            for d, m, t in zip(dets, keep, true):
-                a, b = box_precision(d[m], t.to(d.bboxes.device))
-                tp, npred, ntrue = tp + a, npred + b, ntrue + len(t)
-            if npred:
-                log['pb_prec'] = torch.tensor(tp / npred, device=dev)
-            log['pb_recall'] = torch.tensor(tp / max(ntrue, 1), device=dev)
-        for key, value in self.selector.extra_log().items():
-            log[key] = torch.as_tensor(value, dtype=torch.float32)
-        return log
