@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from ssvision.models.algorithms import DSSNTopK, FixMatch, FreeMatch, MeanTeacher, SupervisedOnly
 from ssvision.models.algorithms.student_forward import forward_views
-from ssvision.models.algorithms.teacher_bn import batch_stats_bn
+from ssvision.models.network import batch_stats_bn
 
 NET = dict(type='TinyCNN', num_classes=10, in_channels=1, width=8)
 ALGORITHMS = {

@@ -10,7 +10,8 @@ from torch import nn
 
 from ssvision.engine.hooks import ema_momentum, ema_update
 from ssvision.models.algorithms import FixMatch
-from ssvision.models.algorithms.teacher_bn import batch_stats_bn, teacher_bn_context
+from ssvision.models.algorithms.teacher_bn import teacher_bn_context
+from ssvision.models.network import batch_stats_bn
 
 # A small WRN with the field's BatchNorm momentum (FixMatch / USB use 0.001).
 WRN = dict(type='WideResNet', num_classes=10, depth=10, widen_factor=1, in_channels=1,

@@ -20,7 +20,8 @@ class PseudoLabels:
 
     ``probs`` ``(N, C, *)``, ``labels`` / ``weight`` / ``valid`` ``(N, *)`` (``valid``: 1
     on image pixels, None without padding); ``inputs``: the batch's views, mixed alike
-    with the targets; ``health``: logged figures; ``boxes``: detection's pseudo-boxes;
+    with the targets; ``health``: logged figures; ``boxes``: detection's pseudo-boxes
+    (between steps 2 and 3, the gated teacher detections ``(dets, keep, reliable)``);
     ``outputs``: the student's forward they came from (``pseudo_label_source='online'``);
     ``targets``: ``{view: (labels, weight, valid)}`` where views have their own (DSSN).
     """

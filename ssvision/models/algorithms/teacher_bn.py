@@ -8,7 +8,7 @@ import math
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..network import batch_stats_bn, frozen_bn_stats  # noqa: F401  (the modes' tools)
+from ..network import batch_stats_bn
 from .ema import ema_momentum as teacher_weight
 
 #: ``semi_train_cfg.teacher_bn`` values.
